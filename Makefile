@@ -1,0 +1,79 @@
+# Peppercorn: every target is a thin wrapper over `python -m <package> ...`,
+# so each step also runs without make.  `make setup` is implied by all of them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+CONFIG ?= configs/default.yaml
+HOST ?=
+PORT ?=
+DT ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup etl generate train serve batch daily bench bench-engine bench-etl bench-train \
+        bench-serve test test-gpu lint format clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# Generates the synthetic raw logs when the config asks for them, then runs ETL and features.
+etl: setup
+	$(PY) -m etl --config $(CONFIG)
+
+generate: setup
+	$(PY) -m datagen --config $(CONFIG)
+
+train: setup
+	$(PY) -m training --config $(CONFIG)
+
+serve: setup
+	$(PY) -m serving --config $(CONFIG) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+
+batch: setup
+	$(PY) -m batch --config $(CONFIG)
+
+daily: setup
+	$(PY) -m batch.daily --config $(CONFIG) $(if $(DT),--dt $(DT))
+
+bench: bench-engine bench-etl bench-train bench-serve
+
+bench-engine: setup
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m bench.engine
+
+bench-etl: setup
+	$(PY) -m bench.etl
+
+bench-train: setup
+	$(PY) -m bench.train
+
+bench-serve: setup
+	$(PY) -m bench.serve
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# On a GPU machine: the suite on CuPy, then a CPU-vs-GPU engine benchmark.
+test-gpu: setup
+	bash bench/gpu_check.sh
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) data spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache
+	find models -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Shared plumbing for the Peppercorn pipeline: configuration, Java and Spark sessions."""

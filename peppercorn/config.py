@@ -1,0 +1,219 @@
+"""Pipeline configuration: YAML files validated by pydantic models.
+
+Every job takes a `Config` explicitly (from `load_config`); transforms never read
+configuration themselves.  An invalid file raises `ConfigError` naming the file,
+the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DatasetConfig",
+    "FeaturesConfig",
+    "ModelConfig",
+    "PathsConfig",
+    "ServingConfig",
+    "SparkConfig",
+    "SyntheticConfig",
+    "TrainingConfig",
+    "BatchConfig",
+    "load_config",
+]
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo in a config must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SyntheticConfig(_Section):
+    """Size and shape of the generated live-streaming logs."""
+
+    seed: int = 42
+    users: int = Field(4000, gt=0)
+    items: int = Field(600, gt=0)
+    events: int = Field(200_000, gt=0, description="total raw event rows to generate")
+    days: int = Field(30, gt=0)
+    start_date: _dt.date = _dt.date(2026, 10, 1)
+    latent_dim: int = Field(8, gt=0)
+    categories: int = Field(12, gt=0)
+    malformed_fraction: float = Field(0.01, ge=0.0, lt=1.0)
+    format: Literal["jsonl", "csv"] = "jsonl"
+    files: int = Field(4, gt=0, description="raw event files written (Spark partitions)")
+
+
+class DatasetConfig(_Section):
+    """Where the raw interactions come from."""
+
+    kind: Literal["synthetic", "movielens-100k", "movielens-csv", "ncf"] = "synthetic"
+    name: str = Field("synthetic", pattern=r"^[A-Za-z0-9_.-]+$")
+    # Input directory (path or URI) for the non-synthetic kinds; synthetic data is
+    # generated under <data_root>/<name>/raw.
+    path: str | None = None
+    # ncf kind: the ml-100k directory whose u.user/u.item give profile features (optional).
+    side_path: str | None = None
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+    @model_validator(mode="after")
+    def _path_required(self) -> DatasetConfig:
+        if self.kind != "synthetic" and not self.path:
+            raise ValueError(f"dataset.path is required when dataset.kind is {self.kind!r}")
+        return self
+
+
+class PathsConfig(_Section):
+    """Roots of everything the pipeline writes; local paths or URIs (file://, hdfs://, s3a://)."""
+
+    data_root: str = "data"
+    model_repository: str = "models"
+
+
+class SparkConfig(_Section):
+    master: str = "local[*]"
+    app_name: str = "peppercorn"
+    driver_memory: str = "2g"
+    shuffle_partitions: int = Field(8, gt=0)
+    ui: bool = False
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class LabelConfig(_Section):
+    """Which interactions count as implicit positives."""
+
+    kind: Literal["any", "rating", "watch"] = "any"
+    rating_threshold: float = 4.0
+    watch_seconds: float = 30.0
+
+
+class FeaturesConfig(_Section):
+    windows_days: list[int] = Field(default_factory=lambda: [7, 30])
+    min_frequency: int = Field(1, ge=1)
+    label: LabelConfig = LabelConfig()
+    eval_negatives: int = Field(99, ge=1)
+    seed: int = 2017
+
+
+class ModelConfig(_Section):
+    name: str = "neumf"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class DistributedConfig(_Section):
+    workers: int = Field(1, ge=1)
+    sync_every: int = Field(1, ge=1)
+
+
+class TrainingConfig(_Section):
+    optimizer: Literal["sgd", "momentum", "adagrad", "adam", "ftrl"] = "adam"
+    learning_rate: float = Field(0.001, gt=0)
+    batch_size: int = Field(256, gt=0)
+    epochs: int = Field(20, gt=0)
+    negatives: int = Field(4, ge=1)
+    l2: float = Field(0.0, ge=0)
+    seed: int = 0
+    early_stopping_patience: int = Field(3, ge=1)
+    memory_budget_mb: int = Field(1024, gt=0)
+    device: Literal["cpu", "gpu"] = "cpu"
+    dtype: Literal["float32", "float64"] = "float32"
+    distributed: DistributedConfig = DistributedConfig()
+
+
+class ServedModelConfig(_Section):
+    policy: Literal["latest", "all", "specific"] = "latest"
+    latest: int = Field(1, ge=1)
+    versions: list[int] = Field(default_factory=list)
+    labels: dict[str, int] = Field(default_factory=dict)
+
+
+class ServingConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8501, gt=0, lt=65536)
+    poll_interval_s: float = Field(2.0, gt=0)
+    default_model: str | None = None
+    models: dict[str, ServedModelConfig] = Field(default_factory=dict)
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    max_instances: int = Field(10_000, gt=0)
+    batch_output: str | None = None
+
+
+class BatchConfig(_Section):
+    k: int = Field(10, gt=0)
+    model: str | None = None
+    candidates: str | None = None
+    promotion_margin: float = Field(0.01, ge=0)
+
+
+class Config(_Section):
+    """The whole pipeline configuration, one section per stage."""
+
+    dataset: DatasetConfig = DatasetConfig()
+    paths: PathsConfig = PathsConfig()
+    spark: SparkConfig = SparkConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    serving: ServingConfig = ServingConfig()
+    batch: BatchConfig = BatchConfig()
+    source: str | None = Field(None, exclude=True, description="file this config was read from")
+
+    def dataset_root(self) -> str:
+        """Root (path or URI) of everything derived from this config's dataset."""
+        return join_uri(self.paths.data_root, self.dataset.name)
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names file, key and expectation."""
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """Join path segments onto a local path or a URI without touching the filesystem."""
+    out = base.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in error["loc"]) or "<top level>"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling; see the README's config reference)"
+    got = error.get("input")
+    got_s = "" if isinstance(got, dict) else f", got {got!r}"
+    return f"{key}: {error['msg'].lower()}{got_s}"
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Read and validate a YAML config; `overrides` are dotted keys applied on top."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *heads, last = dotted.split(".")
+        for head in heads:
+            node = node.setdefault(head, {})
+        node[last] = value
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    cfg.source = str(path)
+    return cfg

@@ -1,0 +1,32 @@
+"""Shared fixtures: one local SparkSession for the whole test session (Spark's testing guide)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A small local SparkSession shared by every test: local[2], few partitions, UI off."""
+    from peppercorn.config import SparkConfig
+    from peppercorn.spark import get_spark
+
+    session = get_spark(
+        SparkConfig(master="local[2]", shuffle_partitions=2, driver_memory="1g", ui=False),
+        app_name="peppercorn-tests",
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """`../shared/datasets`, or a skip naming why where it is absent."""
+    if not SHARED_DATASETS.is_dir():
+        pytest.skip(f"needs MovieLens under {SHARED_DATASETS} (absent on this checkout)")
+    return SHARED_DATASETS
