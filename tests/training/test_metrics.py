@@ -1,0 +1,75 @@
+"""Metrics against hand-worked cases."""
+
+import math
+
+import numpy as np
+import pytest
+
+from training import metrics
+
+
+def test_ranks_count_ties_against_the_positive():
+    pos = np.array([0.9, 0.5, 0.1])
+    neg = np.array([[0.1, 0.2, 0.3], [0.5, 0.1, 0.6], [0.1, 0.1, 0.1]])
+    # row 0: nothing >= 0.9 -> 0; row 1: 0.5 (tie) and 0.6 -> 2; row 2: all three tie -> 3
+    assert metrics.positive_ranks(pos, neg).tolist() == [0, 2, 3]
+
+
+def test_hr_ndcg_recall_hand_worked():
+    pos = np.array([0.9, 0.5, 0.1])
+    neg = np.array([[0.1, 0.2, 0.3], [0.5, 0.1, 0.6], [0.1, 0.1, 0.1]])
+    # k=3: ranks 0, 2 hit, rank 3 misses.
+    assert metrics.hit_rate_at_k(pos, neg, k=3) == pytest.approx(2 / 3)
+    assert metrics.recall_at_k(pos, neg, k=3) == pytest.approx(2 / 3)
+    expected_ndcg = (1 / math.log2(2) + 1 / math.log2(4) + 0) / 3  # (1 + 0.5) / 3
+    assert metrics.ndcg_at_k(pos, neg, k=3) == pytest.approx(expected_ndcg)
+    assert metrics.ndcg_at_k(pos, neg, k=2) == pytest.approx(1 / 3)
+    assert metrics.hit_rate_at_k(pos, neg, k=1) == pytest.approx(1 / 3)
+
+
+def test_constant_model_scores_zero():
+    pos = np.full(4, 0.5)
+    neg = np.full((4, 99), 0.5)
+    assert metrics.hit_rate_at_k(pos, neg, k=10) == 0.0
+    assert metrics.ndcg_at_k(pos, neg, k=10) == 0.0
+    assert metrics.auc(pos, neg) == pytest.approx(0.5)
+
+
+def test_auc_hand_worked_with_tie():
+    # Pairs (pos, neg): (0.8 vs 0.3, 0.8) -> 1 + 0.5; (0.4 vs 0.3, 0.8) -> 1 + 0 => 2.5 / 4
+    pos = np.array([0.8, 0.4])
+    neg = np.array([[0.3, 0.8], [0.3, 0.8]])
+    assert metrics.auc(pos, neg) == pytest.approx(2.5 / 4)
+
+
+def test_auc_matches_pairwise_count():
+    rng = np.random.default_rng(3)
+    pos = rng.integers(0, 5, 30).astype(float)
+    neg = rng.integers(0, 5, (30, 7)).astype(float)
+    flat = neg.reshape(-1)
+    wins = (pos[:, None] > flat[None, :]).sum() + 0.5 * (pos[:, None] == flat[None, :]).sum()
+    assert metrics.auc(pos, neg) == pytest.approx(wins / (pos.size * flat.size))
+
+
+def test_logloss_hand_worked():
+    pos = np.array([0.8])
+    neg = np.array([[0.2, 0.5]])
+    expected = -(math.log(0.8) + math.log(0.8) + math.log(0.5)) / 3
+    assert metrics.logloss(pos, neg) == pytest.approx(expected)
+
+
+def test_evaluate_scores_keys():
+    out = metrics.evaluate_scores(np.array([0.9]), np.array([[0.1, 0.2]]), k=10)
+    assert set(out) == {"hr@10", "ndcg@10", "recall@10", "auc", "logloss"}
+    assert out["hr@10"] == 1.0 and out["ndcg@10"] == 1.0 and out["auc"] == 1.0
+
+
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="shape"):
+        metrics.hit_rate_at_k(np.zeros(3), np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.auc(np.array([np.nan]), np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="probabilities"):
+        metrics.logloss(np.array([2.0]), np.zeros((1, 2)))
+    with pytest.raises(ValueError, match="empty"):
+        metrics.ndcg_at_k(np.zeros(0), np.zeros((0, 3)))
