@@ -1,0 +1,198 @@
+"""Spark job: write the synthetic raw logs, the hidden model and `_SUCCESS.json`.
+
+The event log is produced inside Spark: `spark.range(blocks)` is mapped, block by block, to
+text lines by `datagen.lines` in the Python workers, and written straight to files; no event
+ever passes through the driver.  Each block's content depends only on (seed, block id), so
+the data is the same whatever the partitioning or cluster.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from collections.abc import Iterator
+
+import pandas as pd
+import pyarrow as pa
+
+from datagen.lines import CSV_HEADER, BlockSpec, block_lines
+from datagen.malformed import MALFORMED_KINDS, plan_block
+from datagen.world import (
+    AGE_BANDS,
+    CITY_TIERS,
+    DEVICES,
+    GENDERS,
+    World,
+    build_world,
+    category_names,
+    id_width,
+)
+from peppercorn import storage
+from peppercorn.config import Config, SyntheticConfig, join_uri
+
+__all__ = ["BLOCK_ROWS", "block_spec", "events_frame", "generate", "malformed_counts"]
+
+# Rows per independently seeded block: large enough to vectorise well, small enough that a
+# 10M-row log splits into hundreds of tasks' worth of work.
+BLOCK_ROWS = 32_768
+
+
+def block_spec(syn: SyntheticConfig) -> BlockSpec:
+    """The event-log layout implied by the synthetic config."""
+    return BlockSpec(
+        seed=syn.seed,
+        total_rows=syn.events,
+        total_malformed=round(syn.malformed_fraction * syn.events),
+        block_rows=BLOCK_ROWS,
+        fmt=syn.format,
+        event_width=id_width(syn.events, 10),
+        user_width=id_width(syn.users, 6),
+        item_width=id_width(syn.items, 5),
+    )
+
+
+def malformed_counts(spec: BlockSpec) -> dict[str, int]:
+    """Malformed lines per kind, from the per-block plans (no event data needed)."""
+    totals = dict.fromkeys(MALFORMED_KINDS, 0)
+    for block_id in range(spec.n_blocks()):
+        start, n = spec.bounds(block_id)
+        counts = plan_block(spec.seed, block_id, start, n, spec.total_rows, spec.total_malformed)
+        for kind, value in counts.counts().items():
+            totals[kind] += value
+    line_kind = "malformed_csv" if spec.fmt == "csv" else "malformed_json"
+    return {(line_kind if k == "malformed_line" else k): v for k, v in totals.items()}
+
+
+def events_frame(spark, world: World, spec: BlockSpec, partitions: int):
+    """A one-column (`value`) DataFrame of raw event lines; CSV files each get a header."""
+
+    def produce(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        first = True
+        for batch in batches:
+            for block_id in batch.column(0).to_pylist():
+                if first and spec.fmt == "csv":
+                    yield pa.RecordBatch.from_pydict({"value": [CSV_HEADER]})
+                first = False
+                lines = block_lines(world, spec, block_id)
+                yield pa.RecordBatch.from_arrays([lines], names=["value"])
+
+    n_blocks = spec.n_blocks()
+    blocks = spark.range(n_blocks, numPartitions=max(1, min(partitions, n_blocks)))
+    return blocks.mapInArrow(produce, "value string")
+
+
+def _users_frame(world: World, syn: SyntheticConfig, width: int) -> pd.DataFrame:
+    start = syn.start_date
+    return pd.DataFrame(
+        {
+            "user_id": [f"u{i:0{width}d}" for i in range(world.n_users)],
+            "age_band": [AGE_BANDS[a] for a in world.age],
+            "gender": [GENDERS[g] for g in world.gender],
+            "city_tier": [CITY_TIERS[t] for t in world.tier],
+            "device": [DEVICES[d] for d in world.device],
+            "signup_date": [
+                (start - _dt.timedelta(days=int(d))).isoformat() for d in world.signup_day
+            ],
+        }
+    )
+
+
+def _items_frame(world: World, syn: SyntheticConfig, width: int) -> pd.DataFrame:
+    names = category_names(syn.categories)
+    ids = [f"{i:0{width}d}" for i in range(world.n_items)]
+    return pd.DataFrame(
+        {
+            "item_id": ["r" + i for i in ids],
+            "streamer_id": ["s" + i for i in ids],
+            "category": [names[c] for c in world.category],
+            "tags": world.tags,
+            "created_at": [
+                (syn.start_date - _dt.timedelta(days=int(d))).isoformat() for d in world.created_day
+            ],
+        }
+    )
+
+
+def _truth_frames(world: World, users: pd.DataFrame, items: pd.DataFrame, syn: SyntheticConfig):
+    names = category_names(syn.categories)
+    truth_users = users[["user_id", "age_band", "gender", "city_tier", "device"]].assign(
+        bias=world.user_bias, factors=list(world.user_factors)
+    )
+    truth_items = items[["item_id", "category"]].assign(
+        popularity=world.popularity, bias=world.item_bias, factors=list(world.item_factors)
+    )
+    effects = [
+        {"feature": feature, "level": level, "category": names[c], "effect": float(table[i, c])}
+        for feature, levels, table in (
+            ("age_band", AGE_BANDS, world.age_effect),
+            ("device", DEVICES, world.device_effect),
+        )
+        for i, level in enumerate(levels)
+        for c in range(len(names))
+    ]
+    return truth_users, truth_items, pd.DataFrame(effects)
+
+
+def _write_raw(spark, cfg: Config, staging: str, world: World, spec: BlockSpec) -> dict:
+    syn = cfg.dataset.synthetic
+    users = _users_frame(world, syn, spec.user_width)
+    items = _items_frame(world, syn, spec.item_width)
+    spark.createDataFrame(users).coalesce(1).write.mode("overwrite").csv(
+        join_uri(staging, "users"), header=True
+    )
+    spark.createDataFrame(items).coalesce(1).write.mode("overwrite").json(
+        join_uri(staging, "items")
+    )
+    for name, frame in zip(
+        ("users", "items", "effects"), _truth_frames(world, users, items, syn), strict=True
+    ):
+        spark.createDataFrame(frame).coalesce(1).write.mode("overwrite").parquet(
+            join_uri(staging, "_truth", name)
+        )
+    events_frame(spark, world, spec, syn.files).write.mode("overwrite").text(
+        join_uri(staging, "events")
+    )
+    malformed = malformed_counts(spec)
+    success = {
+        "generator": "datagen",
+        "parameters": syn.model_dump(mode="json"),
+        "block_rows": spec.block_rows,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "counts": {
+            "users": world.n_users,
+            "items": world.n_items,
+            "events": spec.total_rows,
+            "malformed_events": spec.total_malformed,
+            "malformed_events_by_kind": malformed,
+        },
+        "truth": "_truth/ holds the hidden model for evaluation only; ETL must ignore it",
+    }
+    storage.write_text(spark, join_uri(staging, "_SUCCESS.json"), json.dumps(success, indent=2))
+    return success
+
+
+def generate(cfg: Config, spark) -> dict:
+    """Generate `<dataset root>/raw/` for a synthetic dataset, replacing any previous output.
+
+    Returns a summary (the counts written to `_SUCCESS.json`, the output URI and seconds).
+    """
+    if cfg.dataset.kind != "synthetic":
+        raise ValueError(
+            f"dataset.kind is {cfg.dataset.kind!r}: only 'synthetic' datasets are generated"
+        )
+    began = time.perf_counter()
+    syn = cfg.dataset.synthetic
+    world = build_world(syn)
+    spec = block_spec(syn)
+    raw = join_uri(cfg.dataset_root(), "raw")
+    written: dict = {}
+    storage.atomic_replace(
+        spark, raw, lambda staging: written.update(_write_raw(spark, cfg, staging, world, spec))
+    )
+    return {
+        "raw": raw,
+        **written["counts"],
+        "format": syn.format,
+        "seconds": round(time.perf_counter() - began, 2),
+    }

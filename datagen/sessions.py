@@ -1,0 +1,120 @@
+"""Simulate the clean event rows of one block: sessions, slates, clicks and what follows.
+
+A session is one user opening the app at some moment of the window: they are shown a slate
+of rooms (exposure follows popularity and a category feed, not preference), click some of
+them with the hidden model's probability, and each click is followed by a watch whose length
+grows with affinity, and sometimes by a gift and a follow.  All vectorised numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from datagen.world import CLICK_NOISE, World
+
+__all__ = ["EVENT_NAMES", "simulate_rows"]
+
+EVENT_NAMES = ("impression", "click", "watch", "gift", "follow")
+IMPRESSION, CLICK, WATCH, GIFT, FOLLOW = range(5)
+
+_SLATE_MIN, _SLATE_MAX = 4, 12
+_BROWSE_SHARE = 0.35  # share of impressions from the category feed; the rest by popularity
+_GIFT_VALUES = np.array([1.0, 5.0, 10.0, 50.0, 100.0, 500.0])
+_GIFT_P = np.array([0.40, 0.25, 0.15, 0.10, 0.07, 0.03])
+_ALMOST_ONE = 1.0 - 1e-9
+# Rows of a session sort by session * _SLOTS + slot: impressions first, then per click
+# its click, watch, gift and follow.
+_SLOTS = 16 + 4 * _SLATE_MAX
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _draw(cum: np.ndarray, u: np.ndarray) -> np.ndarray:
+    return np.searchsorted(cum, np.minimum(u, _ALMOST_ONE), side="right")
+
+
+def _slate_items(world: World, rng: np.random.Generator, users: np.ndarray) -> np.ndarray:
+    n = len(users)
+    items = _draw(world.popularity_cum, rng.random(n))
+    browse = np.flatnonzero(rng.random(n) < _BROWSE_SHARE)
+    if len(browse):
+        cum = world.browse_cum[users[browse]]
+        cats = (cum < np.minimum(rng.random(len(browse)), _ALMOST_ONE)[:, None]).sum(axis=1)
+        pos = _draw(world.by_category_cum, cats + rng.random(len(browse)) * _ALMOST_ONE)
+        items[browse] = world.by_category[pos]
+    return items
+
+
+def _sessions(world: World, rng: np.random.Generator, n_sessions: int) -> dict[str, np.ndarray]:
+    user = _draw(world.activity_cum, rng.random(n_sessions))
+    day = rng.integers(0, world.days, n_sessions)
+    hour = _draw(world.hourly_cum, rng.random(n_sessions))
+    t0 = world.start_epoch + day * 86400 + hour * 3600 + rng.integers(0, 3600, n_sessions)
+    size = rng.integers(_SLATE_MIN, _SLATE_MAX + 1, n_sessions)
+
+    sess = np.repeat(np.arange(n_sessions), size)
+    pos = np.arange(len(sess)) - np.repeat(np.cumsum(size) - size, size)
+    imp_user = user[sess]
+    imp_item = _slate_items(world, rng, imp_user)
+    imp_ts = t0[sess] + 2 * pos + rng.integers(0, 2, len(sess))
+    logit = world.scores(imp_user, imp_item)
+    clicked = rng.random(len(sess)) < _sigmoid(logit + rng.normal(0.0, CLICK_NOISE, len(sess)))
+
+    c = np.flatnonzero(clicked)
+    n_c = len(c)
+    click_ts = imp_ts[c] + rng.integers(2, 40, n_c)
+    affinity = logit[c]
+    seconds = np.exp(3.0 + 0.5 * affinity + rng.normal(0.0, 0.7, n_c))
+    seconds = np.round(np.clip(seconds, 1.0, 14400.0), 1)
+    gift = rng.random(n_c) < _sigmoid(affinity - 4.0)
+    follow = rng.random(n_c) < _sigmoid(affinity - 3.0)
+    gift_value = _GIFT_VALUES[_draw(np.cumsum(_GIFT_P), rng.random(n_c))]
+    during = (rng.random(n_c) * seconds).astype(np.int64) + 1
+    follow_at = (rng.random(n_c) * seconds).astype(np.int64) + 1
+
+    base = sess[c] * _SLOTS + 16 + 4 * pos[c]
+    g, f = np.flatnonzero(gift), np.flatnonzero(follow)
+    parts = [
+        # (sort key, user, item, event, ts, watch_seconds, gift_value)
+        (sess * _SLOTS + pos, imp_user, imp_item, IMPRESSION, imp_ts, None, None),
+        (base, imp_user[c], imp_item[c], CLICK, click_ts, None, None),
+        (base + 1, imp_user[c], imp_item[c], WATCH, click_ts + np.ceil(seconds).astype(np.int64),
+         seconds, None),
+        (base[g] + 2, imp_user[c][g], imp_item[c][g], GIFT, click_ts[g] + during[g], None,
+         gift_value[g]),
+        (base[f] + 3, imp_user[c][f], imp_item[c][f], FOLLOW, click_ts[f] + follow_at[f], None,
+         None),
+    ]  # fmt: skip
+    key = np.concatenate([p[0] for p in parts])
+    order = np.argsort(key, kind="stable")
+
+    def column(i: int) -> np.ndarray:
+        pieces = []
+        for p in parts:
+            value = p[i]
+            if value is None or np.isscalar(value):
+                value = np.full(len(p[0]), np.nan if value is None else value)
+            pieces.append(value)
+        return np.concatenate(pieces)[order]
+
+    return {
+        "user": column(1).astype(np.int64),
+        "item": column(2).astype(np.int64),
+        "event": column(3).astype(np.int8),
+        "ts": column(4).astype(np.int64),
+        "watch_seconds": column(5),
+        "gift_value": column(6),
+    }
+
+
+def simulate_rows(world: World, rng: np.random.Generator, n_rows: int) -> dict[str, np.ndarray]:
+    """Exactly `n_rows` clean event rows (the last session cut where the block ends)."""
+    chunks, total = [], 0
+    while total < n_rows:
+        # About ten rows per session; ask for a little more than needed, repeat if short.
+        chunk = _sessions(world, rng, max(8, (n_rows - total) // 8 + 8))
+        chunks.append(chunk)
+        total += len(chunk["user"])
+    return {k: np.concatenate([c[k] for c in chunks])[:n_rows] for k in chunks[0]}
