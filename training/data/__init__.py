@@ -1,0 +1,26 @@
+"""Training data: the features stage's datasets (§3), negative sampling and batching."""
+
+from training.data.dataset import (
+    DatasetError,
+    EvalSet,
+    FeatureDataset,
+    ProfileTable,
+    SeenItems,
+    TrainPositives,
+    open_dataset,
+)
+from training.data.sampling import Batch, batches, sample_negatives, with_negatives
+
+__all__ = [
+    "Batch",
+    "DatasetError",
+    "EvalSet",
+    "FeatureDataset",
+    "ProfileTable",
+    "SeenItems",
+    "TrainPositives",
+    "batches",
+    "open_dataset",
+    "sample_negatives",
+    "with_negatives",
+]

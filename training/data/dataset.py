@@ -1,0 +1,340 @@
+"""Reading the features stage's datasets (docs/data-contracts.md §3) with pyarrow.
+
+Everything is read through pyarrow's filesystem layer so the dataset root may be a local path
+or a URI. Evaluation sets, profiles and the seen pairs are small per user/item and are held in
+memory; the training positives are either held in memory or, above the memory budget, streamed
+one group of Parquet row groups at a time (see `TrainPositives`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+
+from peppercorn.config import join_uri
+
+__all__ = [
+    "DatasetError",
+    "EvalSet",
+    "FeatureDataset",
+    "ProfileTable",
+    "SeenItems",
+    "TrainPositives",
+    "open_dataset",
+]
+
+# Bytes per training positive once in memory: two int32 indices.
+_BYTES_PER_POSITIVE = 8
+
+
+class DatasetError(RuntimeError):
+    """A dataset that is missing or does not follow the §3 layout; the message names the path."""
+
+
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in uri:
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), uri
+
+
+def _read_json(fs: pafs.FileSystem, path: str) -> Any:
+    try:
+        with fs.open_input_stream(path) as stream:
+            return json.loads(stream.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"run `make etl` first: {path} not found") from None
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _read_table(fs: pafs.FileSystem, path: str, columns: list[str]) -> pa.Table:
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise DatasetError(f"run `make etl` first: {path} not found")
+    dataset = pads.dataset(path, filesystem=fs, format="parquet")
+    missing = [c for c in columns if c not in dataset.schema.names]
+    if missing:
+        raise DatasetError(f"{path}: missing column(s) {missing}; found {dataset.schema.names}")
+    return dataset.to_table(columns=columns)
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Held-out positives with their sampled negatives: `users`, `items` [n], `negatives` [n, m]."""
+
+    users: np.ndarray
+    items: np.ndarray
+    negatives: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.users.size)
+
+
+@dataclass(frozen=True)
+class SeenItems:
+    """Each user's seen items as CSR (`indptr` int64 [n_users + 1], `indices` int32, sorted)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    n_items: int
+
+    @classmethod
+    def from_pairs(cls, users: np.ndarray, items: np.ndarray, n_users: int, n_items: int):
+        """CSR from (user, item) pairs; duplicates are dropped."""
+        keys = np.unique(users.astype(np.int64) * n_items + items.astype(np.int64))
+        rows = keys // n_items
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+        return cls(indptr, (keys % n_items).astype(np.int32), n_items)
+
+    @cached_property
+    def _keys(self) -> np.ndarray:
+        rows = np.repeat(np.arange(self.indptr.size - 1, dtype=np.int64), np.diff(self.indptr))
+        return rows * self.n_items + self.indices  # sorted, because CSR rows are sorted
+
+    def contains(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Vectorised membership test for (user, item) pairs."""
+        query = users.astype(np.int64) * self.n_items + items.astype(np.int64)
+        keys = self._keys
+        if keys.size == 0:
+            return np.zeros(query.shape, dtype=bool)
+        pos = np.minimum(np.searchsorted(keys, query), keys.size - 1)
+        return keys[pos] == query
+
+    def counts(self) -> np.ndarray:
+        """Number of seen items per user."""
+        return np.diff(self.indptr)
+
+
+@dataclass(frozen=True)
+class ProfileTable:
+    """A user or item profile as dense arrays indexed by user_idx / item_idx (row 0: unknown).
+
+    `categorical` maps a feature name to int32 indices [n]; `dense` maps a name to float32 [n]
+    and `vector` to float32 [n, dim]. Rows absent from the Parquet table stay zero.
+    """
+
+    categorical: dict[str, np.ndarray] = field(default_factory=dict)
+    dense: dict[str, np.ndarray] = field(default_factory=dict)
+    vector: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class TrainPositives:
+    """The training positives, in memory or streamed by Parquet row group.
+
+    `epoch_chunks(rng)` yields shuffled (users, items) chunks covering every positive once.
+    In memory there is one chunk, a full permutation. Streamed, the row-group fragments are
+    visited in a random order and grouped into chunks that fit the memory budget; each chunk
+    is permuted, so the shuffle is exact within a chunk and random across chunks.
+    """
+
+    def __init__(self, fs: pafs.FileSystem, path: str, memory_budget_bytes: int):
+        self._fs, self._path = fs, path
+        info = fs.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
+            raise DatasetError(f"run `make etl` first: {path} not found")
+        self._dataset = pads.dataset(path, filesystem=fs, format="parquet")
+        for col in ("user_idx", "item_idx"):
+            if col not in self._dataset.schema.names:
+                raise DatasetError(f"{path}: missing column {col!r}")
+        self._row_groups = [
+            rg for fragment in self._dataset.get_fragments() for rg in fragment.split_by_row_group()
+        ]
+        self._row_counts = [rg.row_groups[0].num_rows for rg in self._row_groups]
+        self.count = int(sum(self._row_counts))
+        self.budget_rows = max(1, memory_budget_bytes // _BYTES_PER_POSITIVE)
+        self.streamed = self.count > self.budget_rows
+        self._in_memory = None if self.streamed else self._read(self._row_groups)
+
+    def _read(self, fragments: list) -> tuple[np.ndarray, np.ndarray]:
+        if not fragments:
+            return np.zeros(0, np.int32), np.zeros(0, np.int32)
+        tables = [f.to_table(columns=["user_idx", "item_idx"]) for f in fragments]
+        table = pa.concat_tables(tables)
+        return (
+            table.column("user_idx").to_numpy().astype(np.int32),
+            table.column("item_idx").to_numpy().astype(np.int32),
+        )
+
+    def all_pairs(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every positive, chunk by chunk, unshuffled (for counting item popularity)."""
+        if self._in_memory is not None:
+            yield self._in_memory
+            return
+        for rg in self._row_groups:
+            yield self._read([rg])
+
+    def epoch_chunks(self, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One epoch of shuffled positives, as (users, items) chunks within the budget."""
+        if self._in_memory is not None:
+            order = rng.permutation(self.count)
+            yield self._in_memory[0][order], self._in_memory[1][order]
+            return
+        group: list = []
+        rows = 0
+        for k in rng.permutation(len(self._row_groups)):
+            if group and rows + self._row_counts[k] > self.budget_rows:
+                yield self._shuffled(group, rng)
+                group, rows = [], 0
+            group.append(self._row_groups[k])
+            rows += self._row_counts[k]
+        if group:
+            yield self._shuffled(group, rng)
+
+    def _shuffled(self, group: list, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        users, items = self._read(group)
+        order = rng.permutation(users.size)
+        return users[order], items[order]
+
+
+@dataclass
+class FeatureDataset:
+    """An opened features dataset: manifest, sizes, and readers for each table."""
+
+    root: str
+    fs: pafs.FileSystem
+    base: str
+    manifest: dict[str, Any]
+    vocabs: dict[str, dict[str, Any]]
+
+    @property
+    def n_users(self) -> int:
+        """Rows in the user index space, including index 0 (unknown)."""
+        return len(self.vocabs["user_id"]["tokens"])
+
+    @property
+    def n_items(self) -> int:
+        """Rows in the item index space, including index 0 (unknown)."""
+        return len(self.vocabs["item_id"]["tokens"])
+
+    @property
+    def features(self) -> list[dict[str, Any]]:
+        """The manifest's feature list."""
+        return list(self.manifest.get("features", []))
+
+    @property
+    def checksum(self) -> str:
+        return str(self.manifest.get("checksum", ""))
+
+    def path(self, name: str) -> str:
+        """Location of a table; the manifest's `paths` entry wins over the default layout."""
+        given = self.manifest.get("paths", {}).get(name)
+        if given:
+            return given if "://" in given or given.startswith("/") else f"{self.base}/{given}"
+        return f"{self.base}/{name}"
+
+    def train_positives(self, memory_budget_bytes: int) -> TrainPositives:
+        return TrainPositives(self.fs, self.path("train"), memory_budget_bytes)
+
+    def seen(self) -> SeenItems:
+        table = _read_table(self.fs, self.path("seen"), ["user_idx", "item_idx"])
+        users = table.column("user_idx").to_numpy()
+        items = table.column("item_idx").to_numpy()
+        self._check_range(users, self.n_users, "seen.user_idx")
+        self._check_range(items, self.n_items, "seen.item_idx")
+        return SeenItems.from_pairs(users, items, self.n_users, self.n_items)
+
+    def eval_set(self, name: str) -> EvalSet:
+        """The `validation` or `test` split, rows sorted by user for reproducibility."""
+        table = _read_table(self.fs, self.path(name), ["user_idx", "item_idx", "negatives"])
+        if table.num_rows == 0:
+            raise DatasetError(f"{self.path(name)}: the {name} split is empty")
+        negs = table.column("negatives").combine_chunks()
+        lengths = pa.compute.list_value_length(negs).to_numpy(zero_copy_only=False)
+        if lengths.min() != lengths.max() or lengths.min() == 0:
+            raise DatasetError(
+                f"{self.path(name)}: every row needs the same non-zero number of negatives, "
+                f"found {lengths.min()}..{lengths.max()}"
+            )
+        flat = pa.compute.list_flatten(negs).to_numpy(zero_copy_only=False).astype(np.int32)
+        users = table.column("user_idx").to_numpy().astype(np.int32)
+        items = table.column("item_idx").to_numpy().astype(np.int32)
+        order = np.lexsort((items, users))
+        negatives = flat.reshape(-1, int(lengths[0]))[order]
+        for arr, n, what in ((users, self.n_users, "user_idx"), (items, self.n_items, "item_idx")):
+            self._check_range(arr, n, f"{name}.{what}")
+        self._check_range(negatives, self.n_items, f"{name}.negatives")
+        return EvalSet(users[order], items[order], negatives)
+
+    def profile(self, table: str) -> ProfileTable:
+        """The user or item profile's manifest-declared features as index-aligned arrays."""
+        specs = [f for f in self.features if f.get("table") == table]
+        key = f"{table}_idx"
+        size = self.n_users if table == "user" else self.n_items
+        if not specs:
+            return ProfileTable()
+        columns = [key, *[self._column(f) for f in specs]]
+        data = _read_table(self.fs, self.path(f"{table}_profile"), columns)
+        rows = data.column(key).to_numpy().astype(np.int64)
+        self._check_range(rows, size, f"{table}_profile.{key}")
+        out = ProfileTable()
+        for spec in specs:
+            col = data.column(self._column(spec))
+            if spec["type"] == "categorical":
+                values = np.zeros(size, np.int32)
+                values[rows] = col.fill_null(0).to_numpy().astype(np.int32)
+                self._check_range(values, int(spec["vocab_size"]), spec["name"])
+                out.categorical[spec["name"]] = values
+            elif spec["type"] == "dense":
+                values = np.zeros(size, np.float32)
+                values[rows] = col.fill_null(0.0).to_numpy().astype(np.float32)
+                out.dense[spec["name"]] = values
+            elif spec["type"] == "vector":
+                dim = int(spec["dim"])
+                values = np.zeros((size, dim), np.float32)
+                flat = pa.compute.list_flatten(col.combine_chunks())
+                given = flat.fill_null(0.0).to_numpy(zero_copy_only=False).astype(np.float32)
+                if given.size != rows.size * dim:
+                    raise DatasetError(f"{table}_profile.{spec['name']}: expected dim {dim}")
+                values[rows] = given.reshape(-1, dim)
+                out.vector[spec["name"]] = values
+            else:
+                raise DatasetError(f"manifest feature {spec['name']}: unknown type {spec['type']}")
+        return out
+
+    @staticmethod
+    def _column(spec: dict[str, Any]) -> str:
+        name = spec["name"]
+        if spec["type"] == "categorical" and not name.endswith("_idx"):
+            return f"{name}_idx"
+        return name
+
+    @staticmethod
+    def _check_range(values: np.ndarray, size: int, what: str) -> None:
+        if values.size and (values.min() < 0 or values.max() >= size):
+            raise DatasetError(
+                f"{what}: index out of range [0, {size}) (found {values.min()}..{values.max()}); "
+                "the dataset and its vocabularies disagree, rerun `make etl`"
+            )
+
+    def vocab_names(self) -> list[str]:
+        return sorted(self.vocabs)
+
+
+def open_dataset(root: str) -> FeatureDataset:
+    """Open `<root>/features` (root = `Config.dataset_root()`); missing → a `make etl` hint."""
+    fs, base_root = _filesystem(root)
+    base = join_uri(base_root, "features")
+    manifest = _read_json(fs, f"{base}/manifest.json")
+    if not isinstance(manifest, dict):
+        raise DatasetError(f"{base}/manifest.json: expected a JSON object")
+    vocabs: dict[str, dict[str, Any]] = {}
+    selector = pafs.FileSelector(f"{base}/vocab", allow_not_found=True)
+    for info in fs.get_file_info(selector):
+        if info.path.endswith(".json"):
+            vocab = _read_json(fs, info.path)
+            if not isinstance(vocab, dict) or not isinstance(vocab.get("tokens"), list):
+                raise DatasetError(f"{info.path}: a vocabulary needs a `tokens` list")
+            vocabs[info.base_name[: -len(".json")]] = vocab
+    for needed in ("user_id", "item_id"):
+        if needed not in vocabs:
+            raise DatasetError(f"run `make etl` first: {base}/vocab/{needed}.json not found")
+    return FeatureDataset(root, fs, base, manifest, vocabs)
