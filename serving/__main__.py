@@ -1,0 +1,51 @@
+"""`python -m serving --config X [--host H] [--port P]`: run the model server with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from peppercorn.config import ConfigError, load_config
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__)
+    parser.add_argument("--config", required=True, help="pipeline YAML config")
+    parser.add_argument("--host", help="address to listen on (overrides env and config)")
+    parser.add_argument("--port", type=int, help="port to listen on (overrides env and config)")
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    from serving.main import create_app
+    from serving.settings import Settings, local_path
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        cfg = load_config(args.config)
+        settings = Settings.from_config(cfg, host=args.host, port=args.port)
+        local_path(settings.model_repository)
+    except (ConfigError, ValidationError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        loop="auto",
+        http="auto",
+        access_log=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

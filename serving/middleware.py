@@ -1,0 +1,75 @@
+"""Pure-ASGI middleware around every request: the body-size limit and request metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from starlette.exceptions import HTTPException
+
+from serving.metrics import ServerMetrics
+
+__all__ = ["LimitsAndMetrics"]
+
+
+class LimitsAndMetrics:
+    """Refuses bodies over `max_body_bytes` with 413; times and counts every request by the
+    route it matched (its path template, so label cardinality stays bounded)."""
+
+    def __init__(self, app, metrics: ServerMetrics, max_body_bytes: int):
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+        limit = self.max_body
+
+        async def send_and_record(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            length = _content_length(scope)
+            if length is not None and length > limit:
+                await _send_413(send_and_record, f"request body too large: {length} > {limit}")
+                return
+            received = 0
+
+            async def limited_receive():
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        # FastAPI passes HTTPExceptions raised while reading the body through.
+                        raise HTTPException(413, f"request body too large: over {limit} bytes")
+                return message
+
+            await self.app(scope, limited_receive, send_and_record)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe_request(endpoint, status[0], time.perf_counter() - start)
+
+
+def _content_length(scope) -> int | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_413(send, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

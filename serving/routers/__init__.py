@@ -1,0 +1,1 @@
+"""HTTP routers: TF Serving's REST API, the raw-id web API, and operations endpoints."""

@@ -1,0 +1,110 @@
+"""Signatures of a saved graph in the server's terms: input/output names with numpy dtypes
+and shapes, their TF Serving JSON form, and JSON values -> typed numpy arrays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SignatureSpec", "TensorSpec", "signature_specs", "to_array", "tf_signature_def"]
+
+_TF_DTYPES = {
+    "float16": "DT_HALF",
+    "float32": "DT_FLOAT",
+    "float64": "DT_DOUBLE",
+    "int8": "DT_INT8",
+    "int16": "DT_INT16",
+    "int32": "DT_INT32",
+    "int64": "DT_INT64",
+    "uint8": "DT_UINT8",
+    "bool": "DT_BOOL",
+    "str": "DT_STRING",
+    "object": "DT_STRING",
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """dtype as a numpy name (`int32`), shape with -1 for any size."""
+
+    dtype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SignatureSpec:
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+
+
+def _field(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+
+def _tensor_spec(spec: Any) -> TensorSpec:
+    dtype = _field(spec, "dtype")
+    shape = _field(spec, "shape")
+    dtype_name = np.dtype(dtype).name if dtype is not None else "float32"
+    dims = tuple(-1 if d is None else int(d) for d in shape) if shape is not None else (-1,)
+    return TensorSpec(dtype_name, dims)
+
+
+def signature_specs(saved: Any) -> dict[str, SignatureSpec]:
+    """Signature specs of a loaded saved graph (`saved.signatures`: name -> inputs/outputs)."""
+    out = {}
+    for name, sig in (_field(saved, "signatures") or {}).items():
+        inputs, outputs = _field(sig, "inputs") or {}, _field(sig, "outputs") or {}
+        out[name] = SignatureSpec(
+            {k: _tensor_spec(v) for k, v in inputs.items()},
+            {k: _tensor_spec(v) for k, v in outputs.items()},
+        )
+    return out
+
+
+def _tf_tensor(name: str, spec: TensorSpec) -> dict:
+    return {
+        "dtype": _TF_DTYPES.get(spec.dtype, "DT_INVALID"),
+        "tensor_shape": {"dim": [{"size": str(d)} for d in spec.shape]},
+        "name": f"{name}:0",
+    }
+
+
+def tf_signature_def(specs: dict[str, SignatureSpec]) -> dict:
+    """TF Serving's `signature_def` JSON for a model's signatures."""
+    return {
+        name: {
+            "inputs": {k: _tf_tensor(k, v) for k, v in sig.inputs.items()},
+            "outputs": {k: _tf_tensor(k, v) for k, v in sig.outputs.items()},
+            "method_name": "tensorflow/serving/predict",
+        }
+        for name, sig in specs.items()
+    }
+
+
+def to_array(name: str, values: Any, spec: TensorSpec) -> np.ndarray:
+    """A JSON value as an array of the spec's dtype and rank; ValueError naming the problem."""
+    kind = np.dtype(spec.dtype).kind
+    try:
+        arr = np.asarray(values)
+    except ValueError:
+        raise ValueError(f"input {name}: ragged or mixed nested lists") from None
+    if arr.ndim != len(spec.shape):
+        raise ValueError(f"input {name}: expected rank {len(spec.shape)}, got rank {arr.ndim}")
+    for got, want in zip(arr.shape, spec.shape, strict=True):
+        if want != -1 and got != want:
+            raise ValueError(f"input {name}: expected shape {list(spec.shape)}, got {arr.shape}")
+    if arr.size == 0:
+        return np.empty(arr.shape, dtype=spec.dtype)
+    if kind in "iu":
+        # bool is a subclass of int in Python; TF Serving refuses true/false for ints too.
+        if arr.dtype.kind not in "iu":
+            raise ValueError(f"input {name}: expected integers ({spec.dtype}), got {arr.dtype}")
+        info = np.iinfo(spec.dtype)
+        if arr.min() < info.min or arr.max() > info.max:
+            raise ValueError(f"input {name}: values outside the {spec.dtype} range")
+    elif kind == "f":
+        if arr.dtype.kind not in "iuf":
+            raise ValueError(f"input {name}: expected numbers ({spec.dtype}), got {arr.dtype}")
+    return arr.astype(spec.dtype)
