@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    from datagen.generate import generate
+    from datagen.job import generate
     from peppercorn.spark import get_spark
 
     spark = get_spark(cfg.spark, app_name="peppercorn-datagen")
