@@ -1,0 +1,466 @@
+"""Saved graphs: a directory with the graph as JSON, tensors as .npz and a checksummed manifest.
+
+Layout (format version 1; README "Saved format" has the details):
+
+- `graph.json`: `{"nodes": [...], "signatures": {...}}`, nodes in topological order;
+- `variables.npz` (variable values) and `constants.npz` (constant values), read back with
+  `allow_pickle=False`;
+- `assets/<relative path>`: extra files given to `save`;
+- `manifest.json`: `{"format", "format_version", "created_at", "files": {path: "sha256:<hex>"},
+  "checksum": "sha256:<hex>"}`, where `checksum` is the sha256 of the lines
+  `"<path>\\n<hex>\\n"` over every file in sorted path order.
+
+A save is atomic: everything goes into a temporary sibling directory that is renamed onto the
+target.  An existing target is refused (model versions are immutable), so a reader sees
+either no directory or a complete one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from training.graph.errors import GraphError
+from training.graph.graph import (
+    OP_TYPES,
+    Constant,
+    Graph,
+    Node,
+    Operation,
+    Placeholder,
+    Variable,
+    topological_order,
+)
+from training.graph.session import Session
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ChecksumError",
+    "FormatVersionError",
+    "MissingVariableError",
+    "SavedGraph",
+    "SavedGraphError",
+    "SignatureError",
+    "UnknownOpError",
+    "load",
+    "save",
+]
+
+FORMAT_NAME = "peppercorn.saved_graph"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+_TENSOR_FILES = ("graph.json", "variables.npz", "constants.npz")
+
+
+class SavedGraphError(GraphError):
+    """A graph that cannot be saved, or a directory that is not a loadable saved graph."""
+
+
+class UnknownOpError(SavedGraphError):
+    """The saved graph uses an op type not registered in this process."""
+
+
+class ChecksumError(SavedGraphError):
+    """A file's bytes do not match the manifest (or a file is missing or unlisted)."""
+
+
+class MissingVariableError(SavedGraphError):
+    """graph.json names a variable (or constant) whose value is not in the .npz."""
+
+
+class FormatVersionError(SavedGraphError):
+    """The directory was written by a newer (or unknown) format version."""
+
+
+class SignatureError(GraphError):
+    """A signature that does not exist, or inputs that do not match it."""
+
+
+@dataclass
+class SavedGraph:
+    """A loaded saved graph: the graph, a Session holding its variables, and its signatures."""
+
+    path: Path
+    graph: Graph
+    session: Session
+    signatures: dict
+    assets: dict[str, bytes] = field(default_factory=dict)
+
+    def node(self, name: str) -> Node:
+        """The node called `name` in the loaded graph."""
+        return self.graph.get_node(name)
+
+    def predict(self, signature_name: str, inputs: Mapping) -> dict[str, np.ndarray]:
+        """Run signature `signature_name` on `inputs` (key -> array); returns key -> numpy array."""
+        signature = self.signatures.get(signature_name)
+        if signature is None:
+            raise SignatureError(
+                f"no signature {signature_name!r}; this model has {sorted(self.signatures)}"
+            )
+        missing = sorted(set(signature["inputs"]) - set(inputs))
+        unexpected = sorted(set(inputs) - set(signature["inputs"]))
+        if missing or unexpected:
+            raise SignatureError(
+                f"signature {signature_name!r} takes inputs {sorted(signature['inputs'])}; "
+                f"missing {missing}, unexpected {unexpected}"
+            )
+        feed = {
+            self.graph.get_node(spec["name"]): _signature_input(key, spec, inputs[key])
+            for key, spec in signature["inputs"].items()
+        }
+        fetch = {
+            key: self.graph.get_node(spec["name"]) for key, spec in signature["outputs"].items()
+        }
+        return {key: np.asarray(value) for key, value in self.session.run(fetch, feed).items()}
+
+
+def _signature_input(key: str, spec: dict, value) -> np.ndarray:
+    arr = np.asarray(value)
+    want = np.dtype(spec["dtype"])
+    if arr.dtype != want and arr.size:
+        int_to_int = arr.dtype.kind in "iu" and want.kind in "iu"
+        if int_to_int:
+            info = np.iinfo(want)
+            if arr.min() < info.min or arr.max() > info.max:
+                raise SignatureError(f"input {key!r}: values outside the {want} range")
+        elif not (want.kind == "f" and arr.dtype.kind in "iuf") and not (
+            want.kind == "b" and arr.dtype.kind == "b"
+        ):
+            raise SignatureError(f"input {key!r} must be {want}, got {arr.dtype}")
+    arr = arr.astype(want, copy=False)
+    shape = spec["shape"]
+    if shape is not None and (
+        arr.ndim != len(shape)
+        or any(d not in (-1, n) for d, n in zip(shape, arr.shape, strict=True))
+    ):
+        raise SignatureError(f"input {key!r} must have shape {shape} (-1: any), got {arr.shape}")
+    return arr
+
+
+# ---- save ---------------------------------------------------------------------------------
+
+
+def _as_node(graph: Graph, ref, where: str) -> Node:
+    if isinstance(ref, str):
+        try:
+            return graph.get_node(ref)
+        except KeyError as exc:
+            raise SavedGraphError(f"{where}: {exc.args[0]}") from None
+    if not isinstance(ref, Node) or ref.graph is not graph:
+        raise SavedGraphError(f"{where}: {ref!r} is not a node of the session's graph")
+    return ref
+
+
+def _probe_outputs(session: Session, inputs: dict[str, Placeholder], outputs: dict) -> dict:
+    """Each output's dtype/shape from runs on zero batches of 1 and 2 rows (-1: differs)."""
+    runs = []
+    for batch in (1, 2):
+        feed = {}
+        for node in inputs.values():
+            if node.shape is None or node.dtype is None:
+                raise ValueError(f"input {node.name!r} has no static dtype/shape")
+            feed[node] = np.zeros([batch if d is None else d for d in node.shape], node.dtype)
+        runs.append({k: np.asarray(v) for k, v in session.run(outputs, feed).items()})
+    return {
+        key: {
+            "dtype": runs[0][key].dtype.name,
+            "shape": [
+                a if a == b else -1
+                for a, b in zip(runs[0][key].shape, runs[1][key].shape, strict=True)
+            ],
+        }
+        for key in outputs
+    }
+
+
+def _signature_records(session: Session, signatures: Mapping) -> tuple[dict, list[Node]]:
+    graph = session.graph
+    records, fetches = {}, []
+    if not signatures:
+        raise SavedGraphError("save needs at least one signature (e.g. 'serving_default')")
+    for sig_name, sig in signatures.items():
+        where = f"signature {sig_name!r}"
+        if set(sig) - {"inputs", "outputs"} or "outputs" not in sig:
+            raise SavedGraphError(f"{where} must be {{'inputs': {{...}}, 'outputs': {{...}}}}")
+        inputs = {
+            k: _as_node(graph, v, f"{where} input {k!r}") for k, v in sig.get("inputs", {}).items()
+        }
+        in_records = {}
+        for key, node in inputs.items():
+            if not isinstance(node, Placeholder) or node.dtype is None:
+                raise SavedGraphError(
+                    f"{where} input {key!r} ({node.name!r}) must be a placeholder with a dtype"
+                )
+            shape = None if node.shape is None else [-1 if d is None else d for d in node.shape]
+            in_records[key] = {"name": node.name, "dtype": node.dtype.name, "shape": shape}
+        outputs, given = {}, {}
+        for key, ref in sig["outputs"].items():
+            spec = ref if isinstance(ref, Mapping) else {"node": ref}
+            outputs[key] = _as_node(graph, spec.get("node"), f"{where} output {key!r}")
+            if "dtype" in spec:
+                given[key] = {"dtype": np.dtype(spec["dtype"]).name, "shape": spec.get("shape")}
+        probed = {}
+        if set(given) != set(outputs):
+            try:
+                probed = _probe_outputs(session, inputs, outputs)
+            except Exception as exc:
+                raise SavedGraphError(
+                    f"{where}: cannot find the outputs' dtype/shape by running "
+                    f"a zero batch ({exc}); give them as {{'node': n, 'dtype': "
+                    "..., 'shape': [...]}}"
+                ) from exc
+        records[sig_name] = {
+            "inputs": in_records,
+            "outputs": {
+                k: {"name": node.name, **(given.get(k) or probed[k])} for k, node in outputs.items()
+            },
+            "method_name": "tensorflow/serving/predict",
+        }
+        fetches += list(inputs.values()) + list(outputs.values())
+    return records, fetches
+
+
+def _node_record(node: Node, session: Session, variables: dict, constants: dict) -> dict:
+    record = {"name": node.name, "op_type": node.op_type}
+    if isinstance(node, Placeholder):
+        record["dtype"] = None if node.dtype is None else node.dtype.name
+        record["shape"] = None if node.shape is None else list(node.shape)
+    elif isinstance(node, Variable):
+        variables[node.name] = session.get_value(node)
+        record["trainable"] = node.trainable
+    elif isinstance(node, Constant):
+        weak = not isinstance(node.value, np.ndarray)
+        constants[node.name] = np.asarray(node.value)
+        record["weak"] = weak  # a Python scalar: loaded back as one, so it never upcasts
+    elif isinstance(node, Operation):
+        if OP_TYPES.get(node.op_type) is not type(node):
+            raise SavedGraphError(
+                f"op {node.name!r} of class {type(node).__name__} is not the "
+                f"registered class for op type {node.op_type!r}; cannot save it"
+            )
+        try:
+            json.dumps(node.attrs, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise SavedGraphError(
+                f"op {node.name!r} ({node.op_type}): attrs {node.attrs!r} are not JSON-able: {exc}"
+            ) from None
+        record["inputs"] = [i.name for i in node.input_nodes]
+        record["attrs"] = node.attrs
+    else:
+        raise SavedGraphError(f"cannot save node {node.name!r} ({node.op_type})")
+    return record
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _checksums(files: Mapping[str, bytes]) -> tuple[dict[str, str], str]:
+    digests = {rel: "sha256:" + hashlib.sha256(files[rel]).hexdigest() for rel in sorted(files)}
+    listing = "".join(f"{rel}\n{digest[7:]}\n" for rel, digest in digests.items())
+    return digests, "sha256:" + hashlib.sha256(listing.encode()).hexdigest()
+
+
+def _relative_path(name: str, what: str) -> str:
+    path = PurePosixPath(name)
+    if not name or path.is_absolute() or ".." in path.parts or str(path) != name or "\\" in name:
+        raise SavedGraphError(f"{what} {name!r} must be a relative POSIX path without '..'")
+    return name
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def save(
+    path: str | os.PathLike,
+    session: Session,
+    signatures: Mapping,
+    *,
+    assets: Mapping[str, bytes] | None = None,
+    extra_nodes=(),
+) -> Path:
+    """Save what `signatures` (and `extra_nodes`) need from `session`'s graph, atomically.
+
+    `signatures`: `{name: {"inputs": {key: placeholder}, "outputs": {key: node}}}`; nodes may
+    be given by name; an output may be `{"node": n, "dtype": ..., "shape": [...]}` when a run
+    on a zero batch cannot find them.  Variables are saved with their values in `session`.
+    `assets` (relative path -> bytes) land under `assets/`.  Returns the target path.
+    """
+    target = Path(os.fspath(path))
+    if target.exists():
+        raise SavedGraphError(f"save target {target} already exists; saved graphs are immutable")
+    sig_records, fetches = _signature_records(session, signatures)
+    fetches += [_as_node(session.graph, n, "extra_nodes") for n in extra_nodes]
+    variables, constants = {}, {}
+    nodes = [_node_record(n, session, variables, constants) for n in topological_order(fetches)]
+    graph_json = {"nodes": nodes, "signatures": sig_records}
+    files = {
+        "graph.json": json.dumps(graph_json, indent=1, allow_nan=False).encode(),
+        "variables.npz": _npz_bytes(variables),
+        "constants.npz": _npz_bytes(constants),
+    }
+    for name, data in (assets or {}).items():
+        if not isinstance(data, (bytes, bytearray)):
+            raise SavedGraphError(f"asset {name!r} must be bytes, got {type(data).__name__}")
+        files["assets/" + _relative_path(name, "asset name")] = bytes(data)
+    digests, checksum = _checksums(files)
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "files": digests,
+        "checksum": checksum,
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        for rel, data in files.items():
+            _write_file(staging / rel, data)
+        _write_file(staging / MANIFEST, json.dumps(manifest, indent=1).encode())
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+# ---- load ---------------------------------------------------------------------------------
+
+
+def _read_manifest(root: Path) -> dict:
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise SavedGraphError(f"{root} is not a saved graph: {MANIFEST} is missing")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        version, files, checksum = (manifest[k] for k in ("format_version", "files", "checksum"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SavedGraphError(f"{manifest_path} is not a valid manifest: {exc!r}") from None
+    if manifest.get("format") != FORMAT_NAME:
+        raise SavedGraphError(
+            f"{manifest_path}: format {manifest.get('format')!r}, expected {FORMAT_NAME!r}"
+        )
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise FormatVersionError(
+            f"{root} has format version {version!r}; this reader supports "
+            f"versions 1 to {FORMAT_VERSION}: upgrade peppercorn to load it"
+        )
+    if not isinstance(files, dict) or not isinstance(checksum, str):
+        raise SavedGraphError(f"{manifest_path}: 'files' must be an object, 'checksum' a string")
+    return manifest
+
+
+def _read_files(root: Path, manifest: dict) -> dict[str, bytes]:
+    listed = manifest["files"]
+    for rel in _TENSOR_FILES:
+        if rel not in listed:
+            raise SavedGraphError(f"{root / MANIFEST} does not list {rel}")
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    unlisted = sorted(present - set(listed) - {MANIFEST})
+    if unlisted:
+        raise ChecksumError(f"{root} holds files the manifest does not cover: {unlisted}")
+    files = {}
+    for rel in listed:
+        if not (root / _relative_path(rel, "manifest entry")).is_file():
+            raise ChecksumError(f"{root}: {rel} is listed in the manifest but missing")
+        files[rel] = (root / rel).read_bytes()
+    digests, checksum = _checksums(files)
+    for rel, digest in digests.items():
+        if digest != listed[rel]:
+            raise ChecksumError(
+                f"checksum mismatch for {root / rel}: the manifest says "
+                f"{listed[rel]}, the file hashes to {digest}"
+            )
+    if checksum != manifest["checksum"]:
+        raise ChecksumError(
+            f"checksum mismatch for {root}: the manifest says "
+            f"{manifest['checksum']}, its files give {checksum}"
+        )
+    return files
+
+
+def _read_npz(data: bytes, where: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except ValueError as exc:  # object arrays need pickle, which is refused
+        raise SavedGraphError(f"{where}: cannot read without pickle: {exc}") from None
+    except Exception as exc:
+        raise SavedGraphError(f"{where} is not a valid .npz file: {exc}") from None
+
+
+def _build_node(record: dict, built: dict, variables: dict, constants: dict, where: str) -> Node:
+    name, op_type = record["name"], record["op_type"]
+    if op_type == "placeholder":
+        return Placeholder(record["dtype"], record["shape"], name=name)
+    if op_type in ("variable", "constant"):
+        values, file = (
+            (variables, "variables.npz") if op_type == "variable" else (constants, "constants.npz")
+        )
+        if name not in values:
+            raise MissingVariableError(f"{where}/{file} has no value for {op_type} {name!r}")
+        if op_type == "variable":
+            return Variable(values[name], name=name, trainable=record["trainable"])
+        value = values[name].item() if record.get("weak") else values[name]
+        return Constant(value, name=name)
+    if op_type not in OP_TYPES:
+        raise UnknownOpError(
+            f"{where}/graph.json: node {name!r} has op type {op_type!r}, which is "
+            "not registered here; import the module defining it before load()"
+        )
+    try:
+        inputs = [built[i] for i in record["inputs"]]
+    except KeyError as exc:
+        raise SavedGraphError(
+            f"{where}/graph.json: node {name!r} reads {exc.args[0]!r}, which "
+            "is not defined before it"
+        ) from None
+    return Operation.from_attrs(op_type, inputs, record["attrs"], name=name)
+
+
+def load(path: str | os.PathLike, *, device: str | None = None) -> SavedGraph:
+    """Load a saved graph: check format version and checksums, rebuild the graph, and return it
+    with a Session (on `device`, default cpu/$PEPPERCORN_DEVICE) holding the saved variables."""
+    root = Path(os.fspath(path))
+    if not root.is_dir():
+        raise SavedGraphError(f"no saved graph at {root}: not a directory")
+    files = _read_files(root, _read_manifest(root))
+    variables = _read_npz(files["variables.npz"], f"{root}/variables.npz")
+    constants = _read_npz(files["constants.npz"], f"{root}/constants.npz")
+    try:
+        graph_json = json.loads(files["graph.json"])
+        records, signatures = graph_json["nodes"], graph_json["signatures"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SavedGraphError(f"{root}/graph.json is not a valid saved graph: {exc!r}") from None
+    graph = Graph()
+    built: dict[str, Node] = {}
+    with graph.as_default():
+        for record in records:
+            built[record["name"]] = _build_node(record, built, variables, constants, str(root))
+    for sig_name, sig in signatures.items():
+        for spec in list(sig["inputs"].values()) + list(sig["outputs"].values()):
+            if spec["name"] not in built:
+                raise SavedGraphError(
+                    f"{root}: signature {sig_name!r} names missing node {spec['name']!r}"
+                )
+    assets = {
+        rel[len("assets/") :]: data for rel, data in files.items() if rel.startswith("assets/")
+    }
+    return SavedGraph(root, graph, Session(graph, device=device), signatures, assets)
