@@ -10,12 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from peppercorn.config import Config, ServedModelConfig
 
 __all__ = ["Settings", "local_path"]
+
+
+class _CliOverrides(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str | None = None
+    port: int | None = Field(None, gt=0, lt=65536)
 
 
 class Settings(BaseSettings):
@@ -41,7 +48,8 @@ class Settings(BaseSettings):
 
     @classmethod
     def from_config(cls, cfg: Config, **cli: Any) -> Settings:
-        """Settings from a loaded config, the environment, then non-None `cli` overrides."""
+        """Settings from a loaded config, the environment, then non-None `cli` overrides
+        (`host`, `port`)."""
         s = cfg.serving
         settings = cls(
             model_repository=cfg.paths.model_repository,
@@ -53,8 +61,8 @@ class Settings(BaseSettings):
             max_body_bytes=s.max_body_bytes,
             max_instances=s.max_instances,
         )
-        update = {k: v for k, v in cli.items() if v is not None}
-        return cls.model_validate({**settings.model_dump(), **update}) if update else settings
+        checked = _CliOverrides.model_validate(cli).model_dump(exclude_none=True)
+        return settings.model_copy(update=checked) if checked else settings
 
 
 def local_path(uri: str) -> Path:

@@ -1,0 +1,35 @@
+"""Schema-driven fuzzing (schemathesis over the app's OpenAPI schema): no input gets a 5xx."""
+
+from __future__ import annotations
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+from serving.main import create_app  # noqa: E402
+from tests.serving.conftest import build_version, make_settings  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fuzz_app(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("models")
+    build_version(repo, "neumf", 1, seed=1)
+    app = create_app(make_settings(repo, max_instances=100, admin_token="tok"))
+    app.state.manager.poll()  # loaded synchronously; the poller thread is not needed here
+    return app
+
+
+schema = schemathesis.pytest.from_fixture("fuzz_schema")
+
+
+@pytest.fixture(scope="module")
+def fuzz_schema(fuzz_app):
+    return schemathesis.openapi.from_asgi("/openapi.json", fuzz_app)
+
+
+@schema.parametrize()
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_input_gets_a_server_error(case):
+    response = case.call()
+    assert response.status_code < 500, (case.path, case.body, response.text)

@@ -1,0 +1,142 @@
+"""The model manager: version policies, hot loading, refusal of corrupt versions, and
+retiring a version only after its in-flight requests finish."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from peppercorn.config import ServedModelConfig
+from serving.manager import ModelManager
+from serving.metrics import ServerMetrics
+from tests.serving.conftest import build_version
+
+
+def _manager(repo: Path, **cfg) -> ModelManager:
+    models = {"neumf": ServedModelConfig(**cfg)} if cfg else {}
+    return ModelManager(repo, models, ServerMetrics())
+
+
+def _states(manager: ModelManager) -> dict[str, str]:
+    return {s["version"]: s["state"] for s in manager.status("neumf")}
+
+
+def _failures(manager: ModelManager) -> float:
+    value = manager.metrics.registry.get_sample_value(
+        "peppercorn_model_load_failures_total", {"model": "neumf"}
+    )
+    return value or 0.0
+
+
+def _score(manager: ModelManager, **where) -> tuple[int, float]:
+    with manager.acquire("neumf", **where) as served:
+        return served.version, float(served.score(1, np.array([1], dtype=np.int32))[0])
+
+
+def test_latest_policy_hot_loads_a_new_version_and_retires_the_old(repo):
+    v1 = build_version(repo, version=1, seed=1)
+    manager = _manager(repo)  # nothing configured: models found in the repository
+    manager.poll()
+    assert manager.model_names() == ["neumf"] and manager.ready()
+    assert _score(manager) == (1, pytest.approx(v1.score(1, [1])[0], rel=1e-5))
+    v2 = build_version(repo, version=2, seed=2)
+    manager.poll()
+    assert _states(manager) == {"2": "AVAILABLE"}
+    assert _score(manager) == (2, pytest.approx(v2.score(1, [1])[0], rel=1e-5))
+
+
+def test_all_specific_and_labels(repo):
+    for v in (1, 2, 3):
+        build_version(repo, version=v, seed=v)
+    manager = _manager(repo, policy="specific", versions=[1, 3], labels={"stable": 1, "canary": 3})
+    manager.poll()
+    assert _states(manager) == {"1": "AVAILABLE", "3": "AVAILABLE"}
+    assert _score(manager, label="stable")[0] == 1
+    assert _score(manager, label="canary")[0] == 3
+    assert _score(manager)[0] == 3
+    assert manager.status("neumf", label="stable")[0]["version"] == "1"
+    every = _manager(repo, policy="all")
+    every.poll()
+    assert set(_states(every)) == {"1", "2", "3"}
+    latest2 = _manager(repo, policy="latest", latest=2)
+    latest2.poll()
+    assert set(_states(latest2)) == {"2", "3"}
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["checksum", "half_written", "missing_asset"])
+def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(repo, tmp_path, damage):
+    build_version(repo, version=1, seed=1)
+    manager = _manager(repo)
+    manager.poll()
+    staged = build_version(tmp_path / "staging", version=2, seed=2).path
+    target = repo / "neumf" / "2"
+    if damage == "checksum":
+        shutil.copytree(staged, target)
+        _flip_a_byte(target / "variables.npz")
+    elif damage == "half_written":
+        target.mkdir()
+        shutil.copy(staged / "graph.json", target / "graph.json")
+    else:  # intact by its checksum, but without an asset the server needs
+        build_version(repo, version=2, seed=2, drop_assets=("popular_items.json",))
+    manager.poll()
+    status = {s["version"]: s for s in manager.status("neumf")}
+    assert status["1"]["state"] == "AVAILABLE"
+    assert status["2"]["state"] == "END"
+    code, fragment = {
+        "checksum": ("DATA_LOSS", "checksum mismatch"),
+        "half_written": ("DATA_LOSS", "manifest.json is missing"),
+        "missing_asset": ("NOT_FOUND", "missing asset popular_items.json"),
+    }[damage]
+    assert status["2"]["status"]["error_code"] == code
+    assert fragment in status["2"]["status"]["error_message"]
+    assert _failures(manager) == 1.0
+    assert _score(manager)[0] == 1
+    manager.poll()  # unchanged: not retried, not counted again
+    assert _failures(manager) == 1.0
+    shutil.rmtree(target)
+    shutil.copytree(staged, target)  # repaired: the directory changed, so it is tried again
+    manager.poll()
+    assert _states(manager) == {"2": "AVAILABLE"}
+    assert _score(manager)[0] == 2
+
+
+def test_missing_signature_input_is_refused_as_invalid_argument(repo):
+    import training.graph as ts
+
+    graph = ts.Graph()
+    with graph.as_default():
+        user_idx = ts.placeholder("int32", [None], name="user_idx")
+        table = ts.Variable(np.zeros((3, 2), dtype=np.float32), name="t")
+        score = ts.sigmoid(ts.reduce_sum(ts.embedding_lookup(table, user_idx), axis=1))
+        session = ts.Session(graph)
+    sig = {"serving_default": {"inputs": {"user_idx": user_idx}, "outputs": {"score": score}}}
+    ts.save(repo / "neumf" / "1", session, sig, assets={})
+    manager = _manager(repo)
+    manager.poll()
+    (only,) = manager.status("neumf")
+    assert only["state"] == "END"
+    assert only["status"]["error_code"] == "INVALID_ARGUMENT"
+    assert "item_idx" in only["status"]["error_message"]
+    assert not manager.ready()
+
+
+def test_a_retired_version_stays_until_its_in_flight_requests_finish(repo):
+    build_version(repo, version=1, seed=1)
+    manager = _manager(repo)
+    manager.poll()
+    with manager.acquire("neumf") as old:
+        build_version(repo, version=2, seed=2)
+        manager.poll()
+        assert _states(manager) == {"2": "AVAILABLE", "1": "UNLOADING"}
+        assert _score(manager)[0] == 2  # new requests go to the new version at once
+        assert old.score(1, np.array([1], dtype=np.int32)).shape == (1,)  # old still works
+    assert _states(manager) == {"2": "AVAILABLE"}
