@@ -1,0 +1,86 @@
+"""An ML-100K-shaped NeuMF-like model (943 users, 1682 items; GMF dim 8 + MLP 64-32-16-8,
+random weights) saved with the §4 assets, for when no trained export exists."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["build_ml100k_shaped"]
+
+
+def build_ml100k_shaped(
+    repo: Path, name: str = "neumf", n_users: int = 943, n_items: int = 1682, seed: int = 0
+) -> Path:
+    """Save version 1 of `name` under `repo`; returns the version directory."""
+    import training.graph as ts
+    from training.graph.saved import save
+
+    rng = np.random.default_rng(seed)
+
+    def table(rows: int, dim: int) -> np.ndarray:
+        return rng.normal(0, 0.1, (rows, dim)).astype(np.float32)
+
+    graph = ts.Graph()
+    with graph.as_default():
+        user_idx = ts.placeholder("int32", [None], name="user_idx")
+        item_idx = ts.placeholder("int32", [None], name="item_idx")
+        gmf = ts.multiply(
+            ts.embedding_lookup(ts.Variable(table(n_users + 1, 8)), user_idx),
+            ts.embedding_lookup(ts.Variable(table(n_items + 1, 8)), item_idx),
+        )
+        x = ts.concat(
+            [
+                ts.embedding_lookup(ts.Variable(table(n_users + 1, 32)), user_idx),
+                ts.embedding_lookup(ts.Variable(table(n_items + 1, 32)), item_idx),
+            ],
+            axis=1,
+        )
+        for fan_in, fan_out in ((64, 32), (32, 16), (16, 8)):
+            x = ts.fused_dense(
+                x,
+                ts.Variable(table(fan_in, fan_out)),
+                ts.Variable(np.zeros(fan_out, np.float32)),
+                activation="relu",
+            )
+        logit = ts.fused_dense(
+            ts.concat([gmf, x], axis=1),
+            ts.Variable(table(16, 1)),
+            ts.Variable(np.zeros(1, np.float32)),
+        )
+        score = ts.sigmoid(ts.reshape(logit, [-1]), name="score")
+        session = ts.Session(graph)
+    seen_idx = [
+        np.sort(rng.choice(np.arange(1, n_items + 1), 100, replace=False)) for _ in range(n_users)
+    ]
+    indptr = np.concatenate([[0, 0], np.cumsum([len(s) for s in seen_idx])]).astype(np.int64)
+    seen = io.BytesIO()
+    np.savez(seen, indptr=indptr, indices=np.concatenate(seen_idx).astype(np.int32))
+
+    def vocab(feature: str, n: int) -> bytes:
+        tokens = ["<unk>", *(str(i) for i in range(1, n + 1))]
+        return json.dumps(
+            {"name": feature, "min_frequency": 1, "id_type": "int", "tokens": tokens}
+        ).encode()
+
+    popular = list(range(1, 1001))
+    assets = {
+        "vocab/user_id.json": vocab("user_id", n_users),
+        "vocab/item_id.json": vocab("item_id", n_items),
+        "popular_items.json": json.dumps(
+            {"item_idx": popular, "count": list(range(2000, 1000, -1))}
+        ).encode(),
+        "seen.npz": seen.getvalue(),
+        "metrics.json": b"{}",
+        "feature_spec.json": json.dumps({"model": name, "params": {"synthetic": True}}).encode(),
+    }
+    signatures = {
+        "serving_default": {
+            "inputs": {"user_idx": user_idx, "item_idx": item_idx},
+            "outputs": {"score": score},
+        }
+    }
+    return save(repo / name / "1", session, signatures, assets=assets)
