@@ -1,0 +1,1 @@
+"""Model training: the graph engine (`training.graph`), models, and the training job."""

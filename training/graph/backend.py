@@ -1,0 +1,108 @@
+"""The one seam that picks the array module: numpy (reference) or CuPy (`device: gpu`).
+
+Everything that touches device arrays takes `xp` from here; values cross to and from the
+device only in `to_device` / `to_numpy`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+__all__ = [
+    "DEVICE_ENV",
+    "array_module",
+    "cupy_available",
+    "make_rng",
+    "resolve_device",
+    "scatter_add",
+    "segment_sum",
+    "to_device",
+    "to_numpy",
+]
+
+DEVICE_ENV = "PEPPERCORN_DEVICE"
+
+
+def resolve_device(device: str | None = None) -> str:
+    """`device` when given, else $PEPPERCORN_DEVICE, else "cpu"; only "cpu"/"gpu" accepted."""
+    chosen = (device or os.environ.get(DEVICE_ENV) or "cpu").lower()
+    if chosen not in ("cpu", "gpu"):
+        raise ValueError(
+            f"device must be 'cpu' or 'gpu' (from argument or ${DEVICE_ENV}), got {chosen!r}"
+        )
+    return chosen
+
+
+def cupy_available() -> bool:
+    """Whether CuPy imports and sees at least one GPU."""
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # ImportError, or a CUDA error when no driver/device is present
+        return False
+
+
+def array_module(device: str | None = None):
+    """numpy for "cpu", cupy for "gpu" (a clear error when CuPy or a GPU is missing)."""
+    if resolve_device(device) == "cpu":
+        return np
+    try:
+        import cupy
+    except ImportError:
+        raise RuntimeError(
+            "device 'gpu' needs CuPy: pip install -e '.[gpu]' (cupy-cuda12x) on a CUDA machine"
+        ) from None
+    if not cupy_available():
+        raise RuntimeError("device 'gpu' asked for, but CuPy sees no CUDA device")
+    return cupy
+
+
+def make_rng(xp, seed: int | None):
+    """A random Generator living on xp's device."""
+    if xp is np:
+        return np.random.default_rng(seed)
+    return xp.random.default_rng(seed)
+
+
+def to_device(xp, value, dtype=None):
+    """`value` as an array on xp's device (no copy when it already is one of the right dtype)."""
+    return xp.asarray(value, dtype=dtype)
+
+
+def to_numpy(value):
+    """A device array (or scalar) as numpy; numpy values pass through unchanged."""
+    get = getattr(value, "get", None)
+    if get is not None and not isinstance(value, (np.ndarray, np.generic)):
+        return get()
+    return value
+
+
+def scatter_add(xp, target, indices, rows) -> None:
+    """target[indices] += rows, with repeated indices accumulated (unbuffered)."""
+    if xp is np:
+        np.add.at(target, indices, rows)
+    else:
+        import cupyx
+
+        cupyx.scatter_add(target, indices, rows)
+
+
+def segment_sum(xp, indices, rows):
+    """(unique indices, rows summed per unique index): duplicate rows of a sparse update merged."""
+    if xp is np:
+        # Sort once, then sum runs with reduceat: faster than np.unique + np.add.at here.
+        order = np.argsort(indices, kind="stable")
+        sorted_idx = indices[order]
+        if sorted_idx.size == 0:
+            return sorted_idx, rows[:0]
+        starts = np.flatnonzero(np.concatenate(([True], sorted_idx[1:] != sorted_idx[:-1])))
+        if starts.size == sorted_idx.size:
+            return sorted_idx, rows[order]
+        return sorted_idx[starts], np.add.reduceat(rows[order], starts, axis=0)
+    unique, inverse = xp.unique(indices, return_inverse=True)
+    summed = xp.zeros((unique.shape[0],) + rows.shape[1:], dtype=rows.dtype)
+    scatter_add(xp, summed, inverse.reshape(-1), rows)
+    return unique, summed
