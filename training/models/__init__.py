@@ -1,0 +1,13 @@
+"""Recommender models built only from `training.graph`, chosen by name in config."""
+
+from training.models import ncf, ranker  # noqa: F401  (registers the models)
+from training.models.base import (
+    REGISTRY,
+    BuildContext,
+    ModelGraph,
+    ModelSpec,
+    build_model,
+    resolve_params,
+)
+
+__all__ = ["REGISTRY", "BuildContext", "ModelGraph", "ModelSpec", "build_model", "resolve_params"]

@@ -1,0 +1,112 @@
+"""The model contract: a registry of builders and the graph every model produces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import training.graph as ts
+from training.data import ProfileTable
+from training.models.layers import embedding_penalty
+
+__all__ = ["BuildContext", "ModelGraph", "ModelSpec", "REGISTRY", "build_model", "register"]
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a builder may use: index-space sizes, profile tables and the manifest features."""
+
+    n_users: int
+    n_items: int
+    user_profile: ProfileTable = field(default_factory=ProfileTable)
+    item_profile: ProfileTable = field(default_factory=ProfileTable)
+    features: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named model: default hyperparameters and a builder.
+
+    `build(ctx, params, user_idx, item_idx, rng)` returns (logits [batch], rows to regularise,
+    inputs it declares beyond user_idx/item_idx as [{"name", "dtype", "table"}]).
+    """
+
+    name: str
+    defaults: dict[str, Any]
+    build: Callable
+    description: str
+
+
+REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+@dataclass
+class ModelGraph:
+    """A built model: its graph, placeholders, score (probability) and training loss."""
+
+    name: str
+    params: dict[str, Any]
+    graph: Any
+    user_idx: Any
+    item_idx: Any
+    labels: Any
+    logits: Any
+    score: Any
+    loss: Any
+    inputs: list[dict[str, Any]]
+
+    def feed(self, users: np.ndarray, items: np.ndarray, labels: np.ndarray | None = None):
+        """The feed_dict for a batch."""
+        out = {self.user_idx: users.astype(np.int32), self.item_idx: items.astype(np.int32)}
+        if labels is not None:
+            out[self.labels] = labels.astype(np.float32)
+        return out
+
+
+def resolve_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The model's defaults overlaid with `params`; unknown keys are an error naming them."""
+    if name not in REGISTRY:
+        raise ValueError(f"model.name: unknown model {name!r}; choose one of {sorted(REGISTRY)}")
+    spec = REGISTRY[name]
+    unknown = sorted(set(params) - set(spec.defaults))
+    if unknown:
+        raise ValueError(
+            f"model.params: unknown key(s) {unknown} for model {name!r}; "
+            f"known: {sorted(spec.defaults)}"
+        )
+    return {**spec.defaults, **params}
+
+
+def build_model(
+    name: str, params: dict[str, Any], ctx: BuildContext, l2: float, seed: int
+) -> ModelGraph:
+    """Build model `name` in a new graph; loss = mean log loss + l2 * embedding penalty."""
+    resolved = resolve_params(name, params)
+    rng = np.random.default_rng(seed)
+    graph = ts.Graph()
+    with graph.as_default():
+        user_idx = ts.placeholder(np.int32, shape=(None,), name="user_idx")
+        item_idx = ts.placeholder(np.int32, shape=(None,), name="item_idx")
+        labels = ts.placeholder(np.float32, shape=(None,), name="labels")
+        logits, rows, extra_inputs = REGISTRY[name].build(ctx, resolved, user_idx, item_idx, rng)
+        score = ts.sigmoid(logits, name="score")
+        loss = ts.reduce_mean(ts.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+        if l2 > 0 and rows:
+            loss = ts.add(loss, ts.multiply(embedding_penalty(rows), float(l2)))
+        loss = ts.identity(loss, name="loss")
+    inputs = [
+        {"name": "user_idx", "dtype": "int32", "table": "user"},
+        {"name": "item_idx", "dtype": "int32", "table": "item"},
+        *extra_inputs,
+    ]
+    return ModelGraph(
+        name, resolved, graph, user_idx, item_idx, labels, logits, score, loss, inputs
+    )

@@ -1,0 +1,62 @@
+"""GMF, NCF-MLP and NeuMF (He et al., "Neural Collaborative Filtering", WWW 2017)."""
+
+from __future__ import annotations
+
+import training.graph as ts
+from training.models.base import ModelSpec, register
+from training.models.layers import embedding, mlp_tower, output_layer
+
+__all__ = ["GMF", "MLP", "NEUMF"]
+
+
+def _gmf_part(ctx, factors, user_idx, item_idx, rng, prefix):
+    p = ts.embedding_lookup(embedding(f"{prefix}/user", ctx.n_users, factors, rng), user_idx)
+    q = ts.embedding_lookup(embedding(f"{prefix}/item", ctx.n_items, factors, rng), item_idx)
+    return ts.multiply(p, q), [p, q]
+
+
+def _mlp_part(ctx, params, user_idx, item_idx, rng, prefix):
+    dim = int(params["mlp_embedding"])
+    p = ts.embedding_lookup(embedding(f"{prefix}/user", ctx.n_users, dim, rng), user_idx)
+    q = ts.embedding_lookup(embedding(f"{prefix}/item", ctx.n_items, dim, rng), item_idx)
+    x = ts.concat([p, q], axis=1)
+    out, width = mlp_tower(x, 2 * dim, list(params["layers"]), f"{prefix}/tower", rng)
+    return out, width, [p, q]
+
+
+def _build_gmf(ctx, params, user_idx, item_idx, rng):
+    factors = int(params["factors"])
+    x, rows = _gmf_part(ctx, factors, user_idx, item_idx, rng, "gmf")
+    return output_layer(x, factors, "gmf/out", rng, ones=True), rows, []
+
+
+def _build_mlp(ctx, params, user_idx, item_idx, rng):
+    out, width, rows = _mlp_part(ctx, params, user_idx, item_idx, rng, "mlp")
+    return output_layer(out, width, "mlp/out", rng), rows, []
+
+
+def _build_neumf(ctx, params, user_idx, item_idx, rng):
+    factors = int(params["factors"])
+    g, g_rows = _gmf_part(ctx, factors, user_idx, item_idx, rng, "gmf")
+    m, width, m_rows = _mlp_part(ctx, params, user_idx, item_idx, rng, "mlp")
+    x = ts.concat([g, m], axis=1)
+    return output_layer(x, factors + width, "neumf/out", rng), g_rows + m_rows, []
+
+
+GMF = register(ModelSpec("gmf", {"factors": 64}, _build_gmf, "generalised matrix factorisation"))
+MLP = register(
+    ModelSpec(
+        "mlp",
+        {"mlp_embedding": 32, "layers": [64, 32, 16]},
+        _build_mlp,
+        "NCF multi-layer perceptron over concatenated embeddings",
+    )
+)
+NEUMF = register(
+    ModelSpec(
+        "neumf",
+        {"factors": 64, "mlp_embedding": 32, "layers": [64, 32, 16]},
+        _build_neumf,
+        "GMF and MLP branches fused before the output layer",
+    )
+)

@@ -1,0 +1,249 @@
+"""The training loop: negatives per epoch, batches, validation, early stopping, checkpoints.
+
+Determinism: one numpy Generator seeded from `training.seed` drives shuffling and negative
+sampling; its state is checkpointed every epoch with the variables and the optimizer slots,
+so `resume=True` continues exactly where the interrupted run was and ends where an
+uninterrupted run with the same seed ends.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+import training.graph as ts
+from peppercorn.config import TrainingConfig
+from training import checkpoint as ckpt
+from training.checkpoint import optimizer_arrays, restore_optimizer
+from training.data import EvalSet, FeatureDataset, batches, with_negatives
+from training.metrics import evaluate_scores
+from training.models import BuildContext, ModelGraph, build_model
+
+__all__ = ["TrainResult", "Trainer", "make_optimizer", "popularity_metrics", "score_pairs"]
+
+_SCORE_BATCH = 65_536
+
+
+def make_optimizer(training: TrainingConfig):
+    """The engine optimizer named by `training.optimizer` at `training.learning_rate`."""
+    lr = training.learning_rate
+    return {
+        "sgd": lambda: ts.train.GradientDescentOptimizer(lr),
+        "momentum": lambda: ts.train.MomentumOptimizer(lr, momentum=0.9),
+        "adagrad": lambda: ts.train.AdagradOptimizer(lr),
+        "adam": lambda: ts.train.AdamOptimizer(lr),
+        "ftrl": lambda: ts.train.FtrlOptimizer(lr),
+    }[training.optimizer]()
+
+
+def score_pairs(session, model: ModelGraph, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Model probabilities for (user, item) pairs, in large batches."""
+    out = np.empty(users.size, np.float32)
+    for start in range(0, users.size, _SCORE_BATCH):
+        stop = start + _SCORE_BATCH
+        out[start:stop] = session.run(model.score, model.feed(users[start:stop], items[start:stop]))
+    return out
+
+
+def _eval_scores(session, model: ModelGraph, data: EvalSet) -> tuple[np.ndarray, np.ndarray]:
+    m = data.negatives.shape[1]
+    users = np.repeat(data.users, m + 1)
+    items = np.concatenate([data.items[:, None], data.negatives], axis=1).reshape(-1)
+    scores = score_pairs(session, model, users, items).reshape(-1, m + 1)
+    return scores[:, 0], scores[:, 1:]
+
+
+def popularity_metrics(item_counts: np.ndarray, data: EvalSet, k: int = 10) -> dict[str, float]:
+    """The most-popular baseline (score = training count) on an evaluation set."""
+    counts = item_counts.astype(np.float64)
+    return evaluate_scores(counts[data.items], counts[data.negatives], k, probabilities=False)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced; `session` holds the best epoch's weights."""
+
+    model: ModelGraph
+    session: Any
+    history: list[dict[str, float]]
+    best_epoch: int
+    metrics: dict[str, Any]
+    baseline: dict[str, float]
+    item_counts: np.ndarray
+    checkpoint_dir: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer:
+    """Trains one model on one dataset with the settings of a `TrainingConfig`."""
+
+    def __init__(
+        self,
+        dataset: FeatureDataset,
+        training: TrainingConfig,
+        model_name: str,
+        params: dict[str, Any],
+        checkpoint_dir: Path,
+        progress: bool = True,
+    ) -> None:
+        self.dataset, self.cfg, self.checkpoint_dir = dataset, training, checkpoint_dir
+        self.progress = progress
+        self.seen = dataset.seen()
+        self.validation = dataset.eval_set("validation")
+        self.test = dataset.eval_set("test")
+        self.train = dataset.train_positives(training.memory_budget_mb * 1024 * 1024)
+        if self.train.count == 0:
+            raise ValueError(f"{dataset.path('train')}: the training split is empty")
+        self.item_counts = np.zeros(dataset.n_items, np.int64)
+        for _, items in self.train.all_pairs():
+            self.item_counts += np.bincount(items, minlength=dataset.n_items)
+        ctx = BuildContext(
+            dataset.n_users,
+            dataset.n_items,
+            dataset.profile("user"),
+            dataset.profile("item"),
+            tuple(dataset.features),
+        )
+        self.model = build_model(model_name, params, ctx, training.l2, training.seed)
+        with self.model.graph.as_default():
+            self.optimizer = make_optimizer(training)
+            self.train_op = self.optimizer.minimize(self.model.loss)
+        self.session = ts.Session(self.model.graph, device=training.device)
+        self.session.initialize_variables()
+
+    @property
+    def signatures(self) -> dict:
+        m = self.model
+        return {
+            "serving_default": {
+                "inputs": {"user_idx": m.user_idx, "item_idx": m.item_idx},
+                "outputs": {"score": m.score},
+            }
+        }
+
+    def evaluate(self, data: EvalSet) -> dict[str, float]:
+        """All metrics of the current weights on `data`."""
+        return evaluate_scores(*_eval_scores(self.session, self.model, data))
+
+    def _run_epoch(self, epoch: int, rng: np.random.Generator) -> tuple[float, int, float]:
+        total_loss, samples, seconds = 0.0, 0, 0.0
+        expected = self.train.count * (1 + self.cfg.negatives)
+        bar = tqdm(
+            total=expected, desc=f"epoch {epoch}", unit="ex", disable=not self.progress,
+            leave=False, mininterval=0.5,
+        )  # fmt: skip
+        feed = self.model.feed
+        for users, items in self.train.epoch_chunks(rng):
+            rows = with_negatives(users, items, self.seen, self.cfg.negatives, rng)
+            start = time.perf_counter()
+            for batch in batches(rows, self.cfg.batch_size):
+                _, loss = self.session.run(
+                    [self.train_op, self.model.loss], feed(batch.users, batch.items, batch.labels)
+                )
+                total_loss += float(loss) * len(batch)
+                samples += len(batch)
+                bar.update(len(batch))
+                if bar.n % (self.cfg.batch_size * 50) < self.cfg.batch_size:
+                    elapsed = seconds + time.perf_counter() - start
+                    bar.set_postfix(
+                        loss=f"{total_loss / samples:.4f}", ex_s=f"{samples / elapsed:.0f}"
+                    )
+            seconds += time.perf_counter() - start
+        bar.close()
+        return total_loss / max(samples, 1), samples, seconds
+
+    def _restore(self, path: Path, rng: np.random.Generator) -> dict[str, Any]:
+        saved = ckpt.load_checkpoint(path)
+        by_name = {v.name: v for v in self.model.graph.variables}
+        missing = sorted(set(by_name) - set(saved.variables))
+        if missing:
+            raise ValueError(
+                f"checkpoint {path} does not match this model (missing {missing[:3]}); "
+                "was it written with another model or parameters?"
+            )
+        for name, value in saved.variables.items():
+            if name in by_name:
+                self.session.set_value(by_name[name], value)
+        restore_optimizer(self.session, self.optimizer, by_name, saved.optimizer)
+        rng.bit_generator.state = saved.state["rng"]
+        return saved.state
+
+    def fit(self, epochs: int | None = None, resume: bool = False) -> TrainResult:
+        """Train up to `epochs` (default: config), stopping early on validation NDCG@10."""
+        epochs = epochs or self.cfg.epochs
+        rng = np.random.default_rng(self.cfg.seed)
+        state: dict[str, Any] = {
+            "epoch": 0, "history": [], "best_epoch": 0, "best_ndcg": -1.0, "stale": 0,
+            "stopped": False, "train_seconds": 0.0, "train_samples": 0, "wall_seconds": 0.0,
+        }  # fmt: skip
+        latest = ckpt.latest_checkpoint(self.checkpoint_dir)
+        if resume and latest is not None:
+            state = self._restore(latest, rng)
+        elif latest is not None:
+            ckpt.prune_checkpoints(self.checkpoint_dir, keep=set())
+        for epoch in range(state["epoch"] + 1, epochs + 1):
+            if state["stopped"]:
+                break
+            wall = time.perf_counter()
+            loss, samples, seconds = self._run_epoch(epoch, rng)
+            val = self.evaluate(self.validation)
+            record = {
+                "epoch": epoch, "loss": loss, "val_hr@10": val["hr@10"],
+                "val_ndcg@10": val["ndcg@10"], "val_auc": val["auc"], "seconds": seconds,
+                "samples_per_sec": samples / max(seconds, 1e-9),
+            }  # fmt: skip
+            state["history"].append(record)
+            state["train_seconds"] += seconds
+            state["train_samples"] += samples
+            if val["ndcg@10"] > state["best_ndcg"]:
+                state["best_ndcg"], state["best_epoch"], state["stale"] = val["ndcg@10"], epoch, 0
+            else:
+                state["stale"] += 1
+                state["stopped"] = state["stale"] >= self.cfg.early_stopping_patience
+            state["epoch"] = epoch
+            state["wall_seconds"] += time.perf_counter() - wall
+            state["rng"] = rng.bit_generator.state
+            ckpt.save_checkpoint(
+                self.checkpoint_dir, epoch, self.session, self.signatures,
+                optimizer_arrays(self.session, self.optimizer), state,
+            )  # fmt: skip
+            ckpt.prune_checkpoints(self.checkpoint_dir, keep={epoch, state["best_epoch"]})
+            if self.progress:
+                tqdm.write(
+                    f"epoch {epoch}: loss {loss:.4f}  val HR@10 {val['hr@10']:.4f}  "
+                    f"NDCG@10 {val['ndcg@10']:.4f}  AUC {val['auc']:.4f}  "
+                    f"{record['samples_per_sec']:.0f} ex/s"
+                )
+        return self._finish(state)
+
+    def _finish(self, state: dict[str, Any]) -> TrainResult:
+        best = state["best_epoch"]
+        if best == 0:
+            raise ValueError("no epoch was trained; raise training.epochs or drop --resume")
+        if best != state["epoch"]:
+            self._restore(ckpt.epoch_dir(self.checkpoint_dir, best), np.random.default_rng())
+        test = self.evaluate(self.test)
+        baseline = popularity_metrics(self.item_counts, self.test)
+        best_val = next(h for h in state["history"] if h["epoch"] == best)
+        metrics = {
+            **test,
+            "popularity_hr@10": baseline["hr@10"],
+            "popularity_ndcg@10": baseline["ndcg@10"],
+            "epochs": state["epoch"],
+            "best_epoch": best,
+            "train_seconds": state["train_seconds"],
+            "wall_seconds": state["wall_seconds"],
+            "train_samples_per_sec": state["train_samples"] / max(state["train_seconds"], 1e-9),
+            "dataset_checksum": self.dataset.checksum,
+            "validation_ndcg@10": best_val["val_ndcg@10"],
+            "validation_hr@10": best_val["val_hr@10"],
+        }
+        return TrainResult(
+            self.model, self.session, state["history"], best, metrics, baseline,
+            self.item_counts, self.checkpoint_dir,
+        )  # fmt: skip
