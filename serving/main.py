@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":
+            parts.append(f"body is not valid JSON: {err.get('ctx', {}).get('error', '')}")
+            continue
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
         parts.append(f"{loc}: {err.get('msg', 'invalid')}")
     return "; ".join(parts)

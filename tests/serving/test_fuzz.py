@@ -29,7 +29,7 @@ def fuzz_schema(fuzz_app):
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_input_gets_a_server_error(case):
     response = case.call()
     assert response.status_code < 500, (case.path, case.body, response.text)
