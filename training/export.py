@@ -21,6 +21,7 @@ from training.data import FeatureDataset, SeenItems
 __all__ = [
     "MAX_POPULAR_ITEMS",
     "build_assets",
+    "export_model",
     "export_version",
     "next_version",
     "popular_items",
@@ -114,3 +115,37 @@ def export_version(
                 raise
             last_error = exc
     raise RuntimeError(f"could not claim a new version under {model_dir}: {last_error}")
+
+
+def export_model(
+    result,
+    dataset: FeatureDataset,
+    seen: SeenItems,
+    repository: Path,
+    model: str,
+    report_dir: Path | None,
+) -> Path:
+    """Optimise the best epoch's graph for inference and save it as a new version."""
+    from training.graph import Session
+    from training.graph.passes import optimize_for_inference
+    from training.graph.saved import save
+
+    optimized = optimize_for_inference(result.session, [result.model.score], freeze=False)
+    session = Session(optimized.graph)
+    session.initialize_variables()
+    signatures = {
+        "serving_default": {
+            "inputs": {
+                "user_idx": optimized.graph.get_node(result.model.user_idx.name),
+                "item_idx": optimized.graph.get_node(result.model.item_idx.name),
+            },
+            "outputs": {"score": optimized.outputs[result.model.score.name]},
+        }
+    }
+    params = {**result.model.params, "inputs": result.model.inputs}
+    assets = build_assets(
+        dataset, seen, result.item_counts, model, params, result.metrics, report_dir
+    )
+    return export_version(
+        repository, model, lambda target: save(target, session, signatures, assets=assets)
+    )

@@ -1,0 +1,81 @@
+"""`python -m training --config X [--resume] [--epochs N] [--model NAME]`.
+
+Trains the configured model on the features stage's datasets, writes the report and exports
+a servable version to `<paths.model_repository>/<model>/<version>/`. Problems the user can fix
+(missing dataset, bad config) end with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from peppercorn.config import Config, ConfigError, load_config
+from training.data import DatasetError, open_dataset
+
+__all__ = ["main", "run"]
+
+
+def _local(uri: str, what: str) -> Path:
+    if uri.startswith("file://"):
+        return Path(uri[len("file://") :])
+    if "://" in uri:
+        raise ValueError(f"{what} {uri!r}: training writes checkpoints and exports locally; "
+                         "give a local path or file:// URI")  # fmt: skip
+    return Path(uri)
+
+
+def run(cfg: Config, resume: bool = False, epochs: int | None = None, model: str | None = None,
+        progress: bool = True) -> tuple[Path, dict]:  # fmt: skip
+    """Train and export; returns (version directory, metrics)."""
+    from training.export import export_model
+    from training.models import resolve_params
+    from training.report import write_report
+    from training.trainer import Trainer
+
+    name = model or cfg.model.name
+    params = resolve_params(name, cfg.model.params if name == cfg.model.name else {})
+    repository = _local(cfg.paths.model_repository, "paths.model_repository")
+    dataset = open_dataset(cfg.dataset_root())
+    root = cfg.dataset_root()
+    checkpoints = (
+        _local(root, "dataset root") / "checkpoints" / name
+        if "://" not in root or root.startswith("file://")
+        else Path(".checkpoints") / cfg.dataset.name / name
+    )
+    trainer = Trainer(dataset, cfg.training, name, params, checkpoints, progress=progress)
+    result = trainer.fit(epochs=epochs, resume=resume)
+    with tempfile.TemporaryDirectory(prefix="peppercorn-report-") as tmp:
+        report = Path(tmp)
+        write_report(report, name, params, result.history, result.metrics, result.baseline)
+        path = export_model(result, dataset, trainer.seen, repository, name, report)
+    return path, result.metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="pipeline YAML config")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument("--epochs", type=int, help="total epochs (overrides training.epochs)")
+    parser.add_argument("--model", help="model name (overrides model.name)")
+    args = parser.parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        print("error: --epochs must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        cfg = load_config(args.config)
+        path, metrics = run(cfg, args.resume, args.epochs, args.model)
+    except (ConfigError, DatasetError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+    print(json.dumps(shown, indent=1))
+    print(f"exported {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
