@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as _np
 
 from training.graph import train
-from training.graph.errors import FeedError, GraphError, NoGradientError, OpExecutionError
-from training.graph.gradients import (
+from training.graph.autodiff import (
     GradientTensor,
     NotDifferentiable,
     RegisterGradient,
     compute_gradients,
     gradients,
 )
+from training.graph.errors import FeedError, GraphError, NoGradientError, OpExecutionError
 from training.graph.graph import (
     OP_TYPES,
     Constant,

@@ -5,7 +5,7 @@ Axis attrs are stored JSON-able: None, an int, or a list of ints.
 
 from __future__ import annotations
 
-from training.graph.gradients import NotDifferentiable, RegisterGradient
+from training.graph.autodiff import NotDifferentiable, RegisterGradient
 from training.graph.graph import Operation
 from training.graph.sparse import IndexedSlices
 

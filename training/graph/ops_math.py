@@ -6,7 +6,7 @@ un-broadcasts them centrally.
 
 from __future__ import annotations
 
-from training.graph.gradients import RegisterGradient
+from training.graph.autodiff import RegisterGradient
 from training.graph.graph import Operation
 
 __all__ = [

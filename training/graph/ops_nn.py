@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.graph.gradients import RegisterGradient
+from training.graph.autodiff import RegisterGradient
 from training.graph.graph import Node, Operation
 
 __all__ = [

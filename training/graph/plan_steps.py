@@ -6,8 +6,8 @@ writes its outputs into it.  Arity-specialised closures keep the per-op overhead
 
 from __future__ import annotations
 
+from training.graph.autodiff import GradientRequest, OpView, get_gradient_function, unbroadcast
 from training.graph.errors import OpExecutionError
-from training.graph.gradients import GradientRequest, OpView, get_gradient_function, unbroadcast
 from training.graph.sparse import IndexedSlices, accumulate
 
 __all__ = ["backward_step", "op_step"]

@@ -255,7 +255,7 @@ class Session:
     def initialize_variables(self, variables=None) -> None:
         """(Re)set variables (default: all of the graph) to their initial values."""
         for var in self.graph.variables if variables is None else variables:
-            self._values[var] = self.xp.array(var.initial_value, copy=True)
+            self._assign(var, var.initial_value)
         if variables is None:
             self.optimizer_state.clear()
 
@@ -273,7 +273,15 @@ class Session:
             raise ValueError(
                 f"set_value: variable {var.name!r} has shape {var.shape}, got {value.shape}"
             )
-        self._values[var] = self.xp.array(value, dtype=var.dtype, copy=True)
+        self._assign(var, value)
+
+    def _assign(self, var: Variable, value) -> None:
+        # In place when possible: optimizers may hold the stored array as a view.
+        current = self._values.get(var)
+        if current is None:
+            self._values[var] = self.xp.array(value, dtype=var.dtype, copy=True)
+        else:
+            current[...] = self.xp.asarray(value)
 
     def _check_variable(self, var) -> None:
         if not isinstance(var, Variable) or var.graph is not self.graph:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
+from training.graph.autodiff import compute_gradients
 from training.graph.errors import GraphError
-from training.graph.gradients import compute_gradients
 from training.graph.session import UpdateNode
 from training.graph.sparse import IndexedSlices
 
@@ -91,22 +91,46 @@ class Optimizer:
         def apply(grads):
             state = states.get(self)
             if state is None:
-                state = states[self] = {"step": 0, "slots": {}}
+                state = states[self] = {"step": 0, "slots": {}, "groups": {}}
             state["step"] += 1
             scalars = self._step_scalars(state["step"])
-            slot_table = state["slots"]
+            dense_vars, dense_grads = [], []
             for var, g in zip(variables, grads, strict=True):
-                p = store[var]
-                slots = slot_table.get(var)
-                if slots is None:
-                    slots = slot_table[var] = self._create_slots(xp, p)
                 if type(g) is IndexedSlices:
                     idx, rows = g.deduplicated(xp)
-                    self._apply_sparse(xp, p, idx, rows, slots, scalars)
+                    slots = self._slots_for(xp, state["slots"], var, store[var])
+                    self._apply_sparse(xp, store[var], idx, rows, slots, scalars)
                 else:
-                    self._apply_dense(xp, p, g, slots, scalars)
+                    dense_vars.append(var)
+                    dense_grads.append(g)
+            if dense_vars:
+                self._apply_dense_group(xp, store, state, dense_vars, dense_grads, scalars)
 
         return apply
+
+    def _slots_for(self, xp, table, var, p) -> dict:
+        slots = table.get(var)
+        if slots is None:
+            slots = table[var] = self._create_slots(xp, p)
+        return slots
+
+    def _apply_dense_group(self, xp, store, state, variables, grads, scalars) -> None:
+        # Dense variables live as views into one flat buffer, so each update rule runs once
+        # per step over all of them instead of once per variable.
+        group = state["groups"].setdefault(tuple(variables), {"views": None, "slots": None})
+        views = group["views"]
+        if views is None or any(store[v] is not w for v, w in zip(variables, views, strict=True)):
+            group["flat"], group["views"] = _pack(xp, store, variables)
+        flat = group["flat"]
+        if flat is None:  # mixed dtypes: one update per variable
+            for var, g in zip(variables, grads, strict=True):
+                slots = self._slots_for(xp, state["slots"], var, store[var])
+                self._apply_dense(xp, store[var], g, slots, scalars)
+            return
+        if group["slots"] is None:
+            group["slots"] = self._create_slots(xp, flat)
+        g = xp.concatenate([g.reshape(-1) for g in grads]) if len(grads) > 1 else grads[0]
+        self._apply_dense(xp, flat, g.reshape(-1), group["slots"], scalars)
 
     def _create_slots(self, xp, p) -> dict:
         return {name: xp.full_like(p, self.initial_slot_value) for name in self.slot_names}
@@ -129,6 +153,23 @@ class Optimizer:
 
     def _update(self, xp, p, g, slots, scalars):
         raise NotImplementedError
+
+
+def _pack(xp, store, variables):
+    """(flat buffer, views): the variables' values moved into one buffer, store holding views."""
+    arrays = [store[v] for v in variables]
+    dtype = arrays[0].dtype
+    if any(a.dtype != dtype for a in arrays):
+        return None, None
+    flat = xp.empty(sum(a.size for a in arrays), dtype=dtype)
+    views, offset = [], 0
+    for var, a in zip(variables, arrays, strict=True):
+        view = flat[offset : offset + a.size].reshape(a.shape)
+        view[...] = a
+        store[var] = view
+        views.append(view)
+        offset += a.size
+    return flat, views
 
 
 def _positive(what: str, value) -> float:

@@ -1,0 +1,23 @@
+"""Graph-engine fixtures: the backend every engine test runs on, and a fresh default graph."""
+
+from __future__ import annotations
+
+import pytest
+
+import training.graph as ts
+from training.graph.backend import cupy_available
+
+
+@pytest.fixture(params=["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
+def device(request) -> str:
+    """ "cpu" (numpy) always; "gpu" (CuPy) where CuPy sees a CUDA device, skipped otherwise."""
+    if request.param == "gpu" and not cupy_available():
+        pytest.skip("CuPy with a CUDA device is not available here")
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def fresh_default_graph():
+    """Each test builds in its own default graph; seed code calling Graph().as_default() too."""
+    with ts.Graph().as_default() as graph:
+        yield graph
