@@ -110,7 +110,8 @@ class GradientRequest:
             if not isinstance(op, Operation):
                 raise GraphError(f"cannot differentiate through {op.name!r} ({op.op_type})")
             get_gradient_function(op)
-        self.connected = [id(x) in reach and any(id(y) in reach for y in self.ys) for x in self.xs]
+        ancestors = {id(n) for n in topo}
+        self.connected = [id(x) in ancestors for x in self.xs]
 
 
 class GradientTensor(Node):
