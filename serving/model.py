@@ -194,7 +194,7 @@ def _check_signature(specs: dict[str, SignatureSpec]) -> None:
 
 def default_loader(path: Path) -> Any:
     """`training.graph.load`, imported late so the server starts without the engine loaded."""
-    from training.graph import load
+    from training.graph.saved import load
 
     return load(str(path))
 

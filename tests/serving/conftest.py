@@ -45,6 +45,7 @@ def build_version(
 ) -> BuiltModel:
     """Save a dot-product model (placeholders user_idx/item_idx -> score) with §4 assets."""
     import training.graph as ts
+    from training.graph.saved import save
 
     rng = np.random.default_rng(seed)
     user_emb = rng.normal(0, 1, (n_users + 1, dim)).astype(np.float32)
@@ -106,7 +107,7 @@ def build_version(
             "outputs": {"score": score},
         }
     }
-    ts.save(path, session, signatures, assets=assets)
+    save(path, session, signatures, assets=assets)
     return BuiltModel(path, user_emb, item_emb, user_ids, item_ids, seen, popular, counts)
 
 

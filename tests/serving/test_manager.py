@@ -111,6 +111,7 @@ def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(repo, tmp_pa
 
 def test_missing_signature_input_is_refused_as_invalid_argument(repo):
     import training.graph as ts
+    from training.graph.saved import save
 
     graph = ts.Graph()
     with graph.as_default():
@@ -119,7 +120,7 @@ def test_missing_signature_input_is_refused_as_invalid_argument(repo):
         score = ts.sigmoid(ts.reduce_sum(ts.embedding_lookup(table, user_idx), axis=1))
         session = ts.Session(graph)
     sig = {"serving_default": {"inputs": {"user_idx": user_idx}, "outputs": {"score": score}}}
-    ts.save(repo / "neumf" / "1", session, sig, assets={})
+    save(repo / "neumf" / "1", session, sig, assets={})
     manager = _manager(repo)
     manager.poll()
     (only,) = manager.status("neumf")
