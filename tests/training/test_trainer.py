@@ -1,0 +1,118 @@
+"""Trainer: resume equivalence, early stopping, export fidelity, on a tiny synthetic dataset."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from peppercorn.config import TrainingConfig
+from training import checkpoint as ckpt
+from training.data import open_dataset
+from training.data.synthetic import write_synthetic_dataset
+from training.export import export_model
+from training.graph.saved import load
+from training.metrics import ndcg_at_k
+from training.trainer import Trainer, popularity_metrics, score_pairs
+
+PARAMS = {"factors": 8, "mlp_embedding": 4, "layers": [8, 4]}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ds")
+    write_synthetic_dataset(root, users=40, items=50, per_user=10, eval_negatives=20)
+    return open_dataset(str(root))
+
+
+def _cfg(**kw):
+    base = dict(epochs=4, batch_size=64, learning_rate=0.01, l2=0.001, seed=7)
+    base.update(kw)
+    return TrainingConfig(**base)
+
+
+def _variables(result):
+    return {v.name: result.session.get_value(v) for v in result.model.graph.variables}
+
+
+def test_resume_ends_where_an_uninterrupted_run_ends(dataset, tmp_path):
+    cfg = _cfg(early_stopping_patience=10)
+    straight = Trainer(dataset, cfg, "neumf", PARAMS, tmp_path / "a", progress=False).fit()
+
+    first = Trainer(dataset, cfg, "neumf", PARAMS, tmp_path / "b", progress=False)
+    first.fit(epochs=2)  # "interrupted" after epoch 2
+    assert ckpt.latest_checkpoint(tmp_path / "b").name == "epoch-0002"
+    resumed = Trainer(dataset, cfg, "neumf", PARAMS, tmp_path / "b", progress=False)
+    finished = resumed.fit(resume=True)
+
+    assert [h["epoch"] for h in finished.history] == [1, 2, 3, 4]
+    for a, b in zip(straight.history, finished.history, strict=True):
+        assert a["loss"] == b["loss"] and a["val_ndcg@10"] == b["val_ndcg@10"]
+    want, got = _variables(straight), _variables(finished)
+    for name, value in want.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
+    assert straight.metrics["hr@10"] == finished.metrics["hr@10"]
+
+
+def test_without_resume_starts_afresh(dataset, tmp_path):
+    cfg = _cfg(epochs=2)
+    Trainer(dataset, cfg, "gmf", {"factors": 8}, tmp_path, progress=False).fit()
+    again = Trainer(dataset, cfg, "gmf", {"factors": 8}, tmp_path, progress=False).fit()
+    assert [h["epoch"] for h in again.history] == [1, 2]
+
+
+def test_learns_and_beats_popularity(dataset, tmp_path):
+    result = Trainer(dataset, _cfg(epochs=6), "gmf", {"factors": 8}, tmp_path, False).fit()
+    assert result.metrics["hr@10"] > result.metrics["popularity_hr@10"]
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def test_early_stopping_keeps_best_epoch(dataset, tmp_path):
+    # A learning rate this high makes validation NDCG fall after the first epochs.
+    cfg = _cfg(epochs=12, learning_rate=0.3, early_stopping_patience=1)
+    result = Trainer(dataset, cfg, "gmf", {"factors": 8}, tmp_path, progress=False).fit()
+    ndcg = [h["val_ndcg@10"] for h in result.history]
+    assert result.best_epoch == int(np.argmax(ndcg)) + 1
+    assert len(ndcg) == result.best_epoch + 1 or len(ndcg) == 12
+    assert result.metrics["validation_ndcg@10"] == max(ndcg)
+    # the session holds the best epoch's weights: validation NDCG matches the recorded one
+    val = dataset.eval_set("validation")
+    m = val.negatives.shape[1]
+    users = np.repeat(val.users, m + 1)
+    items = np.concatenate([val.items[:, None], val.negatives], axis=1).reshape(-1)
+    scores = score_pairs(result.session, result.model, users, items).reshape(-1, m + 1)
+    assert ndcg_at_k(scores[:, 0], scores[:, 1:], 10) == pytest.approx(max(ndcg))
+
+
+def test_popularity_baseline_by_hand(dataset):
+    counts = np.zeros(dataset.n_items)
+    counts[[3, 4]] = [5, 1]
+    from training.data import EvalSet
+
+    data = EvalSet(np.array([1, 2]), np.array([3, 4]), np.array([[4, 5], [3, 5]]))
+    out = popularity_metrics(counts, data, k=1)
+    assert out["hr@1"] == 0.5  # item 3 beats its negatives; item 4 loses to item 3
+
+
+@pytest.mark.parametrize("model", ["neumf", "wide_deep", "deepfm"])
+def test_loaded_export_scores_like_the_trained_model(dataset, tmp_path, model):
+    params = PARAMS if model == "neumf" else {"embedding": 4, "layers": [8]}
+    trainer = Trainer(dataset, _cfg(epochs=2), model, params, tmp_path / "ck", progress=False)
+    result = trainer.fit()
+    path = export_model(result, dataset, trainer.seen, tmp_path / "repo", model, None)
+    assert path == tmp_path / "repo" / model / "1"
+    saved = load(path)
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, dataset.n_users, 500).astype(np.int32)
+    items = rng.integers(0, dataset.n_items, 500).astype(np.int32)
+    got = saved.predict("serving_default", {"user_idx": users, "item_idx": items})["score"]
+    want = score_pairs(result.session, result.model, users, items)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert got.dtype == np.float32 and ((got >= 0) & (got <= 1)).all()
+    metrics = json.loads(saved.assets["assets/metrics.json"] if "assets/metrics.json"
+                         in saved.assets else saved.assets["metrics.json"])  # fmt: skip
+    for key in ("hr@10", "ndcg@10", "recall@10", "auc", "logloss", "popularity_hr@10",
+                "popularity_ndcg@10", "epochs", "best_epoch", "train_seconds",
+                "train_samples_per_sec", "dataset_checksum", "validation_ndcg@10"):  # fmt: skip
+        assert key in metrics, key
+    shutil.rmtree(tmp_path)
