@@ -25,18 +25,34 @@ DEFAULT_STEPS = {256: 400, 8192: 60}
 TARGETS = {256: 2.0, 8192: 0.9}  # engine / PyTorch throughput the engine must reach
 
 
-def _limit_threads(threads: int) -> str:
-    """Cap BLAS threads for numpy (and torch's intra-op pool); returns how it was done."""
+def _limit_threads(threads: int, with_torch: bool) -> str:
+    """Cap numpy's BLAS threads (and torch's pool) at `threads`; returns how it was done.
+
+    The environment variables only work before numpy loads OpenBLAS; threadpoolctl only
+    reaches libraries already loaded, so it runs after numpy (and torch) are imported.
+    """
+    how = []
+    if "numpy" not in sys.modules:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
+        how.append(f"OPENBLAS/OMP/MKL_NUM_THREADS={threads} before importing numpy")
+    import numpy  # noqa: F401 - loads the BLAS that threadpoolctl limits
+
+    if with_torch:
+        try:
+            import torch
+        except ImportError:
+            return "; ".join(how)  # main() reports the missing torch
+        torch.set_num_threads(threads)
+        how.append(f"torch.set_num_threads({threads})")
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        if "numpy" in sys.modules:
-            return "none: threadpoolctl missing and numpy already imported"
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(threads)
-        return f"OPENBLAS/OMP/MKL_NUM_THREADS={threads} set before importing numpy"
-    threadpool_limits(limits=threads)
-    return f"threadpoolctl.threadpool_limits({threads})"
+        how.append("threadpoolctl not installed")
+    else:
+        threadpool_limits(limits=threads)
+        how.append(f"threadpoolctl.threadpool_limits({threads})")
+    return "; ".join(how)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -202,19 +218,18 @@ def _markdown(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write engine.json / engine.md / engine_profile.txt."""
     args = _parse_args(argv)
-    thread_control = _limit_threads(args.threads)
+    thread_control = _limit_threads(args.threads, with_torch=not args.no_torch)
+    if not args.no_torch:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            print("PyTorch missing: pip install torch==2.13.0, or --no-torch", file=sys.stderr)
+            return 2
     import numpy as np
 
     from bench.engine_machine import machine_info
     from bench.engine_workload import load_positives
 
-    if not args.no_torch:
-        try:
-            import torch
-        except ImportError:
-            print("PyTorch missing: pip install torch==2.13.0, or --no-torch", file=sys.stderr)
-            return 2
-        torch.set_num_threads(args.threads)
     if args.device == "gpu":
         from bench.engine_model import gpu_available
 
