@@ -58,34 +58,34 @@ async def run_load(url: str, bodies: list[bytes], rate: float, seconds: float) -
     n = max(1, int(rate * seconds))
     idle: list[_Conn] = []
     latencies = np.full(n, np.nan)
-    errors = 0
-    loop = asyncio.get_running_loop()
-    start = loop.time() + 0.05
+    errors: dict[str, int] = {}
+    # perf_counter, not loop.time(): uvloop's clock has millisecond resolution.
+    clock = time.perf_counter
+    start = clock() + 0.05
 
     async def one(i: int) -> None:
-        nonlocal errors
         scheduled = start + i / rate
         conn = idle.pop() if idle else None
         try:
             if conn is None:
                 conn = _Conn(*await asyncio.open_connection(host, port))
             status = await conn.request(raws[i % len(raws)])
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            errors += 1
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
             return
-        latencies[i] = loop.time() - scheduled
+        latencies[i] = clock() - scheduled
         if status != 200:
-            errors += 1
+            errors[str(status)] = errors.get(str(status), 0) + 1
         idle.append(conn)
 
     tasks = []
     for i in range(n):
-        delay = start + i / rate - loop.time()
+        delay = start + i / rate - clock()
         if delay > 0:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(i)))
     await asyncio.wait(tasks, timeout=seconds + 30)
-    elapsed = loop.time() - start
+    elapsed = clock() - start
     for conn in idle:
         conn.writer.close()
     done = latencies[~np.isnan(latencies)]
@@ -94,7 +94,8 @@ async def run_load(url: str, bodies: list[bytes], rate: float, seconds: float) -
         "offered_rps": rate,
         "requests": n,
         "completed": int(done.size),
-        "errors": errors,
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
         "achieved_rps": round(done.size / elapsed, 1),
         "p50_ms": round(float(pct[0]), 3),
         "p95_ms": round(float(pct[1]), 3),

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
+import os
 
-from pydantic import ValidationError
+# One request is scored at a time per core; multi-threaded BLAS on a busy machine made one
+# 1682-item matmul ~15x slower (threads fighting over the cores), so the server uses one
+# BLAS thread unless told otherwise.  Set before numpy is first imported.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from peppercorn.config import ConfigError, load_config
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from pydantic import ValidationError  # noqa: E402
+
+from peppercorn.config import ConfigError, load_config  # noqa: E402
 
 __all__ = ["main"]
 
