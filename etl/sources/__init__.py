@@ -1,0 +1,3 @@
+"""One module per input kind: `extract` raw lines, `transform` them into classified frames."""
+
+__all__: list[str] = []
