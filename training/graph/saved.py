@@ -2,7 +2,7 @@
 
 Layout (format version 1; README "Saved format" has the details):
 
-- `graph.json`: `{"nodes": [...], "signatures": {...}}`, nodes in topological order;
+- `graph.json`: `{"nodes": [...], "signatures": {...}, "seed"}`, nodes in topological order;
 - `variables.npz` (variable values) and `constants.npz` (constant values), read back with
   `allow_pickle=False`;
 - `assets/<relative path>`: extra files given to `save`;
@@ -310,7 +310,7 @@ def save(
     fetches += [_as_node(session.graph, n, "extra_nodes") for n in extra_nodes]
     variables, constants = {}, {}
     nodes = [_node_record(n, session, variables, constants) for n in topological_order(fetches)]
-    graph_json = {"nodes": nodes, "signatures": sig_records}
+    graph_json = {"nodes": nodes, "signatures": sig_records, "seed": session.graph.seed}
     files = {
         "graph.json": json.dumps(graph_json, indent=1, allow_nan=False).encode(),
         "variables.npz": _npz_bytes(variables),
@@ -450,6 +450,7 @@ def load(path: str | os.PathLike, *, device: str | None = None) -> SavedGraph:
     except (ValueError, KeyError, TypeError) as exc:
         raise SavedGraphError(f"{root}/graph.json is not a valid saved graph: {exc!r}") from None
     graph = Graph()
+    graph.seed = graph_json.get("seed")
     built: dict[str, Node] = {}
     with graph.as_default():
         for record in records:
