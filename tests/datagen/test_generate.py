@@ -197,11 +197,10 @@ def test_csv_format_with_its_own_malformed_lines(spark, tmp_path, small_blocks):
     assert {r["event"] for r in valid} == set(EVENTS)
 
 
-def test_hidden_preference_beats_popularity_on_impressions(spark, tmp_path):
-    cfg = make_config(tmp_path, users=1000, items=300, events=60_000, malformed_fraction=0.0)
-    generate(cfg, spark)
-    raw = tmp_path / "synthetic" / "raw"
-    events = pd.DataFrame([json.loads(x) for x in event_lines(spark, raw)])
+def test_hidden_preference_beats_popularity_on_impressions(spark, jsonl_run):
+    _, raw, _ = jsonl_run
+    valid, _ = validate(spark, raw, "jsonl")
+    events = pd.DataFrame(valid)
     shown = events[events.event == "impression"][["user_id", "item_id"]].drop_duplicates()
     clicked = events[events.event == "click"][["user_id", "item_id"]].drop_duplicates()
     pairs = shown.merge(clicked.assign(label=1), how="left").fillna({"label": 0})
