@@ -6,7 +6,7 @@ verbatim when it cannot be parsed, and so that `read` counts lines, not parser g
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from peppercorn import storage
@@ -50,10 +50,11 @@ def read_lines(spark, uri: str, header: str | None = None, encoding: str = "UTF-
     return lines
 
 
-def split_fields(raw: Column, sep: str, names: list[str]) -> tuple[Column, list[Column]]:
-    """(field count, named fields) of a line split on the literal `sep` (no quoting)."""
-    parts = F.split(raw, _regex_literal(sep), -1)
-    return F.size(parts), [F.get(parts, i).alias(name) for i, name in enumerate(names)]
+def split_fields(lines: DataFrame, sep: str, names: list[str]) -> DataFrame:
+    """Lines split on the literal `sep` (no quoting): `raw`, `_n` (field count), `names`."""
+    parts = lines.select("raw", F.split("raw", _regex_literal(sep), -1).alias("_parts"))
+    fields = [F.get("_parts", i).alias(name) for i, name in enumerate(names)]
+    return parts.select("raw", F.size("_parts").alias("_n"), *fields)
 
 
 def parse_csv(lines: DataFrame, names: list[str]) -> DataFrame:

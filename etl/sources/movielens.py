@@ -39,16 +39,16 @@ _AGE_BANDS = ((18, "under_18"), (25, "18-24"), (35, "25-34"), (45, "35-44"), (50
               (56, "50-55"))  # fmt: skip
 
 
-def extract(spark, uri: str) -> dict[str, DataFrame]:
-    """The three tables of an ML-100K folder as lines."""
+def extract(spark, uri: str, side_only: bool = False) -> dict[str, DataFrame]:
+    """The tables of an ML-100K folder as lines; `side_only`: users and items alone."""
     require(spark, uri, "MovieLens 100K folder")
+    files = {"users": ("u.user", _ENCODING), "items": ("u.item", _ENCODING)}
+    if not side_only:
+        files["events"] = ("u.data", "UTF-8")
     return {
-        "users": read_lines(spark, require(spark, join_uri(uri, "u.user"), "u.user"), None,
-                            _ENCODING),
-        "items": read_lines(spark, require(spark, join_uri(uri, "u.item"), "u.item"), None,
-                            _ENCODING),
-        "events": read_lines(spark, require(spark, join_uri(uri, "u.data"), "u.data")),
-    }  # fmt: skip
+        name: read_lines(spark, require(spark, join_uri(uri, file), file), None, encoding)
+        for name, (file, encoding) in files.items()
+    }
 
 
 def genres_of(spark, uri: str) -> list[str]:
@@ -82,8 +82,7 @@ def _id(value, offset: int):
 
 def users_frame(lines: DataFrame, id_offset: int = 0) -> DataFrame:
     """Classified `u.user` lines (`id|age|gender|occupation|zip`)."""
-    n, fields = split_fields(F.col("raw"), "|", ["id", "age", "gender", "occupation", "zip"])
-    df = lines.select("raw", n.alias("_n"), *fields)
+    df = split_fields(lines, "|", ["id", "age", "gender", "occupation", "zip"])
     uid, age = as_int("id"), as_int("age")
     gender = F.upper(F.trim("gender"))
     df = first_failure(
@@ -115,8 +114,7 @@ def users_frame(lines: DataFrame, id_offset: int = 0) -> DataFrame:
 def items_frame(lines: DataFrame, genres: list[str], id_offset: int = 0) -> DataFrame:
     """Classified `u.item` lines (`id|title|release|video|url|` then one 0/1 flag per genre)."""
     names = ["id", "title", "release", "video", "url"] + [f"g{i}" for i in range(len(genres))]
-    n, fields = split_fields(F.col("raw"), "|", names)
-    df = lines.select("raw", n.alias("_n"), *fields)
+    df = split_fields(lines, "|", names)
     iid = as_int("id")
     release = F.trim("release")
     created = F.try_to_date(release, "d-MMM-yyyy")
@@ -156,8 +154,7 @@ def ratings_frame(
 
     `users`/`items` (clean tables) reject ratings of ids they lack; None skips that check.
     """
-    n, fields = split_fields(F.col("raw"), sep, ["u", "i", "r", "t"])
-    df = lines.select("raw", n.alias("_n"), *fields)
+    df = split_fields(lines, sep, ["u", "i", "r", "t"])
     uid, iid, rating, seconds = as_int("u"), as_int("i"), as_double("r"), as_int("t")
     df = first_failure(
         df,

@@ -35,7 +35,7 @@ def extract(spark, uri: str, side_uri: str | None = None) -> dict[str, DataFrame
         )
     }
     if side_uri is not None:
-        side = movielens.extract(spark, side_uri)
+        side = movielens.extract(spark, side_uri, side_only=True)
         tables["users"], tables["items"] = side["users"], side["items"]
     return tables
 
