@@ -1,0 +1,104 @@
+"""Training quality and speed: every model on the MovieLens configs, one results table.
+
+`python -m bench.train [--models gmf,mlp,...] [--configs a.yaml,b.yaml]` trains each model on
+each config's features datasets (run `make etl CONFIG=...` first), exports a version like
+`make train` does, and writes `bench/results/quality.md` and `bench/results/train.json` with
+the test metrics, the popularity baseline and the timings, plus the machine's load while
+it ran (timings on a shared machine are only comparable under similar load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from peppercorn.config import load_config
+
+__all__ = ["main"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# Per config: the models to run and the hyperparameters they run with, overriding the config.
+PLAN: dict[str, dict[str, dict]] = {
+    "configs/ml100k-ncf.yaml": {
+        "gmf": {"params": {"factors": 64}},
+        "mlp": {"params": {"mlp_embedding": 32, "layers": [64, 32, 16]}},
+        "neumf": {"params": {"factors": 64, "mlp_embedding": 32, "layers": [64, 32, 16]}},
+    },
+    "configs/ml100k.yaml": {
+        "ranker": {"params": {"embedding": 16, "layers": [64, 32]}},
+        "wide_deep": {"params": {"embedding": 16, "layers": [64, 32]}},
+        "deepfm": {"params": {"embedding": 16, "layers": [64, 32]}},
+    },
+}
+
+
+def _load_average() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return float("nan")
+
+
+def _table(rows: list[dict]) -> str:
+    head = (
+        "| config | model | HR@10 | NDCG@10 | AUC | popularity HR@10 / NDCG@10 | best epoch "
+        "| train s | samples/s | load avg |\n|---|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for r in rows:
+        m = r["metrics"]
+        lines.append(
+            f"| {r['config']} | {r['model']} | {m['hr@10']:.3f} | {m['ndcg@10']:.3f} | "
+            f"{m['auc']:.3f} | {m['popularity_hr@10']:.3f} / {m['popularity_ndcg@10']:.3f} | "
+            f"{m['best_epoch']}/{m['epochs']} | {m['train_seconds']:.0f} | "
+            f"{m['train_samples_per_sec']:.0f} | {r['load_before']} → {r['load_after']} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from training.__main__ import run
+
+    parser = argparse.ArgumentParser(prog="python -m bench.train")
+    parser.add_argument("--configs", default=",".join(PLAN))
+    parser.add_argument("--models", default="", help="comma-separated subset (default: all)")
+    args = parser.parse_args(argv)
+    wanted = {m for m in args.models.split(",") if m}
+    rows = []
+    for config in args.configs.split(","):
+        for model, overrides in PLAN.get(config, {}).items():
+            if wanted and model not in wanted:
+                continue
+            cfg = load_config(config, {"model.name": model, **{
+                f"model.{k}": v for k, v in overrides.items()}})  # fmt: skip
+            load_before, start = _load_average(), time.perf_counter()
+            path, metrics = run(cfg, progress=False)
+            rows.append({
+                "config": config, "model": model, "export": str(path), "metrics": metrics,
+                "wall_seconds": round(time.perf_counter() - start, 1),
+                "load_before": load_before, "load_after": _load_average(),
+            })  # fmt: skip
+            hr, ndcg = metrics["hr@10"], metrics["ndcg@10"]
+            print(f"{config} {model}: HR@10 {hr:.4f} NDCG@10 {ndcg:.4f}", flush=True)
+    if not rows:
+        print("nothing to run: check --configs/--models", file=sys.stderr)
+        return 2
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    (RESULTS / "train.json").write_text(json.dumps({"machine": machine, "runs": rows}, indent=1))
+    text = (
+        "# Training quality (test split, NCF protocol: held-out item vs its 99 negatives)\n\n"
+        f"Machine: {machine}. Written by `python -m bench.train`.\n\n{_table(rows)}\n"
+    )
+    (RESULTS / "quality.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
