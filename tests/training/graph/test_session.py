@@ -83,9 +83,8 @@ def test_shape_mismatch_names_op_name_and_input_shapes():
     x = ts.placeholder(ts.float64, name="x")
     w = ts.Variable(np.ones((3, 2)), name="kernel")
     out = ts.matmul(x, w, name="dense_1")
-    with ts.Session() as session:
-        with pytest.raises(ts.OpExecutionError) as info:
-            session.run(out, {x: np.ones((4, 5))})
+    with ts.Session() as session, pytest.raises(ts.OpExecutionError) as info:
+        session.run(out, {x: np.ones((4, 5))})
     message = str(info.value)
     assert "'dense_1'" in message and "matmul" in message and "(4, 5), (3, 2)" in message
 
