@@ -257,11 +257,10 @@ def _negative_grad(op, g):
 
 def _matmul_grads(xp, a, b, g, need):
     if a.ndim == 2 and b.ndim == 2:
+        ga = None
         if need[0]:
             # An outer product (inner size 1) is far faster as a broadcast multiply than a GEMM.
             ga = g * b.reshape(1, -1) if b.shape[1] == 1 else g @ b.T
-        else:
-            ga = None
         return ga, (a.T @ g if need[1] else None)
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
