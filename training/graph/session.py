@@ -142,8 +142,9 @@ class _Plan:
         self.slots = slots
         self.fetch_slots = [slots[id(f)] for f in flat]
         has_updates = any(isinstance(x, UpdateNode) for x in order)
-        # Fetched arrays may alias variable storage that updates change in place: copy those.
-        self.copy = [has_updates or isinstance(f, Variable) for f in flat]
+        # A fetched array must not alias session state (variables change in place): copy
+        # variables, ops that may return an input unchanged, and everything when updating.
+        self.copy = [has_updates or _may_alias_input(f) for f in flat]
 
     def _add_step(self, node, step) -> None:
         self.steps.append(step)
@@ -170,6 +171,18 @@ class _Plan:
         for slot, copy in zip(self.fetch_slots, self.copy, strict=True):
             out.append(_fetched(v[slot], copy))
         return self.rebuild(out)
+
+
+_ALIASING_OPS = frozenset({"identity", "stop_gradient", "reshape", "transpose", "dropout"})
+
+
+def _may_alias_input(node: Node) -> bool:
+    if isinstance(node, Variable):
+        return True
+    if isinstance(node, Operation):
+        builtin = type(node).__module__.startswith("training.graph")
+        return node.op_type in _ALIASING_OPS or not builtin
+    return False
 
 
 def _feed_check(node: Node):

@@ -145,9 +145,10 @@ def test_variables_live_in_the_session():
         first.set_value(w, [1.0])
     first.run(ts.global_variables_initializer())
     np.testing.assert_allclose(w.eval(first), [1.0, 2.0])
-    fetched = first.run(w)
-    fetched[0] = 99.0  # a fetched value is a copy, never the session's storage
-    np.testing.assert_allclose(first.get_value(w), [1.0, 2.0])
+    for fetch in (w, ts.identity(w), ts.reshape(w, [2, 1])):
+        fetched = first.run(fetch)
+        fetched[0] = 99.0  # a fetched value is a copy, never the session's storage
+        np.testing.assert_allclose(first.get_value(w), [1.0, 2.0])
 
 
 def test_operators_promote_numbers_and_arrays_without_upcasting():
@@ -215,9 +216,15 @@ def test_rewiring_invalidates_compiled_plans():
         assert a.consumers == [] and b.consumers == [out]
 
 
-def test_bad_fetches_and_closed_sessions_are_explained():
+def test_bad_fetches_feeds_and_closed_sessions_are_explained():
     w = ts.Variable(1.0)
     session = ts.Session()
+    with pytest.raises(ts.FeedError, match="feed_dict key 'x' is not a graph node"):
+        session.run(w, {"x": 1.0})
+    with ts.Graph().as_default():
+        stranger = ts.constant(1.0, name="stranger")
+    with pytest.raises(ts.GraphError, match="'stranger' belongs to another graph"):
+        session.run(stranger)
     with pytest.raises(ts.GraphError, match="fetch is None"):
         session.run([w, None])
     with pytest.raises(ts.GraphError, match="cannot fetch a str"):
