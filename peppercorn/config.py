@@ -125,6 +125,9 @@ class TrainingConfig(_Section):
     device: Literal["cpu", "gpu"] = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
     distributed: DistributedConfig = DistributedConfig()
+    # After early stopping picks the best epoch count on validation, retrain from scratch on
+    # train + validation positives for that many epochs and export that model.
+    refit: bool = False
 
 
 class ServedModelConfig(_Section):
