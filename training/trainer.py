@@ -130,15 +130,16 @@ class Trainer:
         """All metrics of the current weights on `data`."""
         return evaluate_scores(*_eval_scores(self.session, self.model, data))
 
-    def _run_epoch(self, epoch: int, rng: np.random.Generator) -> tuple[float, int, float]:
+    def _run_epoch(self, epoch: int, rng: np.random.Generator, positives=None):
         total_loss, samples, seconds = 0.0, 0, 0.0
-        expected = self.train.count * (1 + self.cfg.negatives)
+        positives = positives or self.train
+        expected = positives.count * (1 + self.cfg.negatives)
         bar = tqdm(
             total=expected, desc=f"epoch {epoch}", unit="ex", disable=not self.progress,
             leave=False, mininterval=0.5,
         )  # fmt: skip
         feed = self.model.feed
-        for users, items in self.train.epoch_chunks(rng):
+        for users, items in positives.epoch_chunks(rng):
             rows = with_negatives(users, items, self.seen, self.cfg.negatives, rng)
             start = time.perf_counter()
             for batch in batches(rows, self.cfg.batch_size):
@@ -169,7 +170,7 @@ class Trainer:
         for name, value in saved.variables.items():
             if name in by_name:
                 self.session.set_value(by_name[name], value)
-        restore_optimizer(self.session, self.optimizer, by_name, saved.optimizer)
+        restore_optimizer(self.session, self.optimizer, self.train_op, saved.optimizer)
         rng.bit_generator.state = saved.state["rng"]
         return saved.state
 
@@ -181,11 +182,33 @@ class Trainer:
             "epoch": 0, "history": [], "best_epoch": 0, "best_ndcg": -1.0, "stale": 0,
             "stopped": False, "train_seconds": 0.0, "train_samples": 0, "wall_seconds": 0.0,
         }  # fmt: skip
+        refit_dir = self.checkpoint_dir / "refit"
         latest = ckpt.latest_checkpoint(self.checkpoint_dir)
-        if resume and latest is not None:
-            state = self._restore(latest, rng)
-        elif latest is not None:
+        latest_refit = ckpt.latest_checkpoint(refit_dir)
+        if resume and (latest_refit or latest) is not None:
+            state = self._restore(latest_refit or latest, rng)
+        else:
             ckpt.prune_checkpoints(self.checkpoint_dir, keep=set())
+            ckpt.prune_checkpoints(refit_dir, keep=set())
+        if state.get("phase", "select") == "select":
+            self._select(state, epochs, rng)
+            if self.cfg.refit:
+                # Fresh weights, optimizer state and random stream for the second phase.
+                self.session.initialize_variables()
+                rng = np.random.default_rng([self.cfg.seed, 1])
+                state.update(phase="refit", refit_epoch=0, refit_history=[])
+        if state.get("phase") == "refit":
+            self._refit(state, rng, refit_dir)
+        return self._finish(state)
+
+    def _save(self, folder: Path, epoch: int, state: dict[str, Any], rng) -> None:
+        state["rng"] = rng.bit_generator.state
+        ckpt.save_checkpoint(
+            folder, epoch, self.session, self.signatures,
+            optimizer_arrays(self.session, self.optimizer), state,
+        )  # fmt: skip
+
+    def _select(self, state: dict[str, Any], epochs: int, rng) -> None:
         for epoch in range(state["epoch"] + 1, epochs + 1):
             if state["stopped"]:
                 break
@@ -207,11 +230,7 @@ class Trainer:
                 state["stopped"] = state["stale"] >= self.cfg.early_stopping_patience
             state["epoch"] = epoch
             state["wall_seconds"] += time.perf_counter() - wall
-            state["rng"] = rng.bit_generator.state
-            ckpt.save_checkpoint(
-                self.checkpoint_dir, epoch, self.session, self.signatures,
-                optimizer_arrays(self.session, self.optimizer), state,
-            )  # fmt: skip
+            self._save(self.checkpoint_dir, epoch, state, rng)
             ckpt.prune_checkpoints(self.checkpoint_dir, keep={epoch, state["best_epoch"]})
             if self.progress:
                 tqdm.write(
@@ -219,13 +238,30 @@ class Trainer:
                     f"NDCG@10 {val['ndcg@10']:.4f}  AUC {val['auc']:.4f}  "
                     f"{record['samples_per_sec']:.0f} ex/s"
                 )
-        return self._finish(state)
+
+    def _refit(self, state: dict[str, Any], rng, folder: Path) -> None:
+        positives = self.dataset.train_positives(
+            self.cfg.memory_budget_mb * 1024 * 1024, extra=self.validation
+        )
+        for epoch in range(state["refit_epoch"] + 1, state["best_epoch"] + 1):
+            wall = time.perf_counter()
+            loss, samples, seconds = self._run_epoch(epoch, rng, positives)
+            state["refit_history"].append({"epoch": epoch, "loss": loss, "seconds": seconds})
+            state["train_seconds"] += seconds
+            state["train_samples"] += samples
+            state["refit_epoch"] = epoch
+            state["wall_seconds"] += time.perf_counter() - wall
+            self._save(folder, epoch, state, rng)
+            ckpt.prune_checkpoints(folder, keep={epoch})
+            if self.progress:
+                tqdm.write(f"refit epoch {epoch}/{state['best_epoch']}: loss {loss:.4f}")
 
     def _finish(self, state: dict[str, Any]) -> TrainResult:
         best = state["best_epoch"]
         if best == 0:
             raise ValueError("no epoch was trained; raise training.epochs or drop --resume")
-        if best != state["epoch"]:
+        refit = state.get("phase") == "refit"
+        if not refit and best != state["epoch"]:
             self._restore(ckpt.epoch_dir(self.checkpoint_dir, best), np.random.default_rng())
         test = self.evaluate(self.test)
         baseline = popularity_metrics(self.item_counts, self.test)
@@ -242,6 +278,7 @@ class Trainer:
             "dataset_checksum": self.dataset.checksum,
             "validation_ndcg@10": best_val["val_ndcg@10"],
             "validation_hr@10": best_val["val_hr@10"],
+            "refit": refit,
         }
         return TrainResult(
             self.model, self.session, state["history"], best, metrics, baseline,

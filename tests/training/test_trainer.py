@@ -54,6 +54,35 @@ def test_resume_ends_where_an_uninterrupted_run_ends(dataset, tmp_path):
     assert straight.metrics["hr@10"] == finished.metrics["hr@10"]
 
 
+def test_refit_resume_matches_uninterrupted_refit(dataset, tmp_path, monkeypatch):
+    cfg = _cfg(epochs=3, early_stopping_patience=10, refit=True)
+    straight = Trainer(dataset, cfg, "gmf", {"factors": 4}, tmp_path / "a", progress=False).fit()
+    assert straight.metrics["refit"] and straight.best_epoch >= 1
+
+    interrupted = Trainer(dataset, cfg, "gmf", {"factors": 4}, tmp_path / "b", progress=False)
+    original = Trainer._save
+
+    def save_then_die(self, folder, epoch, state, rng):
+        original(self, folder, epoch, state, rng)
+        if folder.name == "refit" and epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save", save_then_die)
+    if straight.best_epoch > 1:
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.fit()
+    monkeypatch.setattr(Trainer, "_save", original)
+    resumed = Trainer(dataset, cfg, "gmf", {"factors": 4}, tmp_path / "b", progress=False)
+    finished = resumed.fit(resume=True)
+    want, got = _variables(straight), _variables(finished)
+    for name, value in want.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
+    # the refit model saw the validation positives: its weights differ from the selection run
+    selected = Trainer(dataset, _cfg(epochs=3, early_stopping_patience=10), "gmf",
+                       {"factors": 4}, tmp_path / "c", progress=False).fit()  # fmt: skip
+    assert not np.array_equal(_variables(selected)["gmf/user"], want["gmf/user"])
+
+
 def test_without_resume_starts_afresh(dataset, tmp_path):
     cfg = _cfg(epochs=2)
     Trainer(dataset, cfg, "gmf", {"factors": 8}, tmp_path, progress=False).fit()

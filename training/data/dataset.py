@@ -136,8 +136,18 @@ class TrainPositives:
     is permuted, so the shuffle is exact within a chunk and random across chunks.
     """
 
-    def __init__(self, fs: pafs.FileSystem, path: str, memory_budget_bytes: int):
+    def __init__(
+        self,
+        fs: pafs.FileSystem,
+        path: str,
+        memory_budget_bytes: int,
+        extra: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
         self._fs, self._path = fs, path
+        # Extra positives (the validation pairs, when refitting) travel as one more chunk.
+        self._extra = (
+            None if extra is None else (extra[0].astype(np.int32), extra[1].astype(np.int32))
+        )
         info = fs.get_file_info(path)
         if info.type == pafs.FileType.NotFound:
             raise DatasetError(f"run `make etl` first: {path} not found")
@@ -149,10 +159,17 @@ class TrainPositives:
             rg for fragment in self._dataset.get_fragments() for rg in fragment.split_by_row_group()
         ]
         self._row_counts = [rg.row_groups[0].num_rows for rg in self._row_groups]
-        self.count = int(sum(self._row_counts))
+        extra_rows = 0 if self._extra is None else int(self._extra[0].size)
+        self.count = int(sum(self._row_counts)) + extra_rows
         self.budget_rows = max(1, memory_budget_bytes // _BYTES_PER_POSITIVE)
         self.streamed = self.count > self.budget_rows
-        self._in_memory = None if self.streamed else self._read(self._row_groups)
+        self._in_memory = None
+        if not self.streamed:
+            users, items = self._read(self._row_groups)
+            if self._extra is not None:
+                users = np.concatenate([users, self._extra[0]])
+                items = np.concatenate([items, self._extra[1]])
+            self._in_memory = (users, items)
 
     def _read(self, fragments: list) -> tuple[np.ndarray, np.ndarray]:
         if not fragments:
@@ -171,6 +188,8 @@ class TrainPositives:
             return
         for rg in self._row_groups:
             yield self._read([rg])
+        if self._extra is not None:
+            yield self._extra
 
     def epoch_chunks(self, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """One epoch of shuffled positives, as (users, items) chunks within the budget."""
@@ -188,6 +207,9 @@ class TrainPositives:
             rows += self._row_counts[k]
         if group:
             yield self._shuffled(group, rng)
+        if self._extra is not None:
+            order = rng.permutation(self._extra[0].size)
+            yield self._extra[0][order], self._extra[1][order]
 
     def _shuffled(self, group: list, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         users, items = self._read(group)
@@ -231,8 +253,12 @@ class FeatureDataset:
             return given if "://" in given or given.startswith("/") else f"{self.base}/{given}"
         return f"{self.base}/{name}"
 
-    def train_positives(self, memory_budget_bytes: int) -> TrainPositives:
-        return TrainPositives(self.fs, self.path("train"), memory_budget_bytes)
+    def train_positives(
+        self, memory_budget_bytes: int, extra: EvalSet | None = None
+    ) -> TrainPositives:
+        """The training positives; `extra` adds an evaluation set's positives (refitting)."""
+        pairs = None if extra is None else (extra.users, extra.items)
+        return TrainPositives(self.fs, self.path("train"), memory_budget_bytes, pairs)
 
     def seen(self) -> SeenItems:
         table = _read_table(self.fs, self.path("seen"), ["user_idx", "item_idx"])
