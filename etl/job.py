@@ -95,8 +95,12 @@ def load(
         summary = {name: _count(raw[name], df, name) for name, df in result.classified.items()}
         storage.write_text(spark, join_uri(uri, "summary.json"), json.dumps(summary, indent=2))
         hook("summary.json")
-        # Counted from the persisted frames: cheaper than re-listing one file per day.
-        rows = {name: df.count() for name, df in result.outputs.items()}
+        # A table that is a source's kept rows is already counted; derived ones are counted
+        # from the persisted frames (cheaper than listing one file per day).
+        rows = {
+            name: summary[name]["kept"] if name in summary else df.count()
+            for name, df in result.outputs.items()
+        }
         return summary, rows
     finally:
         for df in frames:
