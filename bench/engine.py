@@ -64,6 +64,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--profile-steps", type=int, default=300, help="0 skips the profile")
+    parser.add_argument(
+        "--max-repeat-seconds", type=float, default=3.0, help="cap on one timed repeat"
+    )
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
@@ -87,15 +90,24 @@ def _steps_for(batch_size: int, override: int | None) -> int:
     return max(20, 100_000 // batch_size)
 
 
-def _time_steps(step, batches, steps: int, sync) -> float:
-    """Samples per second over ``steps`` consecutive steps cycling through ``batches``."""
+def _time_steps(step, batches, steps: int, sync, max_seconds: float) -> tuple[float, int]:
+    """(samples/s, steps run) over up to `steps` steps, stopping early after `max_seconds`.
+
+    The time cap keeps the whole benchmark short on an overloaded machine, where small
+    multi-threaded BLAS calls can become a hundred times slower.
+    """
     sync()
     start = time.perf_counter()
-    for i in range(steps):
-        step(batches[i % len(batches)])
+    deadline = start + max_seconds
+    done = 0
+    while done < steps:
+        step(batches[done % len(batches)])
+        done += 1
+        if time.perf_counter() > deadline:
+            break
     sync()
     elapsed = time.perf_counter() - start
-    return steps * len(batches[0].labels) / elapsed
+    return done * len(batches[0].labels) / elapsed, done
 
 
 def _trainers(args, weights):
@@ -125,18 +137,20 @@ def _bench_batch_size(args, batch_size: int, positives, seed: int) -> dict:
     # Same weights, same first batch: the losses must agree, or the models differ.
     first_loss = {name: float(step(batches[0])) for name, step, _ in trainers}
     for _, step, sync in trainers:
-        for i in range(args.warmup):
-            step(batches[(i + 1) % len(batches)])
-        sync()
+        _time_steps(step, batches, args.warmup, sync, args.max_repeat_seconds)
     steps = _steps_for(batch_size, args.steps)
     samples: dict[str, list[float]] = {name: [] for name, _, _ in trainers}
+    steps_run: dict[str, list[int]] = {name: [] for name, _, _ in trainers}
     for repeat in range(args.repeats):
         order = trainers if repeat % 2 == 0 else trainers[::-1]
         for name, step, sync in order:
-            samples[name].append(_time_steps(step, batches, steps, sync))
+            rate, done = _time_steps(step, batches, steps, sync, args.max_repeat_seconds)
+            samples[name].append(rate)
+            steps_run[name].append(done)
     result = {
         "batch_size": batch_size,
         "timed_steps_per_repeat": steps,
+        "steps_run": steps_run,
         "first_step_loss": first_loss,
         "samples_per_sec": {
             name: {"median": statistics.median(v), "min": min(v), "max": max(v), "all": v}
@@ -169,15 +183,15 @@ def _profile_engine(args, positives, out_path: Path) -> None:
 
     batches = make_batches(positives, 256, 32, np.random.default_rng(7))
     step = engine_trainer(initial_weights(np.random.default_rng(8)), device="cpu")
-    for i in range(args.warmup):
-        step(batches[i % len(batches)])
+    _time_steps(step, batches, args.warmup, lambda: None, args.max_repeat_seconds)
     profiler = cProfile.Profile()
     profiler.enable()
-    for i in range(args.profile_steps):
-        step(batches[i % len(batches)])
+    _, done = _time_steps(
+        step, batches, args.profile_steps, lambda: None, 4 * args.max_repeat_seconds
+    )
     profiler.disable()
     text = io.StringIO()
-    text.write(f"cProfile of {args.profile_steps} engine training steps at batch 256\n\n")
+    text.write(f"cProfile of {done} engine training steps at batch 256\n\n")
     stats = pstats.Stats(profiler, stream=text)
     stats.sort_stats("tottime").print_stats(40)
     stats.sort_stats("cumulative").print_stats(25)
@@ -212,6 +226,13 @@ def _markdown(report: dict) -> str:
     for res in report["results"]:
         losses = ", ".join(f"{k} {v:.6f}" for k, v in res["first_step_loss"].items())
         lines.append(f"- batch {res['batch_size']}: {losses}")
+    lines += ["", "Steps timed per repeat (fewer than asked: the repeat hit its time cap):", ""]
+    for res in report["results"]:
+        runs = ", ".join(f"{k} {v}" for k, v in res["steps_run"].items())
+        lines.append(f"- batch {res['batch_size']} (asked {res['timed_steps_per_repeat']}): {runs}")
+    load = report["machine"].get("load_average_1_5_15")
+    if load:
+        lines += ["", f"Load average at the end (1/5/15 min): {load}."]
     return "\n".join(lines) + "\n"
 
 
@@ -253,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         "thread_control": thread_control,
         "repeats": args.repeats,
         "warmup_steps": args.warmup,
+        "max_repeat_seconds": args.max_repeat_seconds,
         "machine": machine_info(),
         "results": results,
     }
