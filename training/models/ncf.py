@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 import training.graph as ts
 from training.models.base import ModelSpec, register
 from training.models.layers import embedding, mlp_tower, output_layer
@@ -24,10 +26,20 @@ def _mlp_part(ctx, params, user_idx, item_idx, rng, prefix):
     return out, width, [p, q]
 
 
+def _with_item_bias(logit, ctx, params, item_idx, prefix):
+    # An unregularised per-item offset: item popularity no longer has to be squeezed into
+    # the (L2-penalised) factors, which matters when negatives are sampled uniformly.
+    if not params.get("item_bias"):
+        return logit
+    table = ts.Variable(np.zeros((ctx.n_items, 1), np.float32), name=f"{prefix}/item_bias")
+    return ts.add(logit, ts.reshape(ts.embedding_lookup(table, item_idx), [-1]))
+
+
 def _build_gmf(ctx, params, user_idx, item_idx, rng):
     factors = int(params["factors"])
     x, rows = _gmf_part(ctx, factors, user_idx, item_idx, rng, "gmf")
-    return output_layer(x, factors, "gmf/out", rng, ones=True), rows, []
+    logit = output_layer(x, factors, "gmf/out", rng, ones=True)
+    return _with_item_bias(logit, ctx, params, item_idx, "gmf"), rows, []
 
 
 def _build_mlp(ctx, params, user_idx, item_idx, rng):
@@ -40,10 +52,15 @@ def _build_neumf(ctx, params, user_idx, item_idx, rng):
     g, g_rows = _gmf_part(ctx, factors, user_idx, item_idx, rng, "gmf")
     m, width, m_rows = _mlp_part(ctx, params, user_idx, item_idx, rng, "mlp")
     x = ts.concat([g, m], axis=1)
-    return output_layer(x, factors + width, "neumf/out", rng), g_rows + m_rows, []
+    logit = output_layer(x, factors + width, "neumf/out", rng)
+    return _with_item_bias(logit, ctx, params, item_idx, "neumf"), g_rows + m_rows, []
 
 
-GMF = register(ModelSpec("gmf", {"factors": 64}, _build_gmf, "generalised matrix factorisation"))
+GMF = register(
+    ModelSpec(
+        "gmf", {"factors": 64, "item_bias": False}, _build_gmf, "generalised matrix factorisation"
+    )
+)
 MLP = register(
     ModelSpec(
         "mlp",
@@ -55,7 +72,7 @@ MLP = register(
 NEUMF = register(
     ModelSpec(
         "neumf",
-        {"factors": 64, "mlp_embedding": 32, "layers": [64, 32, 16]},
+        {"factors": 64, "mlp_embedding": 32, "layers": [64, 32, 16], "item_bias": False},
         _build_neumf,
         "GMF and MLP branches fused before the output layer",
     )

@@ -70,7 +70,7 @@ def test_deepfm_second_order_term_matches_pairwise_sum():
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_loss_gradient_matches_finite_differences(name):
     small = {
-        "gmf": {"factors": 3},
+        "gmf": {"factors": 3, "item_bias": True},
         "mlp": {"mlp_embedding": 2, "layers": [4, 3]},
         "neumf": {"factors": 3, "mlp_embedding": 2, "layers": [4, 3]},
     }
