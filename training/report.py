@@ -64,6 +64,11 @@ def write_report(
         f"(early stopping on validation NDCG@10); {metrics.get('train_seconds', 0):.1f} s, "
         f"{metrics.get('train_samples_per_sec', 0):.0f} samples/s.",
         "",
+        "The exported weights were retrained from scratch on train + validation positives "
+        "for the selected number of epochs (training.refit)."
+        if metrics.get("refit")
+        else "The exported weights are the best epoch's.",
+        "",
         "## Test set against the popularity baseline",
         "",
         "| metric | model | most popular |",
