@@ -46,14 +46,12 @@ from training.graph.ops_array import (
     stop_gradient,
     transpose,
 )
+from training.graph.ops_linalg import FUSED_ACTIVATIONS, fused_dense, matmul
 from training.graph.ops_math import (
-    FUSED_ACTIVATIONS,
     add,
     divide,
     exp,
-    fused_dense,
     log,
-    matmul,
     multiply,
     negative,
     relu,

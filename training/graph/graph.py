@@ -144,9 +144,9 @@ class Node:
     __hash__ = object.__hash__
 
     def _binary(self, other, op_name, reverse=False):
-        from training.graph import ops_math
+        from training.graph import ops_linalg, ops_math
 
-        fn = getattr(ops_math, op_name)
+        fn = getattr(ops_linalg if op_name == "matmul" else ops_math, op_name)
         return fn(other, self) if reverse else fn(self, other)
 
     def __add__(self, other):
