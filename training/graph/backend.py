@@ -103,9 +103,9 @@ def segment_sum(xp, indices, rows):
         np.not_equal(sorted_idx[1:], sorted_idx[:-1], out=first[1:])
         starts = np.flatnonzero(first)
         if starts.size == sorted_idx.size:
-            return sorted_idx, np.take(rows, order, axis=0)
-        # np.take: ~40% faster than rows[order] for row gathers.
-        return sorted_idx[starts], np.add.reduceat(np.take(rows, order, axis=0), starts, axis=0)
+            return sorted_idx, rows.take(order, axis=0)
+        # .take: ~40% faster than rows[order] for row gathers.
+        return sorted_idx[starts], np.add.reduceat(rows.take(order, axis=0), starts, axis=0)
     unique, inverse = xp.unique(indices, return_inverse=True)
     summed = xp.zeros((unique.shape[0],) + rows.shape[1:], dtype=rows.dtype)
     scatter_add(xp, summed, inverse.reshape(-1), rows)

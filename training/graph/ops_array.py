@@ -49,21 +49,21 @@ class ReduceSum(Operation):
     op_type = "reduce_sum"
 
     def forward(self, xp, x):
-        return xp.sum(x, axis=_axis_arg(self.axis), keepdims=self.keepdims)
+        return x.sum(axis=_axis_arg(self.axis), keepdims=self.keepdims)
 
 
 class ReduceMean(Operation):
     op_type = "reduce_mean"
 
     def forward(self, xp, x):
-        return xp.mean(x, axis=_axis_arg(self.axis), keepdims=self.keepdims)
+        return x.mean(axis=_axis_arg(self.axis), keepdims=self.keepdims)
 
 
 class ReduceMax(Operation):
     op_type = "reduce_max"
 
     def forward(self, xp, x):
-        return xp.max(x, axis=_axis_arg(self.axis), keepdims=self.keepdims)
+        return x.max(axis=_axis_arg(self.axis), keepdims=self.keepdims)
 
 
 class Concat(Operation):
@@ -93,7 +93,7 @@ class Gather(Operation):
     op_type = "gather"
 
     def forward(self, xp, params, indices):
-        return xp.take(params, indices, axis=0)
+        return params.take(indices, axis=0)
 
 
 class ClipByValue(Operation):

@@ -254,11 +254,11 @@ class AdamOptimizer(Optimizer):
         p -= tmp
 
     def _apply_sparse(self, xp, p, idx, rows, slots, lr_t) -> None:
-        m_rows = xp.take(slots["m"], idx, axis=0)
+        m_rows = slots["m"].take(idx, axis=0)
         m_rows *= self.beta1
         m_rows += (1 - self.beta1) * rows
         slots["m"][idx] = m_rows
-        v_rows = xp.take(slots["v"], idx, axis=0)
+        v_rows = slots["v"].take(idx, axis=0)
         v_rows *= self.beta2
         v_rows += (1 - self.beta2) * (rows * rows)
         slots["v"][idx] = v_rows
