@@ -142,6 +142,8 @@ class Node:
 
     # Nodes are dict keys (feed_dict, grad tables), so equality stays identity.
     __hash__ = object.__hash__
+    # `array + node` must build one op via Node.__radd__, not an object array of ops.
+    __array_ufunc__ = None
 
     def _binary(self, other, op_name, reverse=False):
         from training.graph import ops_linalg, ops_math

@@ -158,6 +158,11 @@ def test_operators_promote_numbers_and_arrays_without_upcasting():
         value = session.run(out, {x: np.array([1.0, 2.0], np.float32)})
     assert value.dtype == np.float32
     np.testing.assert_allclose(value, [-(3 - 0.25) - (5 - 0.5) + 0.5] * 2)
+    # numpy values on the left defer to the node's reflected operators.
+    left = np.float32(2.0) * x + np.ones(2, np.float32) - np.eye(2, dtype=np.float32) @ x
+    assert isinstance(left, ts.Node)
+    with ts.Session() as session:
+        np.testing.assert_allclose(session.run(left, {x: np.array([1.0, 2.0], np.float32)}), [2, 3])
 
 
 def test_graph_default_scoping_and_names():
