@@ -16,6 +16,7 @@ deleted afterwards.  Writes ``etl.json`` and ``etl.md`` under ``--out-dir``.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import re
@@ -103,7 +104,7 @@ def _stage_seconds(stdout: str) -> dict:
 
 
 def _config(path: Path, base: dict, data_root: Path, master: str, memory: str) -> Path:
-    body = json.loads(json.dumps(base))
+    body = copy.deepcopy(base)
     body.setdefault("paths", {})["data_root"] = str(data_root)
     body.setdefault("spark", {}).update({"master": master, "driver_memory": memory})
     path.write_text(yaml.safe_dump(body))
