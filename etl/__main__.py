@@ -54,7 +54,14 @@ def _features(cfg: Config, spark) -> dict | None:
     if features_run is None:
         print("features: skipped, the features package has no run() yet", file=sys.stderr)
         return None
-    return features_run(cfg, spark)
+    try:
+        return features_run(cfg, spark)
+    except getattr(features, "FeaturesError", ()) as exc:
+        raise _StageError(f"features: {exc}") from None
+
+
+class _StageError(Exception):
+    """A later stage's own input error, already worded for the user."""
 
 
 def _report(etl: dict, feats: dict | None, seconds: float) -> None:
@@ -96,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         feats = None if args.skip_features else _features(cfg, spark)
         etl["features_seconds"] = time.perf_counter() - began
-    except (ConfigError, EtlInputError, EtlError) as exc:
+    except (ConfigError, EtlInputError, EtlError, _StageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except CapturedException as exc:  # Spark's own errors: unreadable input, bad URIs, ...
