@@ -297,6 +297,8 @@ class Session:
             current[...] = self.xp.asarray(value)
 
     def _check_variable(self, var) -> None:
+        if self._closed:
+            raise GraphError("this Session is closed")
         if not isinstance(var, Variable) or var.graph is not self.graph:
             raise GraphError(f"{var!r} is not a variable of this session's graph")
 

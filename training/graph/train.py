@@ -43,6 +43,8 @@ class TrainOp(UpdateNode):
 
     def make_step(self, session, slots):
         grad_slots = [slots[id(g)] for g in self.grads]
+        for var in self.variables:
+            session._ensure_initialized(var)
         apply = self.optimizer._make_apply(session, self.variables)
 
         def step(v):

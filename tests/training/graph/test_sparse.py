@@ -113,3 +113,36 @@ def test_lazy_adam_leaves_untouched_rows_alone(device):
     np.testing.assert_array_equal(after_first[UNTOUCHED], start[UNTOUCHED])
     np.testing.assert_array_equal(after_second[TOUCHED], after_first[TOUCHED])
     assert not np.allclose(after_second[[0, 2, 3, 5]], start[[0, 2, 3, 5]])
+
+
+def test_table_used_sparsely_twice_and_densely_sums_every_use(device):
+    start = np.random.default_rng(4).standard_normal((ROWS, DIM))
+    other = np.array([0, 4, 4])
+
+    def loss_of(rows_a, rows_b, table):
+        return (
+            ts.reduce_sum(ts.square(ts.tanh(rows_a)))
+            + ts.reduce_sum(rows_b * 3.0)
+            + ts.l2_loss(table) * 0.5
+        )
+
+    with ts.Graph().as_default():
+        table = ts.Variable(start.copy())
+        ids_a, ids_b = ts.placeholder(ts.int64, (None,)), ts.placeholder(ts.int64, (None,))
+        both_sparse = loss_of(ts.gather(table, ids_a), ts.gather(table, ids_b), table)
+        only_sparse = loss_of(ts.gather(table, ids_a), ts.gather(table, ids_b), ts.constant(0.0))
+        (g_mixed,) = ts.gradients(both_sparse, [table])
+        (g_sparse,) = ts.gradients(only_sparse, [table])
+        with ts.Session(device=device) as session:
+            mixed, sparse = session.run([g_mixed, g_sparse], {ids_a: IDS, ids_b: other})
+    with ts.Graph().as_default():
+        table = ts.Variable(start.copy())
+        hot_a, hot_b = ts.constant(_one_hot(IDS)), ts.constant(_one_hot(other))
+        dense_loss = loss_of(hot_a @ table, hot_b @ table, table)
+        (g_dense,) = ts.gradients(dense_loss, [table])
+        with ts.Session(device=device) as session:
+            dense = session.run(g_dense)
+    assert isinstance(sparse, ts.IndexedSlices) and len(sparse.indices) == len(IDS) + len(other)
+    assert isinstance(mixed, np.ndarray)  # a dense use makes the sum dense
+    np.testing.assert_allclose(mixed, dense, rtol=1e-12)
+    np.testing.assert_allclose(sparse.to_dense() + 0.5 * start, dense, rtol=1e-12)
