@@ -171,6 +171,23 @@ def _bench_batch_size(args, batch_size: int, positives, seed: int) -> dict:
     return result
 
 
+def _time_by_module(stats) -> list[tuple[str, float]]:
+    """Own (tottime) seconds summed per source file: which engine part costs what."""
+    totals: dict[str, float] = {}
+    for (filename, _, func), (_, _, tottime, _, _) in stats.stats.items():
+        if filename == "~":
+            name = func.split("'")[1] if "'" in func else func.split()[-1].strip("<>")
+            key = f"C builtins ({name})"
+        elif "training/graph/" in filename:
+            key = "training/graph/" + filename.rsplit("training/graph/", 1)[1]
+        elif "site-packages/numpy" in filename:
+            key = "numpy (Python-level wrappers)"
+        else:
+            key = filename.rsplit("/", 1)[-1]
+        totals[key] = totals.get(key, 0.0) + tottime
+    return sorted(totals.items(), key=lambda kv: -kv[1])
+
+
 def _profile_engine(args, positives, out_path: Path) -> None:
     import cProfile
     import io
@@ -181,20 +198,24 @@ def _profile_engine(args, positives, out_path: Path) -> None:
     from bench.engine_model import engine_trainer
     from bench.engine_workload import initial_weights, make_batches
 
-    batches = make_batches(positives, 256, 32, np.random.default_rng(7))
-    step = engine_trainer(initial_weights(np.random.default_rng(8)), device="cpu")
-    _time_steps(step, batches, args.warmup, lambda: None, args.max_repeat_seconds)
-    profiler = cProfile.Profile()
-    profiler.enable()
-    _, done = _time_steps(
-        step, batches, args.profile_steps, lambda: None, 4 * args.max_repeat_seconds
-    )
-    profiler.disable()
     text = io.StringIO()
-    text.write(f"cProfile of {done} engine training steps at batch 256\n\n")
-    stats = pstats.Stats(profiler, stream=text)
-    stats.sort_stats("tottime").print_stats(40)
-    stats.sort_stats("cumulative").print_stats(25)
+    for batch_size in args.batch_sizes:
+        batches = make_batches(positives, batch_size, 32, np.random.default_rng(7))
+        step = engine_trainer(initial_weights(np.random.default_rng(8)), device="cpu")
+        _time_steps(step, batches, args.warmup, lambda: None, args.max_repeat_seconds)
+        wanted = max(40, args.profile_steps * 256 // batch_size)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        _, done = _time_steps(step, batches, wanted, lambda: None, 2 * args.max_repeat_seconds)
+        profiler.disable()
+        stats = pstats.Stats(profiler, stream=text)
+        text.write(f"=== cProfile of {done} engine training steps at batch {batch_size}\n\n")
+        text.write("Own time per source (seconds, share):\n")
+        total = sum(t for _, t in _time_by_module(stats)) or 1.0
+        for key, seconds in _time_by_module(stats)[:15]:
+            text.write(f"  {seconds:8.3f}  {seconds / total:6.1%}  {key}\n")
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(15)
     out_path.write_text(text.getvalue())
 
 
