@@ -292,8 +292,10 @@ class FeatureDataset:
 
     def profile(self, table: str) -> ProfileTable:
         """The user or item profile's manifest-declared features as index-aligned arrays."""
-        specs = [f for f in self.features if f.get("table") == table]
         key = f"{table}_idx"
+        # The manifest may list the id column itself as a categorical feature; the models
+        # embed ids on their own, so it is not a profile feature.
+        specs = [f for f in self.features if f.get("table") == table and self._column(f) != key]
         size = self.n_users if table == "user" else self.n_items
         if not specs:
             return ProfileTable()

@@ -37,16 +37,18 @@ def _fields(ctx, params, user_idx, item_idx, rng):
     for table, profile in (("user", ctx.user_profile), ("item", ctx.item_profile)):
         for name, values in sorted(profile.categorical.items()):
             vocab = int(values.max()) + 1
-            spec = next((f for f in ctx.features if f["name"] == name), None)
+            spec = next(
+                (f for f in ctx.features if f["name"] == name and f.get("table") == table), None
+            )
             if spec is not None and spec.get("vocab_size"):
                 vocab = max(vocab, int(spec["vocab_size"]))
             lookup = ts.Variable(
                 values.astype(np.int32), name=f"profile/{table}/{name}", trainable=False
             )
             idx = ts.gather(lookup, ids[table])
-            emb = embedding(f"ranker/{name}", vocab, dim, rng)
+            emb = embedding(f"ranker/{table}/{name}", vocab, dim, rng)
             fields.append((name, ts.embedding_lookup(emb, idx)))
-            wide.append((name, vocab, idx))
+            wide.append((f"{table}/{name}", vocab, idx))
             declared.append({"name": name, "dtype": "int32", "table": table})
         columns = [v.reshape(sizes[table], 1) for _, v in sorted(profile.dense.items())]
         columns += [v for _, v in sorted(profile.vector.items())]
@@ -77,8 +79,8 @@ def _build(variant):
         logit = output_layer(deep, width, "ranker/out", rng)
         rows = list(embs)
         if variant == "wide_deep":
-            for name, size, idx in wide:
-                w = ts.Variable(np.zeros((size, 1), np.float32), name=f"ranker/wide/{name}")
+            for field, size, idx in wide:
+                w = ts.Variable(np.zeros((size, 1), np.float32), name=f"ranker/wide/{field}")
                 row = ts.embedding_lookup(w, idx)
                 rows.append(row)
                 logit = ts.add(logit, ts.reshape(row, [-1]))

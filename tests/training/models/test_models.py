@@ -54,8 +54,8 @@ def test_deepfm_second_order_term_matches_pairwise_sum():
     fields = [
         v["ranker/user_id"][USERS],
         v["ranker/item_id"][ITEMS],
-        v["ranker/segment"][ctx.user_profile.categorical["segment"][USERS]],
-        v["ranker/genre"][ctx.item_profile.categorical["genre"][ITEMS]],
+        v["ranker/user/segment"][ctx.user_profile.categorical["segment"][USERS]],
+        v["ranker/item/genre"][ctx.item_profile.categorical["genre"][ITEMS]],
     ]
     pairwise = sum((fields[a] * fields[b]).sum(axis=1) for a in range(4) for b in range(a + 1, 4))
     deep_graph = build_model("ranker", {"embedding": 3, "layers": [4]}, ctx, l2=0.0, seed=2)
