@@ -153,6 +153,13 @@ class BatchConfig(_Section):
     model: str | None = None
     candidates: str | None = None
     promotion_margin: float = Field(0.01, ge=0)
+    # Where the top-K Parquet goes (partitioned by dt); None: <dataset root>/recommendations.
+    output: str | None = None
+    # Ship the model version to the executors as a Spark archive instead of reading it from
+    # a path every executor can reach (needed on a cluster without shared storage).
+    ship_model: bool = False
+    # The daily run starts training from the serving version's weights when it is compatible.
+    warm_start: bool = False
 
 
 class Config(_Section):
