@@ -128,6 +128,10 @@ class TrainingConfig(_Section):
     # After early stopping picks the best epoch count on validation, retrain from scratch on
     # train + validation positives for that many epochs and export that model.
     refit: bool = False
+    # Items negative sampling never draws for a user: "train" = the positives being trained
+    # on (held-out validation/test items stay possible negatives, so evaluation does not leak
+    # into training); "seen" = every split's interactions (data-contracts §3 `seen/`).
+    negatives_exclude: Literal["train", "seen"] = "train"
 
 
 class ServedModelConfig(_Section):
