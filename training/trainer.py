@@ -20,7 +20,7 @@ import training.graph as ts
 from peppercorn.config import TrainingConfig
 from training import checkpoint as ckpt
 from training.checkpoint import optimizer_arrays, restore_optimizer
-from training.data import EvalSet, FeatureDataset, batches, with_negatives
+from training.data import EvalSet, FeatureDataset, SeenItems, batches, with_negatives
 from training.metrics import evaluate_scores
 from training.models import BuildContext, ModelGraph, build_model
 
@@ -93,7 +93,7 @@ class Trainer:
     ) -> None:
         self.dataset, self.cfg, self.checkpoint_dir = dataset, training, checkpoint_dir
         self.progress = progress
-        self.seen = dataset.seen()
+        self.seen = dataset.seen()  # exported for serving; sampling may use less, see below
         self.validation = dataset.eval_set("validation")
         self.test = dataset.eval_set("test")
         self.train = dataset.train_positives(training.memory_budget_mb * 1024 * 1024)
@@ -102,6 +102,7 @@ class Trainer:
         self.item_counts = np.zeros(dataset.n_items, np.int64)
         for _, items in self.train.all_pairs():
             self.item_counts += np.bincount(items, minlength=dataset.n_items)
+        self.exclude = self._exclusion(self.train)
         ctx = BuildContext(
             dataset.n_users,
             dataset.n_items,
@@ -115,6 +116,14 @@ class Trainer:
             self.train_op = self.optimizer.minimize(self.model.loss)
         self.session = ts.Session(self.model.graph, device=training.device)
         self.session.initialize_variables()
+
+    def _exclusion(self, positives) -> SeenItems:
+        if self.cfg.negatives_exclude == "seen":
+            return self.seen
+        pairs = list(positives.all_pairs())
+        users = np.concatenate([u for u, _ in pairs])
+        items = np.concatenate([i for _, i in pairs])
+        return SeenItems.from_pairs(users, items, self.dataset.n_users, self.dataset.n_items)
 
     @property
     def signatures(self) -> dict:
@@ -130,17 +139,17 @@ class Trainer:
         """All metrics of the current weights on `data`."""
         return evaluate_scores(*_eval_scores(self.session, self.model, data))
 
-    def _run_epoch(self, epoch: int, rng: np.random.Generator, positives=None):
+    def _run_epoch(self, epoch, rng, positives=None, exclude=None, label="epoch"):
         total_loss, samples, seconds = 0.0, 0, 0.0
-        positives = positives or self.train
+        positives, exclude = positives or self.train, exclude or self.exclude
         expected = positives.count * (1 + self.cfg.negatives)
         bar = tqdm(
-            total=expected, desc=f"epoch {epoch}", unit="ex", disable=not self.progress,
+            total=expected, desc=f"{label} {epoch}", unit="ex", disable=not self.progress,
             leave=False, mininterval=0.5,
         )  # fmt: skip
         feed = self.model.feed
         for users, items in positives.epoch_chunks(rng):
-            rows = with_negatives(users, items, self.seen, self.cfg.negatives, rng)
+            rows = with_negatives(users, items, exclude, self.cfg.negatives, rng)
             start = time.perf_counter()
             for batch in batches(rows, self.cfg.batch_size):
                 _, loss = self.session.run(
@@ -243,9 +252,10 @@ class Trainer:
         positives = self.dataset.train_positives(
             self.cfg.memory_budget_mb * 1024 * 1024, extra=self.validation
         )
+        exclude = self._exclusion(positives)
         for epoch in range(state["refit_epoch"] + 1, state["best_epoch"] + 1):
             wall = time.perf_counter()
-            loss, samples, seconds = self._run_epoch(epoch, rng, positives)
+            loss, samples, seconds = self._run_epoch(epoch, rng, positives, exclude, "refit epoch")
             state["refit_history"].append({"epoch": epoch, "loss": loss, "seconds": seconds})
             state["train_seconds"] += seconds
             state["train_samples"] += samples
@@ -279,6 +289,7 @@ class Trainer:
             "validation_ndcg@10": best_val["val_ndcg@10"],
             "validation_hr@10": best_val["val_hr@10"],
             "refit": refit,
+            "negatives_exclude": self.cfg.negatives_exclude,
         }
         return TrainResult(
             self.model, self.session, state["history"], best, metrics, baseline,

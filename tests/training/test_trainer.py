@@ -145,3 +145,15 @@ def test_loaded_export_scores_like_the_trained_model(dataset, tmp_path, model):
                 "train_samples_per_sec", "dataset_checksum", "validation_ndcg@10"):  # fmt: skip
         assert key in metrics, key
     shutil.rmtree(tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["train", "seen"])
+def test_negative_exclusion_modes(dataset, tmp_path, mode):
+    cfg = _cfg(epochs=1, negatives_exclude=mode)
+    trainer = Trainer(dataset, cfg, "gmf", {"factors": 4}, tmp_path, progress=False)
+    held_out = trainer.exclude.contains(trainer.test.users, trainer.test.items)
+    # "train" keeps held-out items drawable as negatives: evaluation does not leak into training
+    assert held_out.all() if mode == "seen" else not held_out.any()
+    rng = np.random.default_rng(0)
+    for users, items in trainer.train.epoch_chunks(rng):
+        assert trainer.exclude.contains(users, items).all()
