@@ -41,6 +41,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.etl", description=__doc__)
     parser.add_argument("--sizes", default="1000000,10000000", help="synthetic event counts")
     parser.add_argument("--skip-ml100k", action="store_true")
+    parser.add_argument(
+        "--skip-features", action="store_true", help="time the ETL stage alone (etl --skip-features)"
+    )
     parser.add_argument("--master", default="local[*]")
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--interval", type=float, default=0.2, help="memory sampling period")
@@ -115,8 +118,8 @@ def _ml100k(args, work: Path) -> dict:
     base = yaml.safe_load((ROOT / "configs" / "ml100k.yaml").read_text())
     base["dataset"]["path"] = str(ML100K)
     cfg = _config(work / "ml100k.yaml", base, work / "data", args.master, args.driver_memory)
-    run = _measure([sys.executable, "-m", "etl", "--config", str(cfg)], args.interval)
-    return {"dataset": "ml-100k", **_stage_seconds(run["stdout"]), **_without_stdout(run)}
+    run = _measure(_etl_command(cfg, args), args.interval)
+    return {"dataset": "ml-100k" + _suffix(args), **_stage_seconds(run["stdout"]), **_without_stdout(run)}
 
 
 def _synthetic(args, work: Path, events: int) -> dict:
@@ -129,12 +132,21 @@ def _synthetic(args, work: Path, events: int) -> dict:
     run = _measure([sys.executable, "-m", "etl", "--config", str(cfg)], args.interval)
     shutil.rmtree(work / "data" / f"bench{events}", ignore_errors=True)
     return {
-        "dataset": f"synthetic-{events}",
+        "dataset": f"synthetic-{events}{_suffix(args)}",
         "events": events,
         "generate_seconds": gen["seconds"],
         **_stage_seconds(run["stdout"]),
         **_without_stdout(run),
     }
+
+
+def _etl_command(cfg: Path, args) -> list[str]:
+    extra = ["--skip-features"] if args.skip_features else []
+    return [sys.executable, "-m", "etl", "--config", str(cfg), *extra]
+
+
+def _suffix(args) -> str:
+    return " (etl only)" if args.skip_features else ""
 
 
 def _without_stdout(run: dict) -> dict:
@@ -171,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-etl-"))
     work.mkdir(parents=True, exist_ok=True)
     report = {
-        "benchmark": "python -m etl (ETL + features) as a fresh subprocess",
+        "benchmark": "python -m etl (ETL + features unless 'etl only') as a fresh subprocess",
         "cpus": os.cpu_count(),
         "master": args.master,
         "driver_memory": args.driver_memory,
