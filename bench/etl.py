@@ -41,9 +41,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.etl", description=__doc__)
     parser.add_argument("--sizes", default="1000000,10000000", help="synthetic event counts")
     parser.add_argument("--skip-ml100k", action="store_true")
-    parser.add_argument(
-        "--skip-features", action="store_true", help="time the ETL stage alone (etl --skip-features)"
-    )
+    parser.add_argument("--skip-features", action="store_true", help="time the ETL stage alone")
     parser.add_argument("--master", default="local[*]")
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--interval", type=float, default=0.2, help="memory sampling period")
@@ -119,7 +117,8 @@ def _ml100k(args, work: Path) -> dict:
     base["dataset"]["path"] = str(ML100K)
     cfg = _config(work / "ml100k.yaml", base, work / "data", args.master, args.driver_memory)
     run = _measure(_etl_command(cfg, args), args.interval)
-    return {"dataset": "ml-100k" + _suffix(args), **_stage_seconds(run["stdout"]), **_without_stdout(run)}
+    stages = _stage_seconds(run["stdout"])
+    return {"dataset": "ml-100k" + _suffix(args), **stages, **_without_stdout(run)}
 
 
 def _synthetic(args, work: Path, events: int) -> dict:
