@@ -253,7 +253,15 @@ def _markdown(report: dict) -> str:
         lines.append(f"- batch {res['batch_size']} (asked {res['timed_steps_per_repeat']}): {runs}")
     load = report["machine"].get("load_average_1_5_15")
     if load:
-        lines += ["", f"Load average at the end (1/5/15 min): {load}."]
+        lines += ["", f"Load average at the end (1/5/15 min): {[round(x, 1) for x in load]}."]
+        cpus = report["machine"].get("usable_cpus") or 1
+        if load[0] > cpus:
+            lines += [
+                "",
+                f"**Warning: load average {load[0]:.1f} on {cpus} CPUs: other processes shared "
+                "the machine, so these figures (multi-threaded ones above all) are not "
+                "representative. Re-run on a quiet machine.**",
+            ]
     return "\n".join(lines) + "\n"
 
 
