@@ -453,8 +453,16 @@ def load(path: str | os.PathLike, *, device: str | None = None) -> SavedGraph:
     graph.seed = graph_json.get("seed")
     built: dict[str, Node] = {}
     with graph.as_default():
-        for record in records:
-            built[record["name"]] = _build_node(record, built, variables, constants, str(root))
+        for position, record in enumerate(records):
+            try:
+                built[record["name"]] = _build_node(record, built, variables, constants, str(root))
+            except SavedGraphError:
+                raise
+            except (KeyError, TypeError, ValueError) as exc:
+                raise SavedGraphError(
+                    f"{root}/graph.json: node #{position} ({str(record)[:120]}) cannot be "
+                    f"rebuilt: {type(exc).__name__}: {exc}"
+                ) from None
     for sig_name, sig in signatures.items():
         for spec in list(sig["inputs"].values()) + list(sig["outputs"].values()):
             if spec["name"] not in built:

@@ -294,3 +294,13 @@ def test_bad_save_arguments_are_named(tmp_path):
     with pytest.raises(SavedGraphError, match="graph has no node named 'nope'"):
         save(tmp_path / "c", session, {"s": {"inputs": {}, "outputs": {"y": "nope"}}})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_malformed_graph_json_is_named(saved_model):
+    graph_json = json.loads((saved_model / "graph.json").read_text())
+    del graph_json["nodes"][0]["dtype"]  # the first node is the user_idx placeholder
+    (saved_model / "graph.json").write_text(json.dumps(graph_json))
+    rewrite_manifest(saved_model)
+
+    with pytest.raises(SavedGraphError, match=r"graph\.json: node #0 .*KeyError: 'dtype'"):
+        load(saved_model)
