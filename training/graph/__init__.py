@@ -69,6 +69,8 @@ from training.graph.ops_nn import (
     softmax,
     softmax_cross_entropy_with_logits,
 )
+from training.graph.passes import optimize_for_inference
+from training.graph.saved import SavedGraph, SavedGraphError, load, save
 from training.graph.session import Session, global_variables_initializer
 from training.graph.sparse import IndexedSlices
 
@@ -91,6 +93,8 @@ __all__ = [
     "Operation",
     "Placeholder",
     "RegisterGradient",
+    "SavedGraph",
+    "SavedGraphError",
     "Session",
     "Variable",
     "add",
@@ -115,9 +119,11 @@ __all__ = [
     "int32",
     "int64",
     "l2_loss",
+    "load",
     "log",
     "log_softmax",
     "matmul",
+    "optimize_for_inference",
     "multiply",
     "negative",
     "placeholder",
@@ -125,6 +131,7 @@ __all__ = [
     "reduce_mean",
     "reduce_sum",
     "relu",
+    "save",
     "reset_default_graph",
     "reshape",
     "sigmoid",
