@@ -9,8 +9,10 @@ from pathlib import Path
 from peppercorn.config import Config
 
 
-def make_config(data_root: Path, kind: str, path: Path | None = None, **dataset) -> Config:
-    """A config whose outputs go under `data_root` and whose input is `path`."""
+def make_config(
+    data_root: Path | str, kind: str, path: Path | str | None = None, **dataset
+) -> Config:
+    """A config whose outputs go under `data_root` and whose input is `path` (paths or URIs)."""
     body = {"kind": kind, "name": f"t-{kind}", **dataset}
     if path is not None:
         body["path"] = str(path)

@@ -32,7 +32,8 @@ def snapshot(spark, clean: str) -> dict:
 @pytest.fixture
 def ml_config(tmp_path):
     write_ml100k(tmp_path / "src")
-    return make_config(tmp_path / "out", "movielens-100k", tmp_path / "src")
+    # URIs, not paths: nothing in the job may assume a local filesystem path.
+    return make_config(f"file://{tmp_path / 'out'}", "movielens-100k", f"file://{tmp_path / 'src'}")
 
 
 def test_rerun_gives_identical_output_and_crash_keeps_previous(spark, ml_config, tmp_path):

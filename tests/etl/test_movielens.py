@@ -149,3 +149,23 @@ def test_events_are_kept_ratings_partitioned_by_day(ml100k, spark):
     assert set(events["event"]) == {"rating"}
     days = sorted(p.name for p in (root / "clean" / "events").iterdir() if p.is_dir())
     assert days == sorted({f"dt={w[4]}" for w in want})
+
+
+@pytest.mark.shared
+def test_real_ml100k_keeps_every_rating(spark, shared_datasets, tmp_path):
+    import pandas as pd
+
+    src = shared_datasets / "ml-100k"
+    ratings = pd.read_csv(src / "u.data", sep="\t", names=["u", "i", "r", "t"])
+    n_users = len(pd.read_csv(src / "u.user", sep="|", header=None, encoding="latin-1"))
+    n_items = len(pd.read_csv(src / "u.item", sep="|", header=None, encoding="latin-1"))
+    result = etl.run(make_config(tmp_path, "movielens-100k", src), spark)
+    tables = result["tables"]
+    assert tables["events"] == {"read": len(ratings), "kept": len(ratings), "quarantined": {}}
+    assert tables["users"]["kept"] == n_users and tables["items"]["kept"] == n_items
+    days = pd.to_datetime(ratings["t"], unit="s").dt.strftime("%Y-%m-%d").unique()
+    events = spark.read.parquet(f"{result['output']}/events")
+    assert events.select("dt").distinct().count() == len(days)
+    per_user = events.groupBy("user_id").count().toPandas().set_index("user_id")["count"]
+    want = ratings.groupby("u").size()
+    assert per_user.sort_index().to_dict() == {str(k): v for k, v in want.items()}
