@@ -1,0 +1,129 @@
+"""The daily chain: lock, failing step, promotion gate, idempotent re-runs, summary."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from batch.daily import main, summary_path
+from batch.job import output_uri
+from peppercorn.config import load_config
+from training.data.synthetic import write_synthetic_dataset
+
+DAY = "2026-10-31"
+GOOD = {"epochs": 3, "learning_rate": 0.02, "batch_size": 64, "seed": 1}
+# Too small a step to learn anything in one epoch: a deliberately worse model.
+WORSE = {"epochs": 1, "learning_rate": 1e-7, "batch_size": 64, "seed": 1}
+
+
+def _config(root: Path, training: dict, **extra) -> Path:
+    body = {
+        "dataset": {"kind": "synthetic", "name": "tiny"},
+        "paths": {"data_root": str(root / "data"), "model_repository": str(root / "models")},
+        "spark": {"master": "local[2]", "shuffle_partitions": 2},
+        "model": {"name": "gmf", "params": {"factors": 8}},
+        "training": training,
+        "batch": {"k": 5, "promotion_margin": 0.0},
+        **extra,
+    }
+    path = root / f"daily-{len(list(root.glob('daily-*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+@pytest.fixture(scope="module")
+def features_root(tmp_path_factory):
+    """A features dataset written straight in the §3 layout, so the chain starts at `train`."""
+    root = tmp_path_factory.mktemp("daily")
+    write_synthetic_dataset(root / "data" / "tiny", users=40, items=50, per_user=10,
+                            eval_negatives=20)  # fmt: skip
+    return root
+
+
+def _summary(config: Path, day: str = DAY) -> dict:
+    return json.loads(summary_path(load_config(config), day).read_text())
+
+
+def _top_k(config: Path, day: str = DAY) -> pd.DataFrame:
+    df = pd.read_parquet(f"{output_uri(load_config(config))}/dt={day}")
+    return df.sort_values(["user_id", "rank"]).reset_index(drop=True)
+
+
+def test_first_run_promotes_and_a_rerun_gives_the_same_outputs(spark, features_root, capsys):
+    config = _config(features_root, GOOD)
+    assert main(["--config", str(config), "--dt", DAY, "--from-step", "train"]) == 0
+    first, first_top = _summary(config), _top_k(config)
+    assert (first["status"], first["exported_version"], first["version"]) == ("succeeded", 1, 1)
+    assert first["gate"]["promote"] and "no serving version" in first["gate"]["reason"]
+    steps = {s["name"]: s for s in first["steps"]}
+    assert steps["etl"]["status"] == "skipped"
+    assert steps["batch"]["rows"]["recommendations"] == 40 * 5 == len(first_top)
+    assert first["metrics"]["validation_ndcg@10"] > 0
+
+    assert main(["--config", str(config), "--dt", DAY, "--from-step", "train"]) == 0
+    second, second_top = _summary(config), _top_k(config)
+    assert sorted(p.name for p in (features_root / "models" / "gmf").iterdir()) == ["1"]
+    assert [s["status"] for s in second["steps"]][1:4] == ["reused version 1"] * 3
+    pd.testing.assert_frame_equal(first_top, second_top)
+    assert second["version"] == first["version"] == 1
+    assert "daily dt=2026-10-31: succeeded" in capsys.readouterr().out
+
+
+def test_gate_refuses_a_worse_model(spark, features_root, capsys):
+    _config(features_root, GOOD)  # keeps numbering apart from the first test's config
+    worse = _config(features_root, WORSE)
+    assert main(["--config", str(worse), "--dt", "2026-11-01", "--from-step", "train"]) == 0
+    summary = _summary(worse, "2026-11-01")
+    gate = summary["gate"]
+    assert gate["promote"] is False and gate["serving_version"] == 1
+    assert gate["candidate"] < gate["serving"]
+    assert summary["exported_version"] is None and summary["version"] == 1
+    assert sorted(p.name for p in (features_root / "models" / "gmf").iterdir()) == ["1"]
+    assert set(_top_k(worse, "2026-11-01")["version"]) == {1}
+    assert "refused" in capsys.readouterr().out
+
+
+def test_a_concurrent_run_is_refused_and_touches_nothing(tmp_path, capsys):
+    config = _config(tmp_path, GOOD)
+    lock = tmp_path / "data" / ".locks" / "daily.lock"
+    lock.parent.mkdir(parents=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another run in progress
+    try:
+        before = sorted(str(p) for p in tmp_path.rglob("*"))
+        assert main(["--config", str(config), "--dt", DAY]) == 3
+        assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+    finally:
+        os.close(fd)
+    assert "another daily run holds" in capsys.readouterr().err
+
+
+def test_a_failing_step_stops_the_chain_and_is_named(spark, tmp_path, capsys):
+    config = _config(tmp_path, GOOD, dataset={
+        "kind": "movielens-100k", "name": "broken", "path": str(tmp_path / "absent")})  # fmt: skip
+    assert main(["--config", str(config), "--dt", DAY]) == 1
+    err = capsys.readouterr().err
+    assert "step 'etl' failed" in err and len(err.strip().splitlines()) == 1
+    summary = _summary(config)
+    assert (summary["status"], summary["failed_step"]) == ("failed", "etl")
+    assert [s["status"] for s in summary["steps"]] == ["failed"] + ["not run"] * 4
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dt", "31/10/2026"], "expected a date like"),
+        (["--config", "absent.yaml"], "cannot read"),
+    ],
+)
+def test_bad_arguments_exit_2(tmp_path, capsys, args, message):
+    config = _config(tmp_path, GOOD)
+    assert main(["--config", str(config), *args]) == 2
+    assert message in capsys.readouterr().err
