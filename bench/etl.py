@@ -128,7 +128,7 @@ def _synthetic(args, work: Path, events: int) -> dict:
     cfg = _config(work / f"syn{events}.yaml", base, work / "data", args.master,
                   args.driver_memory)  # fmt: skip
     gen = _measure([sys.executable, "-m", "datagen", "--config", str(cfg)], args.interval)
-    run = _measure([sys.executable, "-m", "etl", "--config", str(cfg)], args.interval)
+    run = _measure(_etl_command(cfg, args), args.interval)
     shutil.rmtree(work / "data" / f"bench{events}", ignore_errors=True)
     return {
         "dataset": f"synthetic-{events}{_suffix(args)}",
