@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -87,6 +88,31 @@ def test_gate_refuses_a_worse_model(spark, features_root, capsys):
     assert sorted(p.name for p in (features_root / "models" / "gmf").iterdir()) == ["1"]
     assert set(_top_k(worse, "2026-11-01")["version"]) == {1}
     assert "refused" in capsys.readouterr().out
+
+
+def test_batch_top_k_equals_online_recommend(spark, features_root):
+    """The promoted real model, served by the app, answers /recommend as the batch wrote."""
+    from fastapi.testclient import TestClient
+
+    from serving.main import create_app
+    from tests.serving.conftest import make_settings, wait_until
+
+    top = _top_k(features_root / "daily-0.yaml")
+    assert set(top["version"]) == {1}
+    users = sorted(top["user_id"].unique())[::7]
+    app = create_app(make_settings(features_root / "models"))
+    with TestClient(app) as client:
+        wait_until(lambda: client.get("/readyz").status_code == 200)
+        for user in users:
+            r = client.post("/recommend", json={"user_id": user, "k": 5, "exclude_seen": True})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert (body["version"], body["fallback"]) == (1, False)
+            mine = top[top["user_id"] == user]
+            assert [str(i["item_id"]) for i in body["items"]] == mine["item_id"].tolist()
+            np.testing.assert_allclose(
+                [i["score"] for i in body["items"]], mine["score"], rtol=1e-5, atol=1e-7
+            )
 
 
 def test_a_concurrent_run_is_refused_and_touches_nothing(tmp_path, capsys):
