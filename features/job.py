@@ -76,7 +76,9 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, Any]:
     seen = inter.select("user_idx", "item_idx").distinct()
     k, seed, n_items = fc.eval_negatives, fc.seed, vocabs.item.size
     if data.ncf_test is not None:
-        test = enc.encode_ncf_test(data.ncf_test, vocabs)
+        test = enc.encode_ncf_test(data.ncf_test, vocabs).cache()
+        # The given test pairs count as seen whether or not the ETL kept them as events.
+        seen = seen.unionByName(test.select("user_idx", "item_idx")).distinct()
         train, val_pairs = split_with_given_test(pos, test)
     else:
         train, val_pairs, test_pairs = leave_one_out(pos)
