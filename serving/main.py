@@ -19,6 +19,7 @@ from serving.manager import ModelManager
 from serving.metrics import ServerMetrics
 from serving.middleware import LimitsAndMetrics
 from serving.model import default_loader
+from serving.precomputed import PrecomputedTopK
 from serving.routers import ops, tf_serving, web
 from serving.settings import Settings, local_path
 
@@ -85,6 +86,11 @@ def create_app(settings: Settings, loader: Callable[[Path], Any] = default_loade
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.manager = manager
+    app.state.precomputed = (
+        PrecomputedTopK(settings.batch_output, settings.poll_interval_s)
+        if settings.batch_output
+        else None
+    )
     app.include_router(tf_serving.router)
     app.include_router(web.router)
     app.include_router(ops.router)

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     models: dict[str, ServedModelConfig] = Field(default_factory=dict)
     max_body_bytes: int = Field(1_048_576, gt=0)
     max_instances: int = Field(10_000, gt=0)
+    # Latest `python -m batch` output answers /recommend when it matches (serving.precomputed).
+    batch_output: str | None = None
     warmup_requests: int = Field(3, ge=1)
     admin_token: str | None = None
 
@@ -60,6 +62,7 @@ class Settings(BaseSettings):
             models=s.models,
             max_body_bytes=s.max_body_bytes,
             max_instances=s.max_instances,
+            batch_output=s.batch_output,
         )
         checked = _CliOverrides.model_validate(cli).model_dump(exclude_none=True)
         return settings.model_copy(update=checked) if checked else settings

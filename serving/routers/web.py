@@ -94,6 +94,9 @@ async def recommend(body: RecommendBody, request: Request):
         if fallback:
             idx, scores = served.popular(body.k, candidates)
         else:
+            hit = _precomputed(request, name, served, body)
+            if hit is not None:
+                return hit
             n = len(served.items) - 1 if candidates is None else candidates.shape[0]
             request.app.state.metrics.batch_size.labels("recommend").observe(n)
             idx, scores = served.recommend(user, body.k, body.exclude_seen, candidates)
@@ -105,3 +108,20 @@ async def recommend(body: RecommendBody, request: Request):
         return JSONResponse(
             {"model": name, "version": served.version, "items": items, "fallback": fallback}
         )
+
+
+def _precomputed(request: Request, name: str, served, body: RecommendBody):
+    """The batch top-K answer (header `X-Peppercorn-Source: batch`), or None to score online."""
+    store = getattr(request.app.state, "precomputed", None)
+    if store is None:
+        return None
+    user = str(body.user_id)
+    hit = store.lookup(name, served.version, user, body.k, body.exclude_seen, body.candidates)
+    if hit is None:
+        return None
+    vocab = served.items
+    items = [{"item_id": vocab.raw(vocab.lookup(i)), "score": s} for i, s in zip(*hit, strict=True)]
+    return JSONResponse(
+        {"model": name, "version": served.version, "items": items, "fallback": False},
+        headers={"X-Peppercorn-Source": "batch"},
+    )
