@@ -115,31 +115,76 @@ def prune_checkpoints(folder: Path, keep: set[int]) -> None:
 
 
 def optimizer_arrays(session, optimizer) -> dict[str, np.ndarray]:
-    """The optimizer's state in `session` as `{"<variable>/<slot>": array, "__step__": [n]}`."""
+    """The optimizer's state in `session` as `{"<variable>/<slot>": array, "__step__": [n]}`.
+
+    Works around the engine having no public slot API: it keeps slots per variable for
+    row-sparse updates and, for dense variables, one flat buffer per group of variables; both
+    are written here per variable so the file does not depend on that internal layout.
+    """
     state = session.optimizer_state.get(optimizer)
     if state is None:
         return {_STEP_KEY: np.zeros(1, np.int64)}
     out = {_STEP_KEY: np.array([state["step"]], np.int64)}
-    for var, slots in state["slots"].items():
+    for var, slots in state.get("slots", {}).items():
         for name, value in slots.items():
             if name not in _SCRATCH_SLOTS:
-                out[f"{var.name}/{name}"] = np.asarray(to_numpy(value))
+                out[f"{var.name}/{name}"] = np.asarray(to_numpy(value)).reshape(var.shape)
+    for variables, group in state.get("groups", {}).items():
+        for name, flat in (group.get("slots") or {}).items():
+            if name in _SCRATCH_SLOTS:
+                continue
+            flat = np.asarray(to_numpy(flat))
+            offset = 0
+            for var in variables:
+                size = int(np.prod(var.shape, dtype=np.int64))
+                out[f"{var.name}/{name}"] = flat[offset : offset + size].reshape(var.shape)
+                offset += size
     return out
 
 
-def restore_optimizer(session, optimizer, variables: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Put `optimizer_arrays` output back into `session` for the same graph's `variables`."""
+def _updated_sparsely(var) -> bool:
+    # The engine's gather gradient w.r.t. its params is row-sparse; a variable read only as a
+    # gather's params therefore gets per-variable slots, every other one a grouped slot.
+    return bool(var.consumers) and all(
+        c.op_type == "gather" and c.input_nodes[0] is var for c in var.consumers
+    )
+
+
+def restore_optimizer(session, optimizer, train_op, arrays: dict[str, np.ndarray]) -> None:
+    """Put `optimizer_arrays` output back into `session` for `train_op`'s variables."""
     step = int(arrays.get(_STEP_KEY, np.zeros(1))[0])
+    session.optimizer_state.pop(optimizer, None)
     if step == 0:
-        session.optimizer_state.pop(optimizer, None)
         return
-    slots: dict = {}
-    for key, value in arrays.items():
-        if key == _STEP_KEY:
-            continue
-        var_name, _, slot = key.rpartition("/")
-        if var_name not in variables:
-            raise ValueError(f"checkpoint optimizer state names unknown variable {var_name!r}")
-        var = variables[var_name]
-        slots.setdefault(var, {})[slot] = session.xp.array(value, dtype=var.dtype, copy=True)
-    session.optimizer_state[optimizer] = {"step": step, "slots": slots}
+    xp = session.xp
+    per_var: dict = {}
+    for var in train_op.variables:
+        found = {
+            key.rpartition("/")[2]: value
+            for key, value in arrays.items()
+            if key.rpartition("/")[0] == var.name
+        }
+        if not found:
+            raise ValueError(f"checkpoint has no optimizer state for variable {var.name!r}")
+        per_var[var] = found
+    sparse = [v for v in train_op.variables if _updated_sparsely(v)]
+    dense = tuple(v for v in train_op.variables if not _updated_sparsely(v))
+    state = {"step": step, "slots": {}, "groups": {}}
+    for var in sparse:
+        state["slots"][var] = {
+            k: xp.array(v, dtype=var.dtype, copy=True) for k, v in per_var[var].items()
+        }
+    if dense:
+        if len({v.dtype for v in dense}) > 1:
+            for var in dense:
+                state["slots"][var] = {
+                    k: xp.array(v, dtype=var.dtype, copy=True) for k, v in per_var[var].items()
+                }
+        else:
+            names = per_var[dense[0]].keys()
+            flat = {
+                k: xp.asarray(np.concatenate([per_var[v][k].reshape(-1) for v in dense]))
+                for k in names
+            }
+            state["groups"][dense] = {"views": None, "slots": flat}
+    session.optimizer_state[optimizer] = state
