@@ -153,3 +153,18 @@ def test_bad_arguments_exit_2(tmp_path, capsys, args, message):
     config = _config(tmp_path, GOOD)
     assert main(["--config", str(config), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_warm_start_carries_the_serving_weights(spark, features_root):
+    """From v1's weights, a step too small to move them scores as v1 did: the gate passes
+    (the same config without warm start is refused, see above)."""
+    warm = _config(features_root, WORSE,
+                   batch={"k": 5, "promotion_margin": 0.001, "warm_start": True})  # fmt: skip
+    assert main(["--config", str(warm), "--dt", "2026-11-02", "--from-step", "train"]) == 0
+    summary = _summary(warm, "2026-11-02")
+    train = next(s for s in summary["steps"] if s["name"] == "train")
+    assert train["warm_start"]["applied"] and train["warm_start"]["from"] == 1
+    assert train["warm_start"]["variables"] >= 2
+    gate = summary["gate"]
+    assert gate["promote"] and abs(gate["candidate"] - gate["serving"]) < 1e-3
+    assert summary["exported_version"] == 2 and set(_top_k(warm, "2026-11-02")["version"]) == {2}
