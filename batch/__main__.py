@@ -28,15 +28,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def spark_error_line(exc: BaseException) -> str:
-    """The first meaningful line of a Spark error (Python worker errors carry the cause last)."""
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    if not lines:
-        return type(exc).__name__
-    causes = [ln for ln in lines if "Error:" in ln and not ln.startswith("File ")]
-    return causes[-1] if causes else lines[0]
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the batch job; 0 on success, 2 on a bad config, model or input."""
     args = _parse_args(argv)
@@ -51,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.errors.exceptions.base import PySparkException
     from pyspark.sql import SparkSession
 
+    from batch.errors import BatchError, error_line
     from batch.job import run
-    from batch.versions import BatchError
     from peppercorn.spark import get_spark
 
     owned = SparkSession.getActiveSession() is None
@@ -63,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except PySparkException as exc:
-        print(f"error: batch scoring failed: {spark_error_line(exc)}", file=sys.stderr)
+        print(f"error: batch scoring failed: {error_line(exc)}", file=sys.stderr)
         return 2
     finally:
         if owned:

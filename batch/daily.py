@@ -24,6 +24,7 @@ import time
 import traceback
 from pathlib import Path
 
+from batch.errors import error_line
 from batch.lock import LockHeld, exclusive_lock
 from batch.steps import STEPS, DailyContext, find_serving
 from batch.versions import BatchError, local_dir
@@ -90,7 +91,7 @@ def run_daily(
         try:
             record = step(ctx)
         except Exception as exc:  # any failure ends the chain; the summary keeps the cause
-            failed = {"step": name, "error": f"{type(exc).__name__}: {exc}".strip()}
+            failed = {"step": name, "error": error_line(exc)}
             record = {"status": "failed", "error": failed["error"],
                       "traceback": traceback.format_exc(limit=8)}  # fmt: skip
         else:

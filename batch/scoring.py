@@ -35,6 +35,7 @@ OUTPUT_COLUMNS = ("user_id", "rank", "item_id", "score")
 _PAIRS_PER_CALL = 131_072  # bounds one predict call's memory (users x pool pairs)
 _CACHE: dict[str, ScoringModel] = {}
 _LOADS: dict[str, int] = {}
+_EMPTY_TYPES = {"user_id": object, "rank": np.int32, "item_id": object, "score": np.float32}
 
 
 @dataclass
@@ -144,9 +145,6 @@ def score_users(model: ScoringModel, users: np.ndarray, pool: np.ndarray, k: int
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _EMPTY_TYPES.items()})
     return pd.concat(frames, ignore_index=True)
-
-
-_EMPTY_TYPES = {"user_id": object, "rank": np.int32, "item_id": object, "score": np.float32}
 
 
 def score_batches(

@@ -15,13 +15,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from batch.errors import BatchError
+
 __all__ = ["BatchError", "ModelVersion", "latest_version", "local_dir", "resolve", "ship"]
 
 _VERSION = re.compile(r"^[0-9]+$")
-
-
-class BatchError(RuntimeError):
-    """A batch or daily run that cannot go on; the message says what to fix."""
 
 
 @dataclass(frozen=True)

@@ -115,3 +115,24 @@ def test_missing_model_is_a_clear_error(spark, tmp_path, version, message):
 def test_bad_day_is_refused(spark, dot_model):
     with pytest.raises(BatchError, match="expected a date like"):
         run(make_config(dot_model[0]), spark, "31/10/2026")
+
+
+def test_cli_errors_are_one_line_exit_2(spark, tmp_path, dot_model, capsys):
+    import shutil
+
+    import yaml
+
+    from batch.__main__ import main
+
+    repo = tmp_path / "models" / "neumf"
+    shutil.copytree(dot_model[1].path, repo / "1")
+    (repo / "1" / "variables.npz").write_bytes(b"not the saved weights")
+    config = tmp_path / "c.yaml"
+    paths = {"data_root": str(tmp_path / "d"), "model_repository": str(tmp_path / "models")}
+    config.write_text(yaml.safe_dump({"paths": paths}))
+    assert main(["--config", str(config), "--dt", DAY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "batch scoring failed" in err
+    assert "variables.npz" in err, err
+    assert main(["--config", str(config), "--dt", DAY, "--version", "9"]) == 2
+    assert "has no version 9" in capsys.readouterr().err

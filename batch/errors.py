@@ -1,0 +1,19 @@
+"""The batch package's error type and one-line error messages."""
+
+from __future__ import annotations
+
+__all__ = ["BatchError", "error_line"]
+
+
+class BatchError(RuntimeError):
+    """A batch or daily run that cannot go on; the message says what to fix."""
+
+
+def error_line(exc: BaseException) -> str:
+    """`Type: message` on one line; for a multi-line (Spark, Python worker) error, the last
+    line that names an error, which is where the cause is."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if len(lines) <= 1:
+        return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    causes = [ln for ln in lines if "Error:" in ln and not ln.startswith("File ")]
+    return f"{type(exc).__name__}: {causes[-1] if causes else lines[0]}"
