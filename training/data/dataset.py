@@ -296,6 +296,9 @@ class FeatureDataset:
         # The manifest may list the id column itself as a categorical feature; the models
         # embed ids on their own, so it is not a profile feature.
         specs = [f for f in self.features if f.get("table") == table and self._column(f) != key]
+        # A multivalent categorical (a list of indices per row, e.g. item tags) has no model
+        # input yet; reading it as one index per row fails, so it is left out.
+        specs = [f for f in specs if not f.get("multivalent")]
         size = self.n_users if table == "user" else self.n_items
         if not specs:
             return ProfileTable()
