@@ -83,16 +83,13 @@ def load(
     hook = on_written or (lambda name: None)
     frames = [df.persist(StorageLevel.DISK_ONLY) for df in result.classified.values()]
     try:
-        quarantine = None
-        for name, df in result.classified.items():
-            rows = quarantine_rows(df, name)
-            quarantine = rows if quarantine is None else quarantine.unionByName(rows)
+        quarantine = _union([quarantine_rows(df, name) for name, df in result.classified.items()])
         quarantine.coalesce(_QUARANTINE_FILES).write.parquet(join_uri(uri, "quarantine"))
         hook("quarantine")
         for name, df in result.outputs.items():
             _write_table(df, join_uri(uri, name), partition_by_day=name == "events")
             hook(name)
-        summary = {name: _count(raw[name], df, name) for name, df in result.classified.items()}
+        summary = _summarise(raw, result.classified)
         storage.write_text(spark, join_uri(uri, "summary.json"), json.dumps(summary, indent=2))
         hook("summary.json")
         # A table that is a source's kept rows is already counted; derived ones are counted
@@ -136,17 +133,31 @@ def _write_table(df: DataFrame, uri: str, partition_by_day: bool) -> None:
         df.coalesce(_ENTITY_FILES).write.parquet(uri)
 
 
-def _count(lines: DataFrame, classified: DataFrame, name: str) -> dict:
-    read = lines.count()
-    by_reason = {
-        row["reason"]: row["count"]
-        for row in classified.groupBy("reason").count().collect()  # one row per reason code
-    }
-    kept = by_reason.pop(None, 0)
-    quarantined = dict(sorted(by_reason.items()))
-    if kept + sum(quarantined.values()) != read:
-        raise EtlError(
-            f"table {name!r}: read {read} lines but kept {kept} and quarantined "
-            f"{sum(quarantined.values())}; refusing to publish"
-        )
-    return {"read": read, "kept": kept, "quarantined": quarantined}
+def _summarise(raw: dict[str, DataFrame], classified: dict[str, DataFrame]) -> dict:
+    """Per table: lines read, rows kept, rows quarantined by reason; two small jobs in all."""
+    names = list(classified)
+    lines = _union([raw[name].select(F.lit(name).alias("t")) for name in names])
+    read = {r["t"]: r["count"] for r in lines.groupBy("t").count().collect()}
+    outcomes = _union([classified[name].select(F.lit(name).alias("t"), "reason") for name in names])
+    # One row per (table, reason code): a handful, whatever the data size.
+    found = outcomes.groupBy("t", "reason").count().collect()
+    summary = {}
+    for name in names:
+        by_reason = {r["reason"]: r["count"] for r in found if r["t"] == name}
+        kept = by_reason.pop(None, 0)
+        quarantined = dict(sorted(by_reason.items()))
+        n_read = read.get(name, 0)
+        if kept + sum(quarantined.values()) != n_read:
+            raise EtlError(
+                f"table {name!r}: read {n_read} lines but kept {kept} and quarantined "
+                f"{sum(quarantined.values())}; refusing to publish"
+            )
+        summary[name] = {"read": n_read, "kept": kept, "quarantined": quarantined}
+    return summary
+
+
+def _union(frames: list[DataFrame]) -> DataFrame:
+    out = frames[0]
+    for frame in frames[1:]:
+        out = out.unionByName(frame)
+    return out
