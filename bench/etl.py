@@ -159,8 +159,8 @@ def _markdown(report: dict) -> str:
         f"Machine: {report['cpus']} CPUs, master `{report['master']}`, driver memory "
         f"{report['driver_memory']}; load average before/after each run shown (shared machine).",
         "Wall time is a fresh `python -m etl` subprocess: Spark start-up + ETL + features "
-        "(ETL alone for rows marked 'etl only'); synthetic raw logs are generated beforehand, "
-        "untimed here.",
+        "(ETL alone for rows marked 'etl only'); synthetic raw logs are generated beforehand "
+        "(timed separately: generate_seconds in etl.json).",
         "Driver RSS = driver Python + its JVM (local mode: executors run inside that JVM); "
         "tree RSS adds PySpark's Python workers. Sampled every "
         f"{report['interval_s']} s with psutil.",
