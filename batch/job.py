@@ -90,6 +90,16 @@ def load(scored: DataFrame, uri: str) -> None:
     )
 
 
+def _one_blas_thread_per_worker(spark) -> None:
+    # Spark already runs one Python worker per core; a multi-threaded BLAS in each of them
+    # oversubscribes the cores (measured: 2.6x slower scoring with 2 threads per worker on
+    # 2 cores).  `SparkContext.environment` reaches the Python workers started for the UDFs
+    # created after this; values set in the config (spark.executorEnv.*) win.
+    env = spark.sparkContext.environment
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")
+
+
 def check_day(day: str) -> str:
     """`day` if it is an ISO date (YYYY-MM-DD); BatchError otherwise."""
     try:
@@ -107,6 +117,7 @@ def run(cfg: Config, spark, day: str, version: int | None = None) -> dict:
     n_users, _ = chosen.sizes()
     pool = candidate_pool(spark, cfg.batch.candidates, chosen) if cfg.batch.candidates else None
     ref = ship(spark, chosen) if cfg.batch.ship_model else str(chosen.path)
+    _one_blas_thread_per_worker(spark)
     partitions = spark.sparkContext.defaultParallelism
     scored = transform(
         extract(spark, n_users, partitions), ref, name, chosen.version, cfg.batch.k, day, pool
