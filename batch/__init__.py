@@ -1,1 +1,2 @@
-"""Batch jobs: Spark top-K scoring and the scheduled daily chain (issue 7, not built yet)."""
+"""Batch jobs: Spark top-K scoring of every user (`python -m batch`) and the scheduled daily
+chain etl -> train -> gate -> export -> batch (`python -m batch.daily`); see batch/README.md."""

@@ -1,0 +1,103 @@
+"""End to end, as a user runs it: etl -> train -> serve, each `python -m ...` in a subprocess,
+on a fresh small synthetic dataset under tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _step(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"server exited: {server.stderr.read()[-3000:]}"
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"server not ready within {timeout} s")
+
+
+def test_etl_train_serve(tmp_path):
+    port = _free_port()
+    config = tmp_path / "e2e.yaml"
+    config.write_text(yaml.safe_dump({
+        "dataset": {"kind": "synthetic", "name": "e2e", "synthetic": {
+            "users": 300, "items": 120, "events": 25_000, "days": 10, "files": 2}},
+        "paths": {"data_root": str(tmp_path / "data"),
+                  "model_repository": str(tmp_path / "models")},
+        "spark": {"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "1g"},
+        "model": {"name": "gmf", "params": {"factors": 16}},
+        "training": {"epochs": 4, "learning_rate": 0.01, "batch_size": 256,
+                     "early_stopping_patience": 4},
+        "serving": {"host": "127.0.0.1", "port": port, "poll_interval_s": 0.5},
+    }))  # fmt: skip
+    _step(["etl", "--config", str(config)], timeout=600)
+    _step(["training", "--config", str(config)], timeout=600)
+    version = tmp_path / "models" / "gmf" / "1"
+    metrics = json.loads((version / "assets" / "metrics.json").read_text())
+    assert metrics["hr@10"] > metrics["popularity_hr@10"], metrics
+
+    users = json.loads((version / "assets" / "vocab" / "user_id.json").read_text())["tokens"]
+    items = json.loads((version / "assets" / "vocab" / "item_id.json").read_text())["tokens"]
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving", "--config", str(config)], cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _wait_ready(base, server)
+        r = httpx.post(f"{base}/predict", json={"user_id": users[1], "item_ids": items[1:6]})
+        assert r.status_code == 200, r.text
+        scores = r.json()["scores"]
+        assert len(scores) == 5 and all(0.0 <= s <= 1.0 for s in scores)
+        assert r.json()["user_known"] is True
+
+        r = httpx.post(f"{base}/recommend", json={"user_id": users[1], "k": 10})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        got = [i["score"] for i in body["items"]]
+        assert len(got) == 10 and got == sorted(got, reverse=True) and not body["fallback"]
+        assert len({i["item_id"] for i in body["items"]}) == 10
+        # Same pairs through /predict give the same scores: one model behind both endpoints.
+        again = httpx.post(
+            f"{base}/predict",
+            json={"user_id": users[1], "item_ids": [i["item_id"] for i in body["items"]]},
+        ).json()
+        assert again["scores"] == pytest.approx(got, rel=1e-5)
+
+        r = httpx.post(f"{base}/recommend", json={"user_id": "nobody-at-all", "k": 3})
+        assert r.status_code == 200 and r.json()["fallback"] is True
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
