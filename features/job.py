@@ -138,7 +138,7 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, Any]:
 
     vocab_dir = join_uri(out, "vocab")
     storage.atomic_replace(
-        spark, vocab_dir, lambda staging: write_vocabs(spark, vocabs.all(), staging)
+        spark, vocab_dir, lambda staging: write_vocabs(spark, vocabs.all(), vocabs.tokens, staging)
     )
     counts: dict[str, int] = {}
     digests: dict[str, str] = {}

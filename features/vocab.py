@@ -113,32 +113,34 @@ def encode_array(df: DataFrame, vocab: Vocab, key: str, column: str, out: str) -
     return joined.groupBy(key).agg(F.array_sort(F.collect_set("__idx")).alias(out))
 
 
-def write_vocabs(spark: SparkSession, vocabs: list[Vocab], folder: str) -> None:
-    """Write `<folder>/<name>.json` for each vocabulary, in one Spark job."""
-    quoted = F.to_json(F.array(F.col("token")))
-    lines = []
+def write_vocabs(spark: SparkSession, vocabs: list[Vocab], tokens: DataFrame, folder: str) -> None:
+    """Write `<folder>/<name>.json` for each vocabulary, in one Spark job.
+
+    `tokens` is the (name, token, idx) frame the vocabularies were built from.
+    """
+    ends = []
     for vocab in vocabs:
         header = (
             f'{{"name": "{vocab.name}", "min_frequency": {vocab.min_frequency}, '
             f'"id_type": "{vocab.id_type}", "tokens": ["{UNKNOWN}"'
         )
-        ends = spark.createDataFrame(
-            [(vocab.name, -1, header), (vocab.name, _FOOTER_KEY, "]}")],
-            "name string, key long, line string",
-        )
-        # to_json of a one-element array escapes the token; stripping the brackets leaves "tok".
-        body = vocab.table.withColumn("__q", quoted).select(
-            F.lit(vocab.name).alias("name"),
+        ends += [(vocab.name, -1, header), (vocab.name, _FOOTER_KEY, "]}")]
+    ends_df = spark.createDataFrame(ends, "name string, key long, line string")
+    # to_json of a one-element array escapes the token; stripping the brackets leaves "tok".
+    quoted = F.to_json(F.array(F.col("token")))
+    body = (
+        tokens.where(F.col("name").isin([v.name for v in vocabs]))
+        .withColumn("__q", quoted)
+        .select(
+            "name",
             F.col("idx").cast("long").alias("key"),
             F.concat(F.lit(","), F.expr("substring(__q, 2, length(__q) - 2)")).alias("line"),
         )
-        lines += [ends, body]
+    )
     scratch = join_uri(folder, "_parts")
-    union = lines[0]
-    for frame in lines[1:]:
-        union = union.unionByName(frame)
     (
-        union.repartition(len(vocabs), "name")
+        ends_df.unionByName(body)
+        .repartition(len(vocabs), "name")
         .sortWithinPartitions("name", "key")
         .select("name", "line")
         .write.partitionBy("name")

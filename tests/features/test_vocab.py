@@ -10,8 +10,8 @@ def _tokens(spark, rows):
 def test_int_tokens_sort_numerically_and_strings_lexicographically(spark, tmp_path):
     rows = [("ids", t) for t in ["10", "9", "0", "9", "100"]]
     rows += [("words", t) for t in ["b", 'a"q', "é", "B", "b"]]
-    vocabs, _ = build_vocabs(_tokens(spark, rows), ["ids", "words", "absent"], 1)
-    write_vocabs(spark, list(vocabs.values()), str(tmp_path))
+    vocabs, table = build_vocabs(_tokens(spark, rows), ["ids", "words", "absent"], 1)
+    write_vocabs(spark, list(vocabs.values()), table, str(tmp_path))
 
     ids = json.loads((tmp_path / "ids.json").read_text())
     assert ids == {
