@@ -1,4 +1,4 @@
-"""Config files: the shipped ones validate; invalid ones name the file, the key and the expectation."""
+"""Config files: shipped ones validate; invalid ones name the file, key and expectation."""
 
 from __future__ import annotations
 
@@ -82,6 +82,8 @@ def test_overrides_apply_dotted_keys(tmp_path):
 
 
 def test_join_uri_keeps_schemes():
-    assert join_uri("hdfs://nn:8020/data/", "ml100k", "/clean") == "hdfs://nn:8020/data/ml100k/clean"
+    assert (
+        join_uri("hdfs://nn:8020/data/", "ml100k", "/clean") == "hdfs://nn:8020/data/ml100k/clean"
+    )
     assert join_uri("s3a://bucket", "x") == "s3a://bucket/x"
     assert join_uri("data", "x") == "data/x"
