@@ -53,13 +53,15 @@ def test_etl_train_serve(tmp_path):
     config = tmp_path / "e2e.yaml"
     config.write_text(yaml.safe_dump({
         "dataset": {"kind": "synthetic", "name": "e2e", "synthetic": {
-            "users": 300, "items": 120, "events": 25_000, "days": 10, "files": 2}},
+            "users": 150, "items": 200, "events": 40_000, "days": 10, "files": 2}},
+        # Few enough negatives that even the busiest user has that many unseen items.
+        "features": {"eval_negatives": 50},
         "paths": {"data_root": str(tmp_path / "data"),
                   "model_repository": str(tmp_path / "models")},
         "spark": {"master": "local[2]", "shuffle_partitions": 2, "driver_memory": "1g"},
         "model": {"name": "gmf", "params": {"factors": 16}},
-        "training": {"epochs": 4, "learning_rate": 0.01, "batch_size": 256,
-                     "early_stopping_patience": 4},
+        "training": {"epochs": 8, "learning_rate": 0.01, "batch_size": 256,
+                     "early_stopping_patience": 8},
         "serving": {"host": "127.0.0.1", "port": port, "poll_interval_s": 0.5},
     }))  # fmt: skip
     _step(["etl", "--config", str(config)], timeout=600)
