@@ -48,18 +48,19 @@ def _write_json(path: Path, value: dict) -> None:
     os.replace(tmp, path)
 
 
-def _previous_version(cfg: Config, day: str, model: str) -> int | None:
-    """The version an earlier run of `day` exported, if it is still in the repository."""
+def _previous_run(cfg: Config, day: str, model: str) -> dict | None:
+    """The summary of an earlier run of `day` that exported a version still in the repository."""
     path = summary_path(cfg, day)
     if not path.is_file():
         return None
     try:
-        version = json.loads(path.read_text()).get("exported_version")
+        previous = json.loads(path.read_text())
     except ValueError:
         return None
+    version = previous.get("exported_version")
     repo = local_dir(cfg.paths.model_repository, "paths.model_repository")
     exists = version is not None and (repo / model / str(version) / "manifest.json").is_file()
-    return int(version) if exists else None
+    return previous if exists else None
 
 
 def run_daily(
@@ -67,7 +68,8 @@ def run_daily(
 ) -> dict:
     """Run the chain for `day`; returns the summary (also written to `summary_path`)."""
     ctx = DailyContext(cfg, day, spark_factory)
-    reuse = None if retrain else _previous_version(cfg, day, ctx.model_name)
+    previous = None if retrain else _previous_run(cfg, day, ctx.model_name)
+    reuse = previous["exported_version"] if previous else None
     find_serving(ctx)
     summary: dict = {
         "dt": day,
@@ -98,6 +100,9 @@ def run_daily(
             record = {"status": "succeeded", **record}
         record["seconds"] = round(time.perf_counter() - began, 3)
         summary["steps"].append({"name": name, **record})
+    if reuse is not None:
+        # The day's decision and metrics are those of the run that exported the version.
+        summary.update(gate=previous.get("gate"), metrics=previous.get("metrics"))
     if ctx.decision is not None:
         summary["gate"] = ctx.decision
         summary["exported_version"] = ctx.version if ctx.decision["promote"] else None
@@ -169,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: daily dt={day}: step '{step['name']}' failed: {step['error']} "
               f"(summary: {where})", file=sys.stderr)  # fmt: skip
         return 1
-    gate = summary.get("gate", {}).get("reason", "gate not run")
+    gate = (summary.get("gate") or {}).get("reason", "gate not run")
+    export = next(s for s in summary["steps"] if s["name"] == "export")
+    if export["status"].startswith("reused"):
+        gate = f"{gate} ({export['status']}, from an earlier run of this day)"
     print(f"daily dt={day}: succeeded in {summary['seconds']:.1f} s; {gate}; "
           f"recommendations from version {summary['version']}; summary: {where}")  # fmt: skip
     return 0

@@ -73,7 +73,9 @@ def test_first_run_promotes_and_a_rerun_gives_the_same_outputs(spark, features_r
     assert [s["status"] for s in second["steps"]][1:4] == ["reused version 1"] * 3
     pd.testing.assert_frame_equal(first_top, second_top)
     assert second["version"] == first["version"] == 1
-    assert "daily dt=2026-10-31: succeeded" in capsys.readouterr().out
+    assert (second["gate"], second["metrics"]) == (first["gate"], first["metrics"])
+    out = capsys.readouterr().out
+    assert "daily dt=2026-10-31: succeeded" in out and "reused version 1, from an earlier" in out
 
 
 def test_gate_refuses_a_worse_model(spark, features_root, capsys):
