@@ -4,7 +4,8 @@ Ranking metrics follow the NCF protocol (He et al., WWW 2017): each evaluation r
 held-out positive scored against its sampled negatives; the positive's 0-based rank is the
 number of negatives scoring *at least* as high (ties count against it, so a constant model
 cannot look good). Classification metrics treat the positive as label 1 and every negative
-as label 0.
+as label 0. A NaN negative score marks an absent negative (a user with fewer unseen items
+than the protocol's count): it never outranks the positive and is left out of AUC and logloss.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ def _check_scores(pos_scores: np.ndarray, neg_scores: np.ndarray) -> tuple[np.nd
         )
     if pos.size == 0:
         raise ValueError("no evaluation rows: the evaluation set is empty")
-    if not (np.isfinite(pos).all() and np.isfinite(neg).all()):
+    if not np.isfinite(pos).all() or np.isinf(neg).any():
         raise ValueError("scores contain NaN or infinity; the model diverged")
+    if np.isnan(neg).all(axis=1).any():
+        raise ValueError("an evaluation row has no negatives")
     return pos, neg
 
 
@@ -71,7 +74,8 @@ def auc(pos_scores: np.ndarray, neg_scores: np.ndarray) -> float:
     Computed with average ranks (Mann-Whitney U), so it is O(n log n) in the number of scores.
     """
     pos, neg = _check_scores(pos_scores, neg_scores)
-    scores = np.concatenate([pos, neg.reshape(-1)])
+    neg = neg[~np.isnan(neg)]
+    scores = np.concatenate([pos, neg])
     n_pos, n_neg = pos.size, neg.size
     order = np.argsort(scores, kind="mergesort")
     sorted_scores = scores[order]
@@ -88,10 +92,10 @@ def auc(pos_scores: np.ndarray, neg_scores: np.ndarray) -> float:
 def logloss(pos_scores: np.ndarray, neg_scores: np.ndarray, eps: float = 1e-7) -> float:
     """Mean binary cross-entropy of probabilities (positives label 1, negatives label 0)."""
     pos, neg = _check_scores(pos_scores, neg_scores)
-    if pos.min() < 0 or pos.max() > 1 or neg.min() < 0 or neg.max() > 1:
+    if pos.min() < 0 or pos.max() > 1 or np.nanmin(neg) < 0 or np.nanmax(neg) > 1:
         raise ValueError("logloss needs probabilities in [0, 1]; got scores outside that range")
     p = np.clip(pos, eps, 1 - eps)
-    n = np.clip(neg.reshape(-1), eps, 1 - eps)
+    n = np.clip(neg[~np.isnan(neg)], eps, 1 - eps)
     total = -np.log(p).sum() - np.log1p(-n).sum()
     return float(total / (p.size + n.size))
 

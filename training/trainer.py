@@ -20,7 +20,14 @@ import training.graph as ts
 from peppercorn.config import TrainingConfig
 from training import checkpoint as ckpt
 from training.checkpoint import optimizer_arrays, restore_optimizer
-from training.data import EvalSet, FeatureDataset, SeenItems, batches, with_negatives
+from training.data import (
+    PAD_ITEM,
+    EvalSet,
+    FeatureDataset,
+    SeenItems,
+    batches,
+    with_negatives,
+)
 from training.metrics import evaluate_scores
 from training.models import BuildContext, ModelGraph, build_model
 
@@ -52,16 +59,22 @@ def score_pairs(session, model: ModelGraph, users: np.ndarray, items: np.ndarray
 
 def _eval_scores(session, model: ModelGraph, data: EvalSet) -> tuple[np.ndarray, np.ndarray]:
     m = data.negatives.shape[1]
+    padded = data.negatives == PAD_ITEM
     users = np.repeat(data.users, m + 1)
-    items = np.concatenate([data.items[:, None], data.negatives], axis=1).reshape(-1)
+    negatives = np.where(padded, 0, data.negatives)
+    items = np.concatenate([data.items[:, None], negatives], axis=1).reshape(-1)
     scores = score_pairs(session, model, users, items).reshape(-1, m + 1)
-    return scores[:, 0], scores[:, 1:]
+    neg_scores = scores[:, 1:].astype(np.float64)
+    neg_scores[padded] = np.nan  # absent negatives (metrics skip NaN)
+    return scores[:, 0], neg_scores
 
 
 def popularity_metrics(item_counts: np.ndarray, data: EvalSet, k: int = 10) -> dict[str, float]:
     """The most-popular baseline (score = training count) on an evaluation set."""
     counts = item_counts.astype(np.float64)
-    return evaluate_scores(counts[data.items], counts[data.negatives], k, probabilities=False)
+    neg_scores = counts[data.negatives]
+    neg_scores[data.negatives == PAD_ITEM] = np.nan
+    return evaluate_scores(counts[data.items], neg_scores, k, probabilities=False)
 
 
 @dataclass

@@ -111,3 +111,26 @@ def test_out_of_range_index_is_named(tmp_path):
     vocab.write_text(json.dumps(body))
     with pytest.raises(DatasetError, match="index out of range"):
         open_dataset(str(tmp_path)).eval_set("test")
+
+
+def test_short_negative_rows_are_padded_and_scored_absent(tmp_path):
+    import pyarrow as pa
+
+    root = tmp_path / "ds"
+    write_synthetic_dataset(root, users=6, items=8, per_user=3, eval_negatives=4)
+    # Rewrite validation so one user has only two negatives (catalogue nearly all seen).
+    path = root / "features/validation"
+    table = pq.read_table(path)
+    negs = [list(r) for r in table.column("negatives").to_pylist()]
+    negs[0] = negs[0][:2]
+    for f in path.glob("*.parquet"):
+        f.unlink()
+    table = table.set_column(
+        table.schema.get_field_index("negatives"), "negatives", pa.array(negs, pa.list_(pa.int32()))
+    )
+    pq.write_table(table, path / "part-0.parquet")
+    val = open_dataset(str(root)).eval_set("validation")
+    order = np.argsort(table.column("user_idx").to_numpy(), kind="stable")
+    short = int(np.flatnonzero(order == 0)[0])
+    assert val.negatives.shape[1] == 4
+    assert val.negatives[short].tolist() == negs[0] + [-1, -1]

@@ -73,3 +73,20 @@ def test_bad_input_is_named():
         metrics.logloss(np.array([2.0]), np.zeros((1, 2)))
     with pytest.raises(ValueError, match="empty"):
         metrics.ndcg_at_k(np.zeros(0), np.zeros((0, 3)))
+
+
+def test_nan_negatives_are_absent_hand_worked():
+    # Row 1 has only two real negatives (a user who has seen most of the catalogue).
+    pos = np.array([0.5, 0.5])
+    neg = np.array([[0.6, 0.1, 0.7], [0.9, 0.2, np.nan]])
+    assert metrics.positive_ranks(pos, neg).tolist() == [2, 1]
+    assert metrics.hit_rate_at_k(pos, neg, k=2) == pytest.approx(0.5)
+    assert metrics.ndcg_at_k(pos, neg, k=3) == pytest.approx(
+        (1 / math.log2(4) + 1 / math.log2(3)) / 2
+    )
+    # The 5 real negatives pooled: each positive (0.5) beats 0.1 and 0.2 -> 4 wins of 10 pairs.
+    assert metrics.auc(pos, neg) == pytest.approx(4 / 10)
+    expected = -(2 * math.log(0.5) + sum(math.log(1 - n) for n in (0.6, 0.1, 0.7, 0.9, 0.2))) / 7
+    assert metrics.logloss(pos, neg) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="no negatives"):
+        metrics.auc(np.array([0.5]), np.array([[np.nan, np.nan]]))

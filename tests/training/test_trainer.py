@@ -157,3 +157,21 @@ def test_negative_exclusion_modes(dataset, tmp_path, mode):
     rng = np.random.default_rng(0)
     for users, items in trainer.train.epoch_chunks(rng):
         assert trainer.exclude.contains(users, items).all()
+
+
+def test_popularity_baseline_skips_padded_negatives():
+    from training.data import PAD_ITEM, EvalSet
+    from training.trainer import popularity_metrics
+
+    counts = np.array([0, 5, 1, 9, 3])
+    # User 0's positive (item 1, count 5) is outranked by item 3 only; user 1 has one real
+    # negative (item 2) and loses to nothing: ranks 1 and 0.
+    data = EvalSet(
+        users=np.array([0, 1], np.int32),
+        items=np.array([1, 4], np.int32),
+        negatives=np.array([[3, 2], [2, PAD_ITEM]], np.int32),
+    )
+    out = popularity_metrics(counts, data, k=1)
+    assert out["hr@1"] == pytest.approx(0.5)
+    # Pooled real negatives 9, 1, 1: positives 5 and 3 each beat both 1s -> 4 of 6 pairs.
+    assert out["auc"] == pytest.approx(4 / 6)

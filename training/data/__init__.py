@@ -3,6 +3,7 @@
 from training.data.dataset import (
     DatasetError,
     EvalSet,
+    PAD_ITEM,
     FeatureDataset,
     ProfileTable,
     SeenItems,
@@ -16,6 +17,7 @@ __all__ = [
     "DatasetError",
     "EvalSet",
     "FeatureDataset",
+    "PAD_ITEM",
     "ProfileTable",
     "SeenItems",
     "TrainPositives",

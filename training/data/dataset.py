@@ -25,11 +25,15 @@ __all__ = [
     "DatasetError",
     "EvalSet",
     "FeatureDataset",
+    "PAD_ITEM",
     "ProfileTable",
     "SeenItems",
     "TrainPositives",
     "open_dataset",
 ]
+
+# Fills the short rows of an evaluation set's negatives; scored as absent.
+PAD_ITEM = -1
 
 # Bytes per training positive once in memory: two int32 indices.
 _BYTES_PER_POSITIVE = 8
@@ -68,7 +72,10 @@ def _read_table(fs: pafs.FileSystem, path: str, columns: list[str]) -> pa.Table:
 
 @dataclass(frozen=True)
 class EvalSet:
-    """Held-out positives with their sampled negatives: `users`, `items` [n], `negatives` [n, m]."""
+    """Held-out positives with their sampled negatives: `users`, `items` [n], `negatives` [n, m].
+
+    Rows with fewer than m negatives are padded with `PAD_ITEM` (-1), which scores as absent.
+    """
 
     users: np.ndarray
     items: np.ndarray
@@ -275,19 +282,21 @@ class FeatureDataset:
             raise DatasetError(f"{self.path(name)}: the {name} split is empty")
         negs = table.column("negatives").combine_chunks()
         lengths = pa.compute.list_value_length(negs).to_numpy(zero_copy_only=False)
-        if lengths.min() != lengths.max() or lengths.min() == 0:
-            raise DatasetError(
-                f"{self.path(name)}: every row needs the same non-zero number of negatives, "
-                f"found {lengths.min()}..{lengths.max()}"
-            )
+        if lengths.min() == 0:
+            raise DatasetError(f"{self.path(name)}: a row of the {name} split has no negatives")
         flat = pa.compute.list_flatten(negs).to_numpy(zero_copy_only=False).astype(np.int32)
+        self._check_range(flat, self.n_items, f"{name}.negatives")
+        # A user who has seen nearly the whole catalogue has fewer unseen items than the
+        # protocol's negatives; such rows are padded with PAD_ITEM and scored as absent.
+        width = int(lengths.max())
+        negatives = np.full((lengths.size, width), PAD_ITEM, dtype=np.int32)
+        negatives[np.arange(width) < lengths[:, None]] = flat
         users = table.column("user_idx").to_numpy().astype(np.int32)
         items = table.column("item_idx").to_numpy().astype(np.int32)
         order = np.lexsort((items, users))
-        negatives = flat.reshape(-1, int(lengths[0]))[order]
+        negatives = negatives[order]
         for arr, n, what in ((users, self.n_users, "user_idx"), (items, self.n_items, "item_idx")):
             self._check_range(arr, n, f"{name}.{what}")
-        self._check_range(negatives, self.n_items, f"{name}.negatives")
         return EvalSet(users[order], items[order], negatives)
 
     def profile(self, table: str) -> ProfileTable:
