@@ -36,6 +36,12 @@ def run(cfg: Config, resume: bool = False, epochs: int | None = None, model: str
     from training.report import write_report
     from training.trainer import Trainer
 
+    if cfg.training.distributed.workers > 1:
+        # Refuse rather than silently train in one process what the config asks to distribute.
+        raise ValueError(
+            "training.distributed.workers > 1: data-parallel training on Spark is not built yet "
+            "(issue 8); set workers: 1"
+        )
     name = model or cfg.model.name
     params = resolve_params(name, cfg.model.params if name == cfg.model.name else {})
     repository = _local(cfg.paths.model_repository, "paths.model_repository")
