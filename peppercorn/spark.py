@@ -29,6 +29,8 @@ def get_spark(cfg: SparkConfig, app_name: str | None = None):
         .config("spark.driver.memory", cfg.driver_memory)
         .config("spark.sql.shuffle.partitions", str(cfg.shuffle_partitions))
         .config("spark.ui.enabled", str(cfg.ui).lower())
+        # Progress bars interleave with the jobs' own summaries on the console.
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
