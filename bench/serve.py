@@ -2,8 +2,8 @@
 
 Starts the server (one uvicorn worker) and a bare FastAPI constant endpoint in their own
 processes, and drives each from a third process (bench/serve_load.py, open loop).  Uses the
-ml-100k NCF export under `models/neumf` when it exists, else builds an ML-100K-shaped model
-(and says so).  Writes bench/results/serve.json and serve.md.
+ml-100k NCF export (`configs/ml100k-ncf.yaml`'s model under `models/`) when it exists, else
+builds an ML-100K-shaped model (and says so).  Writes bench/results/serve.json and serve.md.
 """
 
 from __future__ import annotations
@@ -119,16 +119,23 @@ def main() -> None:
     from serving.model import load_version
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    repo, source = ROOT / "models", "trained ml-100k NCF export (models/neumf)"
-    versions = sorted(p for p in (repo / "neumf").glob("[0-9]*") if p.name.isdigit())
+    from peppercorn.config import load_config
+
+    name = load_config(ROOT / "configs" / "ml100k-ncf.yaml").model.name
+    repo, source = ROOT / "models", f"trained ml-100k NCF export (models/{name})"
+    versions = sorted(
+        (p for p in (repo / name).glob("[0-9]*") if p.name.isdigit()), key=lambda p: int(p.name)
+    )
     if not versions:
+        name = "neumf"
         from bench.serve_model import build_ml100k_shaped
 
         repo = tmp / "models"
         build_ml100k_shaped(repo)
         versions = [repo / "neumf" / "1"]
         source = "no trained export found: built an ML-100K-shaped NeuMF-like model (random)"
-    served = load_version("neumf", int(versions[-1].name), versions[-1])
+    source += f", version {versions[-1].name}"
+    served = load_version(name, int(versions[-1].name), versions[-1])
     users = [served.users.raw(i) for i in range(1, len(served.users))]
     items = [served.items.raw(i) for i in range(1, len(served.items))]
     predict_bodies = _bodies(tmp, users, items, 100, recommend=False)
