@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
+# One request is scored at a time per core: one BLAS thread (see peppercorn.blas).
+from peppercorn.blas import default_to_one_blas_thread
 
-# One request is scored at a time per core; multi-threaded BLAS on a busy machine made one
-# 1682-item matmul ~15x slower (threads fighting over the cores), so the server uses one
-# BLAS thread unless told otherwise.  Set before numpy is first imported.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+default_to_one_blas_thread()
 
 import argparse  # noqa: E402
 import logging  # noqa: E402

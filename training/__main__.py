@@ -7,14 +7,18 @@ a servable version to `<paths.model_repository>/<model>/<version>/`. Problems th
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import tempfile
-from pathlib import Path
+from peppercorn.blas import default_to_one_blas_thread
 
-from peppercorn.config import Config, ConfigError, load_config
-from training.data import DatasetError, open_dataset
+default_to_one_blas_thread()  # before numpy loads: see peppercorn.blas
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from peppercorn.config import Config, ConfigError, load_config  # noqa: E402
+from training.data import DatasetError, open_dataset  # noqa: E402
 
 __all__ = ["main", "run"]
 
