@@ -1,4 +1,4 @@
-"""Pure-ASGI middleware around every request: the body-size limit and request metrics."""
+"""Pure-ASGI middleware around every request: JSON bodies, the body-size limit, metrics."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ class LimitsAndMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope = _json_body(scope)
         start = time.perf_counter()
         status = [500]
         limit = self.max_body
@@ -56,6 +57,22 @@ class LimitsAndMetrics:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
             self.metrics.observe_request(endpoint, status[0], time.perf_counter() - start)
+
+
+def _json_body(scope):
+    """Every body is JSON, whatever the Content-Type says.
+
+    TF Serving reads request bodies as JSON regardless of the header, and its documented
+    examples (`curl -d '{"instances": ...}'`) send curl's default form Content-Type; FastAPI
+    would parse those as forms, so the header is normalised here.
+    """
+    if scope.get("method") not in ("POST", "PUT", "PATCH"):
+        return scope
+    headers = [(k, v) for k, v in scope.get("headers", ()) if k != b"content-type"]
+    original = [v for k, v in scope.get("headers", ()) if k == b"content-type"]
+    if original and original[0].split(b";")[0].strip().endswith(b"json"):
+        return scope
+    return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
 
 
 def _content_length(scope) -> int | None:

@@ -58,7 +58,8 @@ class Settings(BaseSettings):
             host=s.host,
             port=s.port,
             poll_interval_s=s.poll_interval_s,
-            default_model=s.default_model,
+            # Requests without a model name go to the model this config trains.
+            default_model=s.default_model or cfg.model.name,
             models=s.models,
             max_body_bytes=s.max_body_bytes,
             max_instances=s.max_instances,

@@ -34,9 +34,9 @@ def _model_name(request: Request, requested: str | None) -> str:
     if requested is not None:
         return requested
     default = request.app.state.settings.default_model
-    if default is not None:
-        return default
     names = request.app.state.manager.model_names()
+    if default is not None and default in names:
+        return default
     if len(names) == 1:
         return names[0]
     if not names:

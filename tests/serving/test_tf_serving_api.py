@@ -133,3 +133,16 @@ def test_empty_batch_returns_empty_predictions(served):
     r = client.post("/v1/models/neumf:predict", json={"inputs": {"user_idx": [], "item_idx": []}})
     assert r.status_code == 200, r.text
     assert r.json() == {"outputs": []}
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "text/plain", None, "application/json"]
+)
+def test_bodies_are_json_whatever_the_content_type(served, content_type):
+    # TF Serving's own examples use `curl -d '{...}'`, which sends a form Content-Type.
+    client, built = served
+    headers = {"content-type": content_type} if content_type else {}
+    body = b'{"instances": [{"user_idx": 1, "item_idx": 5}]}'
+    r = client.post("/v1/models/neumf:predict", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(r.json()["predictions"], built.score(1, [5]), rtol=1e-5)

@@ -108,3 +108,33 @@ def test_recommend_errors(served, body, code, fragment):
     r = client.post("/recommend", json=body)
     assert r.status_code == code, r.text
     assert fragment in r.json()["error"]
+
+
+@pytest.mark.parametrize("default", [None, "gmf", "absent"])
+def test_requests_without_a_model_go_to_the_default_model(repo, default):
+    from fastapi.testclient import TestClient
+
+    from serving.main import create_app
+    from tests.serving.conftest import build_version, make_settings, wait_until
+
+    build_version(repo, "neumf", 1, seed=1)
+    gmf = build_version(repo, "gmf", 1, seed=2)
+    app = create_app(make_settings(repo, default_model=default))
+    with TestClient(app) as client:
+        wait_until(lambda: client.get("/readyz").status_code == 200)
+        r = client.post("/predict", json={"user_id": "u004", "item_ids": [300]})
+        if default == "gmf":
+            assert r.status_code == 200 and r.json()["model"] == "gmf"
+            np.testing.assert_allclose(r.json()["scores"], gmf.score(4, [30]), rtol=1e-5)
+        else:
+            assert r.status_code == 400
+            assert "'model' is required: several models are served" in r.json()["error"]
+
+
+def test_the_default_model_is_the_one_the_config_trains():
+    from peppercorn.config import Config, ModelConfig, ServingConfig
+    from serving.settings import Settings
+
+    assert Settings.from_config(Config(model=ModelConfig(name="gmf"))).default_model == "gmf"
+    cfg = Config(model=ModelConfig(name="gmf"), serving=ServingConfig(default_model="neumf"))
+    assert Settings.from_config(cfg).default_model == "neumf"
