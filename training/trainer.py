@@ -129,6 +129,13 @@ class Trainer:
             self.train_op = self.optimizer.minimize(self.model.loss)
         self.session = ts.Session(self.model.graph, device=training.device)
         self.session.initialize_variables()
+        self._load_history(self.train)
+
+    def _load_history(self, positives) -> None:
+        pairs = list(positives.all_pairs())
+        users = np.concatenate([u for u, _ in pairs])
+        items = np.concatenate([i for _, i in pairs])
+        self.model.load_history(self.session, users, items)
 
     def _exclusion(self, positives) -> SeenItems:
         if self.cfg.negatives_exclude == "seen":
@@ -266,6 +273,9 @@ class Trainer:
             self.cfg.memory_budget_mb * 1024 * 1024, extra=self.validation
         )
         exclude = self._exclusion(positives)
+        if state["refit_epoch"] == 0:
+            # Refitting on train + validation: the history now includes the validation items.
+            self._load_history(positives)
         for epoch in range(state["refit_epoch"] + 1, state["best_epoch"] + 1):
             wall = time.perf_counter()
             loss, samples, seconds = self._run_epoch(epoch, rng, positives, exclude, "refit epoch")

@@ -123,9 +123,9 @@ def test_popularity_baseline_by_hand(dataset):
     assert out["hr@1"] == 0.5  # item 3 beats its negatives; item 4 loses to item 3
 
 
-@pytest.mark.parametrize("model", ["neumf", "wide_deep", "deepfm"])
+@pytest.mark.parametrize("model", ["neumf", "wide_deep", "deepfm", "fism"])
 def test_loaded_export_scores_like_the_trained_model(dataset, tmp_path, model):
-    params = PARAMS if model == "neumf" else {"embedding": 4, "layers": [8]}
+    params = {"neumf": PARAMS, "fism": {"factors": 4}}.get(model, {"embedding": 4, "layers": [8]})
     trainer = Trainer(dataset, _cfg(epochs=2), model, params, tmp_path / "ck", progress=False)
     result = trainer.fit()
     path = export_model(result, dataset, trainer.seen, tmp_path / "repo", model, None)
@@ -175,3 +175,26 @@ def test_popularity_baseline_skips_padded_negatives():
     assert out["hr@1"] == pytest.approx(0.5)
     # Pooled real negatives 9, 1, 1: positives 5 and 3 each beat both 1s -> 4 of 6 pairs.
     assert out["auc"] == pytest.approx(4 / 6)
+
+
+def test_fism_history_holds_trained_positives_and_never_a_held_out_item(dataset, tmp_path):
+    from training.models.base import USER_HISTORY
+
+    def history(trainer):
+        var = next(v for v in trainer.model.graph.variables if v.name == USER_HISTORY)
+        return trainer.session.get_value(var)
+
+    def dense(users, items):
+        out = np.zeros((dataset.n_users, dataset.n_items), bool)
+        out[users, items] = True
+        return out
+
+    pairs = list(dataset.train_positives(1 << 30).all_pairs())
+    train = dense(np.concatenate([u for u, _ in pairs]), np.concatenate([i for _, i in pairs]))
+    trainer = Trainer(dataset, _cfg(epochs=2), "fism", {"factors": 4}, tmp_path, progress=False)
+    np.testing.assert_array_equal(history(trainer) > 0, train)
+    trainer.cfg = _cfg(epochs=2, refit=True)
+    trainer.fit()
+    val = dense(trainer.validation.users, trainer.validation.items)
+    np.testing.assert_array_equal(history(trainer) > 0, train | val)
+    assert not history(trainer)[trainer.test.users, trainer.test.items].any()

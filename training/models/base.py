@@ -12,7 +12,19 @@ import training.graph as ts
 from training.data import ProfileTable
 from training.models.layers import embedding_penalty
 
-__all__ = ["BuildContext", "ModelGraph", "ModelSpec", "REGISTRY", "build_model", "register"]
+__all__ = [
+    "BuildContext",
+    "ModelGraph",
+    "ModelSpec",
+    "REGISTRY",
+    "USER_HISTORY",
+    "build_model",
+    "register",
+]
+
+# The name of the non-trainable [n_users, n_items] history table of a model that scores from the
+# user's history; the trainer fills it from the positives it trains on (`load_history`).
+USER_HISTORY = "user_history"
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,16 @@ class ModelGraph:
     score: Any
     loss: Any
     inputs: list[dict[str, Any]]
+
+    def load_history(self, session, users: np.ndarray, items: np.ndarray) -> None:
+        """Fill the model's history table (if it has one) from positive (user, item) pairs."""
+        from training.models.fism import history_weights
+
+        for var in self.graph.variables:
+            if var.name == USER_HISTORY:
+                n_users, n_items = var.shape
+                alpha = float(self.params["alpha"])
+                session.set_value(var, history_weights(users, items, n_users, n_items, alpha))
 
     def feed(self, users: np.ndarray, items: np.ndarray, labels: np.ndarray | None = None):
         """The feed_dict for a batch."""
