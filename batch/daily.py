@@ -15,20 +15,24 @@ process sharing one SparkSession.  Guarantees:
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt_
-import json
-import os
-import sys
-import time
-import traceback
-from pathlib import Path
+from peppercorn.blas import default_to_one_blas_thread
 
-from batch.errors import error_line
-from batch.lock import LockHeld, exclusive_lock
-from batch.steps import STEPS, DailyContext, find_serving
-from batch.versions import BatchError, local_dir
-from peppercorn.config import Config, ConfigError, load_config
+default_to_one_blas_thread()  # before numpy loads: training runs in this process
+
+import argparse  # noqa: E402
+import datetime as dt_  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from batch.errors import error_line  # noqa: E402
+from batch.lock import LockHeld, exclusive_lock  # noqa: E402
+from batch.steps import STEPS, DailyContext, find_serving  # noqa: E402
+from batch.versions import BatchError, local_dir  # noqa: E402
+from peppercorn.config import Config, ConfigError, load_config  # noqa: E402
 
 __all__ = ["main", "run_daily", "summary_path"]
 
