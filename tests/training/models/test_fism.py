@@ -23,7 +23,7 @@ def test_history_weights_by_hand():
 
 
 def _model(dtype=np.float32):
-    model = build_model("fism", {"factors": 3}, BuildContext(3, 6), l2=0.05, seed=4)
+    model = build_model("fism", {"factors": 3, "alpha": 0.5}, BuildContext(3, 6), l2=0.05, seed=4)
     for var in model.graph.variables:
         if var.trainable:
             var.initial_value = var.initial_value.astype(dtype)
