@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from peppercorn.config import Config, ServedModelConfig
+from peppercorn.config import Config, ServedModelConfig, ServingConfig
 
 __all__ = ["Settings", "local_path"]
 
@@ -25,19 +25,23 @@ class _CliOverrides(BaseModel):
     port: int | None = Field(None, gt=0, lt=65536)
 
 
+# The config's `serving` section is the one source of the defaults below.
+_DEFAULTS = ServingConfig()
+
+
 class Settings(BaseSettings):
     """Everything the server needs; build it with `Settings.from_config`."""
 
     model_config = SettingsConfigDict(env_prefix="PEPPERCORN_", extra="ignore")
 
     model_repository: str = "models"
-    host: str = "127.0.0.1"
-    port: int = Field(8501, gt=0, lt=65536)
-    poll_interval_s: float = Field(2.0, gt=0)
+    host: str = _DEFAULTS.host
+    port: int = Field(_DEFAULTS.port, gt=0, lt=65536)
+    poll_interval_s: float = Field(_DEFAULTS.poll_interval_s, gt=0)
     default_model: str | None = None
     models: dict[str, ServedModelConfig] = Field(default_factory=dict)
-    max_body_bytes: int = Field(1_048_576, gt=0)
-    max_instances: int = Field(10_000, gt=0)
+    max_body_bytes: int = Field(_DEFAULTS.max_body_bytes, gt=0)
+    max_instances: int = Field(_DEFAULTS.max_instances, gt=0)
     # Latest `python -m batch` output answers /recommend when it matches (serving.precomputed).
     batch_output: str | None = None
     warmup_requests: int = Field(3, ge=1)
@@ -52,19 +56,10 @@ class Settings(BaseSettings):
     def from_config(cls, cfg: Config, **cli: Any) -> Settings:
         """Settings from a loaded config, the environment, then non-None `cli` overrides
         (`host`, `port`)."""
-        s = cfg.serving
-        settings = cls(
-            model_repository=cfg.paths.model_repository,
-            host=s.host,
-            port=s.port,
-            poll_interval_s=s.poll_interval_s,
-            # Requests without a model name go to the model this config trains.
-            default_model=s.default_model or cfg.model.name,
-            models=s.models,
-            max_body_bytes=s.max_body_bytes,
-            max_instances=s.max_instances,
-            batch_output=s.batch_output,
-        )
+        section = cfg.serving.model_dump()
+        # Requests without a model name go to the model this config trains.
+        section["default_model"] = cfg.serving.default_model or cfg.model.name
+        settings = cls(model_repository=cfg.paths.model_repository, **section)
         checked = _CliOverrides.model_validate(cli).model_dump(exclude_none=True)
         return settings.model_copy(update=checked) if checked else settings
 
