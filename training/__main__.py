@@ -1,8 +1,10 @@
 """`python -m training --config X [--resume] [--epochs N] [--model NAME]`.
 
 Trains the configured model on the features stage's datasets, writes the report and exports
-a servable version to `<paths.model_repository>/<model>/<version>/`. Problems the user can fix
-(missing dataset, bad config) end with one line on stderr and exit status 2.
+a servable version to `<paths.model_repository>/<model>/<version>/`. With
+`training.distributed.workers` > 1 the training runs as a Spark barrier stage on the
+configured `spark.master` (docs/distributed.md); evaluation and export stay here. Problems
+the user can fix (missing dataset, bad config) end with one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path  # noqa: E402
 
 from peppercorn.config import Config, ConfigError, load_config  # noqa: E402
 from training.data import DatasetError, open_dataset  # noqa: E402
+from training.distributed.collective import DistributedError  # noqa: E402
 
 __all__ = ["main", "run"]
 
@@ -40,24 +43,24 @@ def run(cfg: Config, resume: bool = False, epochs: int | None = None, model: str
     from training.report import write_report
     from training.trainer import Trainer
 
-    if cfg.training.distributed.workers > 1:
-        # Refuse rather than silently train in one process what the config asks to distribute.
-        raise ValueError(
-            "training.distributed.workers > 1: data-parallel training on Spark is not built yet "
-            "(issue 8); set workers: 1"
-        )
     name = model or cfg.model.name
     params = resolve_params(name, cfg.model.params if name == cfg.model.name else {})
     repository = _local(cfg.paths.model_repository, "paths.model_repository")
-    dataset = open_dataset(cfg.dataset_root())
     root = cfg.dataset_root()
     checkpoints = (
         _local(root, "dataset root") / "checkpoints" / name
         if "://" not in root or root.startswith("file://")
         else Path(".checkpoints") / cfg.dataset.name / name
     )
-    trainer = Trainer(dataset, cfg.training, name, params, checkpoints, progress=progress)
-    result = trainer.fit(epochs=epochs, resume=resume)
+    if cfg.training.distributed.workers > 1:
+        from training.distributed import train_distributed
+
+        trainer, result = train_distributed(cfg, name, params, checkpoints, epochs, resume)
+        dataset = trainer.dataset
+    else:
+        dataset = open_dataset(root)
+        trainer = Trainer(dataset, cfg.training, name, params, checkpoints, progress=progress)
+        result = trainer.fit(epochs=epochs, resume=resume)
     with tempfile.TemporaryDirectory(prefix="peppercorn-report-") as tmp:
         report = Path(tmp)
         write_report(report, name, params, result.history, result.metrics, result.baseline)
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config)
         path, metrics = run(cfg, args.resume, args.epochs, args.model)
-    except (ConfigError, DatasetError, ValueError) as exc:
+    except (ConfigError, DatasetError, DistributedError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
