@@ -132,6 +132,9 @@ class Trainer:
         self._load_history(self.train)
 
     def _load_history(self, positives) -> None:
+        if self.model.needs_order:
+            self.model.load_history(self.session, *positives.history())
+            return
         pairs = list(positives.all_pairs())
         users = np.concatenate([u for u, _ in pairs])
         items = np.concatenate([i for _, i in pairs])

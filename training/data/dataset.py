@@ -198,6 +198,32 @@ class TrainPositives:
         if self._extra is not None:
             yield self._extra
 
+    def history(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every positive with its time: (users, items, order int64, larger = newer).
+
+        `order` is the `ts` column in its own unit. Extra positives (the validation pairs when
+        refitting) have no timestamp; they are each user's newest remaining positive by the
+        split's construction (features/split.py), so they get the largest order.
+        """
+        if "ts" not in self._dataset.schema.names:
+            raise DatasetError(
+                f"{self._path}: missing column 'ts'; a model that uses the time order of each "
+                "user's history needs the training positives' timestamps (§3)"
+            )
+        table = self._dataset.to_table(columns=["user_idx", "item_idx", "ts"])
+        ts_col = table.column("ts")
+        if ts_col.null_count:
+            raise DatasetError(f"{self._path}: {ts_col.null_count} null value(s) in column 'ts'")
+        users = table.column("user_idx").to_numpy().astype(np.int32)
+        items = table.column("item_idx").to_numpy().astype(np.int32)
+        order = pa.compute.cast(ts_col, pa.int64()).to_numpy().astype(np.int64)
+        if self._extra is not None:
+            users = np.concatenate([users, self._extra[0]])
+            items = np.concatenate([items, self._extra[1]])
+            newest = np.full(self._extra[0].size, np.iinfo(np.int64).max, np.int64)
+            order = np.concatenate([order, newest])
+        return users, items, order
+
     def epoch_chunks(self, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """One epoch of shuffled positives, as (users, items) chunks within the budget."""
         if self._in_memory is not None:

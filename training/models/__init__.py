@@ -1,6 +1,6 @@
 """Recommender models built only from `training.graph`, chosen by name in config."""
 
-from training.models import fism, ncf, ranker  # noqa: F401  (registers the models)
+from training.models import fism, ncf, ranker, seqfism  # noqa: F401  (registers the models)
 from training.models.base import (
     REGISTRY,
     BuildContext,

@@ -75,15 +75,45 @@ class ModelGraph:
     loss: Any
     inputs: list[dict[str, Any]]
 
-    def load_history(self, session, users: np.ndarray, items: np.ndarray) -> None:
-        """Fill the model's history table (if it has one) from positive (user, item) pairs."""
-        from training.models.fism import history_weights
+    @property
+    def needs_order(self) -> bool:
+        """Whether `load_history` needs the positives' time order (sequence tables)."""
+        from training.models.seqfism import SEQUENCE_TABLES
 
-        for var in self.graph.variables:
-            if var.name == USER_HISTORY:
-                n_users, n_items = var.shape
-                alpha = float(self.params["alpha"])
-                session.set_value(var, history_weights(users, items, n_users, n_items, alpha))
+        return any(var.name in SEQUENCE_TABLES for var in self.graph.variables)
+
+    def load_history(
+        self,
+        session,
+        users: np.ndarray,
+        items: np.ndarray,
+        order: np.ndarray | None = None,
+    ) -> None:
+        """Fill the model's history tables (if any) from positive (user, item) pairs.
+
+        `order` ranks the pairs in time (larger = newer, e.g. timestamps); a model with
+        sequence tables needs it.
+        """
+        from training.models.fism import history_weights
+        from training.models.seqfism import SEQUENCE_TABLES, USER_RECENCY, sequence_tables
+
+        by_name = {var.name: var for var in self.graph.variables}
+        if USER_HISTORY in by_name:
+            n_users, n_items = by_name[USER_HISTORY].shape
+            alpha = float(self.params["alpha"])
+            weights = history_weights(users, items, n_users, n_items, alpha)
+            session.set_value(by_name[USER_HISTORY], weights)
+        if USER_RECENCY in by_name:
+            if order is None:
+                raise ValueError(
+                    f"model {self.name!r} scores from the time order of each user's history: "
+                    "load_history needs the positives' order (timestamps)"
+                )
+            n_users, n_items = by_name[USER_RECENCY].shape
+            tables = sequence_tables(users, items, order, n_users, n_items, self.params)
+            for name in SEQUENCE_TABLES:
+                if name in by_name:
+                    session.set_value(by_name[name], tables[name])
 
     def feed(self, users: np.ndarray, items: np.ndarray, labels: np.ndarray | None = None):
         """The feed_dict for a batch."""
