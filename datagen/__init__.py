@@ -25,7 +25,7 @@ watches for a time that grows with the score and sometimes gifts or follows (see
 The data depends only on the config (seed included), not on Spark's partitioning.
 """
 
-from datagen.job import generate
+from datagen.job import GENERATOR_VERSION, generate, stale_reason
 from datagen.malformed import MALFORMED_KINDS
 
-__all__ = ["MALFORMED_KINDS", "generate"]
+__all__ = ["GENERATOR_VERSION", "MALFORMED_KINDS", "generate", "stale_reason"]

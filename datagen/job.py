@@ -31,11 +31,22 @@ from datagen.world import (
 from peppercorn import storage
 from peppercorn.config import Config, SyntheticConfig, join_uri
 
-__all__ = ["BLOCK_ROWS", "block_spec", "events_frame", "generate", "malformed_counts"]
+__all__ = [
+    "BLOCK_ROWS",
+    "GENERATOR_VERSION",
+    "block_spec",
+    "events_frame",
+    "generate",
+    "malformed_counts",
+    "stale_reason",
+]
 
 # Rows per independently seeded block: large enough to vectorise well, small enough that a
 # 10M-row log splits into hundreds of tasks' worth of work.
 BLOCK_ROWS = 32_768
+# Bumped whenever the same config would produce different events (2: the category feed
+# reaches every category, stronger preference), so old raw logs are regenerated.
+GENERATOR_VERSION = 2
 
 
 def block_spec(syn: SyntheticConfig) -> BlockSpec:
@@ -156,6 +167,7 @@ def _write_raw(spark, cfg: Config, staging: str, world: World, spec: BlockSpec) 
     malformed = malformed_counts(spec)
     success = {
         "generator": "datagen",
+        "generator_version": GENERATOR_VERSION,
         "parameters": syn.model_dump(mode="json"),
         "block_rows": spec.block_rows,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -170,6 +182,32 @@ def _write_raw(spark, cfg: Config, staging: str, world: World, spec: BlockSpec) 
     }
     storage.write_text(spark, join_uri(staging, "_SUCCESS.json"), json.dumps(success, indent=2))
     return success
+
+
+def stale_reason(cfg: Config, spark) -> str | None:
+    """Why `<dataset root>/raw/` must be (re)generated for `cfg`, or None when it is current.
+
+    Raw logs written by another generator version or other parameters would silently train
+    on data the config does not describe, so they count as stale.
+    """
+    marker = join_uri(cfg.dataset_root(), "raw", "_SUCCESS.json")
+    if not storage.exists(spark, marker):
+        return "no raw logs yet"
+    try:
+        written = json.loads(storage.read_text(spark, marker))
+    except ValueError:
+        return f"{marker} is not valid JSON"
+    except Exception as exc:  # noqa: BLE001 - unreadable (e.g. a Hadoop checksum error): redo
+        return f"{marker} cannot be read ({str(exc).splitlines()[0][:200]})"
+    version = written.get("generator_version", 1)
+    if version != GENERATOR_VERSION:
+        return f"written by generator version {version}, this is version {GENERATOR_VERSION}"
+    # `files` only splits the same rows differently, so it alone never makes logs stale.
+    wanted = cfg.dataset.synthetic.model_dump(mode="json", exclude={"files"})
+    changed = sorted(k for k in wanted if written.get("parameters", {}).get(k) != wanted[k])
+    if changed:
+        return "dataset.synthetic changed: " + ", ".join(changed)
+    return None
 
 
 def generate(cfg: Config, spark) -> dict:

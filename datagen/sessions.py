@@ -18,7 +18,7 @@ EVENT_NAMES = ("impression", "click", "watch", "gift", "follow")
 IMPRESSION, CLICK, WATCH, GIFT, FOLLOW = range(5)
 
 _SLATE_MIN, _SLATE_MAX = 4, 12
-_BROWSE_SHARE = 0.35  # share of impressions from the category feed; the rest by popularity
+_BROWSE_SHARE = 0.6  # share of impressions from the category feed; the rest by popularity
 _GIFT_VALUES = np.array([1.0, 5.0, 10.0, 50.0, 100.0, 500.0])
 _GIFT_P = np.array([0.40, 0.25, 0.15, 0.10, 0.07, 0.03])
 _ALMOST_ONE = 1.0 - 1e-9
@@ -42,7 +42,9 @@ def _slate_items(world: World, rng: np.random.Generator, users: np.ndarray) -> n
     if len(browse):
         cum = world.browse_cum[users[browse]]
         cats = (cum < np.minimum(rng.random(len(browse)), _ALMOST_ONE)[:, None]).sum(axis=1)
-        pos = _draw(world.by_category_cum, cats + rng.random(len(browse)) * _ALMOST_ONE)
+        # Not `_draw`: its clamp below 1.0 would pin every draw to the first category's segment.
+        offset = cats + rng.random(len(browse)) * _ALMOST_ONE
+        pos = np.searchsorted(world.by_category_cum, offset, side="right")
         items[browse] = world.by_category[pos]
     return items
 

@@ -56,15 +56,16 @@ _TAGS = (
     "gadgets", "vlog", "city-walk", "cats", "dogs", "retro", "speedrun", "duet", "q-and-a",
 )  # fmt: skip
 
-# Scales of the hidden model, chosen so that about one impression in eight is clicked and
+# Scales of the hidden model, chosen so that about one impression in five is clicked and
 # preference (not popularity) explains most of which ones.
-_TASTE_NORM = 1.6  # length of the category centroid part of a latent vector
+_TASTE_NORM = 2.0  # length of the category centroid part of a latent vector
 _FACTOR_NOISE = 0.35  # per-dimension individual deviation from the centroids
-_INTERCEPT = -3.0
+_INTERCEPT = -4.0
 _TIER_EFFECT = (0.2, 0.1, -0.1, -0.2)
 _ITEM_POP_TO_BIAS = 0.35
+_POP_SIGMA = 1.2  # spread of log exposure popularity (Zipf-like head)
 CLICK_NOISE = 0.5
-_BROWSE_FAVOURITE_BOOST = 1.5  # how much the category feed leans to a user's favourites
+_BROWSE_FAVOURITE_BOOST = 3.0  # how much the category feed leans to a user's favourites
 
 # Relative activity by hour of day (UTC): quiet nights, an evening peak.
 _HOURLY = (
@@ -154,7 +155,7 @@ def build_world(cfg: SyntheticConfig) -> World:
 
     # Rooms: Zipf-like (log-normal) popularity; factors near their category's centroid.
     category = rng.integers(0, n_c, n_i)
-    log_pop = rng.normal(0.0, 1.2, n_i)
+    log_pop = rng.normal(0.0, _POP_SIGMA, n_i)
     popularity = np.exp(log_pop) / np.exp(log_pop).sum()
     z_pop = (log_pop - log_pop.mean()) / (log_pop.std() or 1.0)
     item_factors = centroids[category] + rng.normal(0.0, _FACTOR_NOISE, (n_i, dim))

@@ -1,8 +1,8 @@
 """`python -m etl --config FILE [--skip-features] [--regenerate]`: raw → clean → features.
 
-For a synthetic dataset the raw logs are generated first when absent (or with
---regenerate).  Problems with the config or the input end the run with one line on
-stderr and exit code 2.
+For a synthetic dataset the raw logs are generated first when absent, when written by
+another generator version or other `dataset.synthetic` parameters, or with --regenerate.
+Problems with the config or the input end the run with one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pyspark.errors.exceptions.captured import CapturedException
 
 from etl.job import EtlError, raw_uri, run
 from etl.lines import EtlInputError
-from peppercorn import storage
 from peppercorn.config import Config, ConfigError, load_config
 
 __all__ = ["main"]
@@ -34,17 +33,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _generate_if_needed(cfg: Config, spark, regenerate: bool) -> None:
     if cfg.dataset.kind != "synthetic":
         return
-    if not regenerate and storage.exists(spark, raw_uri(cfg)):
-        return
     import datagen
 
-    generate = getattr(datagen, "generate", None)
-    if generate is None:
-        raise EtlInputError(
-            f"no raw logs at {raw_uri(cfg)} and datagen has no generate() yet to write them"
-        )
-    print(f"generating synthetic raw logs into {raw_uri(cfg)} ...", flush=True)
-    generate(cfg, spark)
+    reason = "--regenerate" if regenerate else datagen.stale_reason(cfg, spark)
+    if reason is None:
+        return
+    print(f"generating synthetic raw logs into {raw_uri(cfg)} ({reason}) ...", flush=True)
+    datagen.generate(cfg, spark)
 
 
 def _features(cfg: Config, spark) -> dict | None:
