@@ -243,3 +243,68 @@ def test_the_same_command_trains_through_a_standalone_cluster(standalone, synthe
     assert f"exported {version}" in done.stdout
     _assert_same_weights(_weights(single), _weights(version))
     assert json.loads(load(version).assets["metrics.json"])["distributed_workers"] == 2
+
+
+# --- ML-100K, the NCF paper's split -----------------------------------------------------------
+
+
+def _ncf_features(src: Path, root: Path) -> None:
+    """The NCF split as a §3 features dataset (pyarrow, no Spark: this test is about training).
+
+    Indices shift by one (0 is unknown); each user's latest training rating becomes the
+    validation positive, scored against that user's 99 given test negatives (never rated).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    train = np.loadtxt(src / "train.rating", dtype=np.int64)[:, [0, 1, 3]]
+    test = np.loadtxt(src / "test.rating", dtype=np.int64)[:, :2]
+    negatives = np.array(
+        [[int(x) for x in line.split("\t")[1:]] for line in (src / "test.negative").open()]
+    )
+    assert (test[:, 0] == np.arange(len(test))).all()
+    latest = np.lexsort((np.arange(len(train)), train[:, 2], train[:, 0]))
+    last = latest[np.r_[train[latest[1:], 0] != train[latest[:-1], 0], True]]
+    kept = np.setdiff1d(np.arange(len(train)), last)
+    n_users = int(train[:, 0].max()) + 2
+    n_items = int(max(train[:, 1].max(), test[:, 1].max(), negatives.max())) + 2
+    base = root / "features"
+
+    def write(name: str, users, items, negs=None) -> None:
+        cols = {
+            "user_idx": pa.array(users + 1, pa.int32()),
+            "item_idx": pa.array(items + 1, pa.int32()),
+        }
+        if negs is not None:
+            cols["negatives"] = pa.array((negs + 1).tolist(), pa.list_(pa.int32()))
+        (base / name).mkdir(parents=True)
+        pq.write_table(pa.table(cols), base / name / "part-00000.parquet", row_group_size=20_000)
+
+    write("train", train[kept, 0], train[kept, 1])
+    write("validation", train[last, 0], train[last, 1], negatives[train[last, 0]])
+    write("test", test[:, 0], test[:, 1], negatives[test[:, 0]])
+    write("seen", np.r_[train[:, 0], test[:, 0]], np.r_[train[:, 1], test[:, 1]])
+    (base / "vocab").mkdir()
+    for name, n in (("user_id", n_users), ("item_id", n_items)):
+        tokens = ["<unk>", *map(str, range(n - 1))]
+        vocab = {"name": name, "min_frequency": 1, "id_type": "int", "tokens": tokens}
+        (base / "vocab" / f"{name}.json").write_text(json.dumps(vocab))
+    manifest = {"dataset": "ml100k-ncf", "kind": "ncf", "features": [], "checksum": "sha256:t"}
+    (base / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_ml100k_ncf_hit_rate_matches_single_process(shared_datasets, spark, tmp_path):
+    _ncf_features(shared_datasets / "ml-100k-ncf", tmp_path / "data" / "ml100k-ncf")
+    cfg = yaml.safe_load((ROOT / "configs/ml100k-ncf.yaml").read_text())
+    cfg["paths"] = {"data_root": str(tmp_path / "data"), "model_repository": str(tmp_path / "m")}
+    cfg["spark"] = {"master": "local[2]", "shuffle_partitions": 2}
+    # Few epochs, no refit: the test compares two ways of training, not the tuned model.
+    cfg["training"].update(epochs=3, refit=False)
+    path = tmp_path / "ncf.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    single_dir, single = run(load_config(path), progress=False)
+    dist_cfg = load_config(path, {"training.distributed": {"workers": 2, "sync_every": 1}})
+    dist_dir, dist = run(dist_cfg, progress=False)
+    assert single["hr@10"] > single["popularity_hr@10"] + 0.05  # it trained
+    assert abs(dist["hr@10"] - single["hr@10"]) <= 0.01
+    _assert_same_weights(_weights(single_dir), _weights(dist_dir))
