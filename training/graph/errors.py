@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["FeedError", "GraphError", "NoGradientError", "OpExecutionError"]
+__all__ = [
+    "ChecksumError",
+    "FeedError",
+    "FormatVersionError",
+    "GraphError",
+    "MissingVariableError",
+    "NoGradientError",
+    "OpExecutionError",
+    "SavedGraphError",
+    "SignatureError",
+    "UnknownOpError",
+]
 
 
 class GraphError(ValueError):
@@ -19,3 +30,27 @@ class OpExecutionError(GraphError):
 
 class NoGradientError(GraphError, LookupError):
     """An op on the path between variables and loss has no registered gradient."""
+
+
+class SavedGraphError(GraphError):
+    """A graph that cannot be saved, or a directory that is not a loadable saved graph."""
+
+
+class UnknownOpError(SavedGraphError):
+    """The saved graph uses an op type not registered in this process."""
+
+
+class ChecksumError(SavedGraphError):
+    """A file's bytes do not match the manifest (or a file is missing or unlisted)."""
+
+
+class MissingVariableError(SavedGraphError):
+    """graph.json names a variable (or constant) whose value is not in the .npz."""
+
+
+class FormatVersionError(SavedGraphError):
+    """The directory was written by a newer (or unknown) format version."""
+
+
+class SignatureError(GraphError):
+    """A signature that does not exist, or inputs that do not match it."""
