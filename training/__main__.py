@@ -55,7 +55,9 @@ def run(cfg: Config, resume: bool = False, epochs: int | None = None, model: str
     if cfg.training.distributed.workers > 1:
         from training.distributed import train_distributed
 
-        trainer, result = train_distributed(cfg, name, params, checkpoints, epochs, resume)
+        trainer, result = train_distributed(
+            cfg, name, params, checkpoints, epochs, resume, progress
+        )
         dataset = trainer.dataset
     else:
         dataset = open_dataset(root)

@@ -123,7 +123,7 @@ def _launch(cfg: Config, payload: str, workers: int) -> dict[str, Any]:
 
 def train_distributed(
     cfg: Config, name: str, params: dict[str, Any], checkpoints: Path,
-    epochs: int | None = None, resume: bool = False,
+    epochs: int | None = None, resume: bool = False, progress: bool = True,
 ) -> tuple[Trainer, TrainResult]:  # fmt: skip
     """Train on `training.distributed.workers` Spark tasks; (driver trainer, result) to export.
 
@@ -151,6 +151,16 @@ def train_distributed(
     wall = time.perf_counter()
     reply = _launch(cfg, payload, dist.workers)
     wall = time.perf_counter() - wall
+    if progress:
+        # The tasks' own output stays in the executors' logs; the epochs are reported here.
+        for h in reply["history"]:
+            print(
+                f"epoch {h['epoch']}: loss {h['loss']:.4f}  val HR@10 {h['val_hr@10']:.4f}  "
+                f"NDCG@10 {h['val_ndcg@10']:.4f}  {h['samples_per_sec']:.0f} ex/s"
+            )
+        share = reply["sync_seconds"] / max(reply["sync_seconds"] + reply["compute_seconds"], 1e-9)
+        print(f"{dist.workers} workers, sync_every {dist.sync_every}: {share:.1%} of step time "
+              f"synchronising, stage {wall:.1f} s")  # fmt: skip
     arrays, meta = decode(reply["weights"])
     by_name = {v.name: v for v in trainer.model.graph.variables}
     for var_name, value in zip(meta["names"], arrays, strict=True):
