@@ -167,17 +167,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _alive_workers(ui_port: int) -> int:
+def _master_state(ui_port: int) -> dict:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=2) as r:
-            return int(json.load(r).get("aliveworkers", 0))
+            return json.load(r)
     except OSError:
-        return 0
+        return {}
 
 
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory):
-    """`spark://127.0.0.1:<port>` of a master with two 1-core workers; all stopped afterwards."""
+    """(`spark://127.0.0.1:<port>`, web UI port) of a master with two 1-core workers; all
+    stopped afterwards."""
     import pyspark
 
     from peppercorn.java import ensure_java_home
@@ -209,12 +210,12 @@ def standalone(tmp_path_factory):
                                  stderr=subprocess.STDOUT, start_new_session=True)
             )  # fmt: skip
         deadline = time.monotonic() + 90
-        while _alive_workers(ui) < 2:
+        while _master_state(ui).get("aliveworkers", 0) < 2:
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
                 tails = {p.name: p.read_text()[-1500:] for p in sorted(logs.glob("*.log"))}
                 pytest.fail(f"standalone cluster did not come up with 2 workers: {tails}")
             time.sleep(0.5)
-        yield url
+        yield url, ui
     finally:
         for proc in reversed(procs):  # workers first, then the master
             if proc.poll() is None:
@@ -229,20 +230,31 @@ def standalone(tmp_path_factory):
 
 def test_the_same_command_trains_through_a_standalone_cluster(standalone, synthetic):
     root, single, _ = synthetic
-    cfg = yaml.safe_load(_config(root, master=standalone, name="cluster").read_text())
+    url, ui = standalone
+    cfg = yaml.safe_load(_config(root, master=url, name="cluster").read_text())
     cfg["spark"]["conf"] = {"spark.executor.memory": "512m", "spark.driver.host": "127.0.0.1"}
     path = root / "cluster.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "training", "--config", str(path)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    # Its own process group: a hung run is stopped with the driver JVM it started.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training", "--config", str(path)], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        stdout, stderr = proc.communicate()
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     assert done.returncode == 0, done.stderr[-3000:]
     version = root / "cluster" / "gmf" / "1"
     assert f"exported {version}" in done.stdout
     _assert_same_weights(_weights(single), _weights(version))
     assert json.loads(load(version).assets["metrics.json"])["distributed_workers"] == 2
+    # The master ran it: one finished application (its 2 barrier tasks need both 1-core workers).
+    apps = _master_state(ui)["completedapps"]
+    assert [a["name"] for a in apps] == ["peppercorn-train"]
 
 
 # --- ML-100K, the NCF paper's split -----------------------------------------------------------

@@ -107,7 +107,9 @@ def _launch(cfg: Config, payload: str, workers: int) -> dict[str, Any]:
                 f"training.distributed.workers is {workers} but spark.master {sc.master} has "
                 f"{slots} task slot(s); a barrier stage needs one per worker: use local[{workers}]"
             )
-        _ship_code(sc)
+        if slots is None:
+            # Local executors share the driver's interpreter and files; a cluster's need the code.
+            _ship_code(sc)
         rdd = sc.parallelize(range(workers), workers).barrier()
         try:
             replies = rdd.mapPartitions(partial(train_task, payload)).collect()
