@@ -98,7 +98,12 @@ def task_failure(exc: Exception) -> str:
 
 
 def _launch(cfg: Config, payload: str, workers: int) -> dict[str, Any]:
-    spark, owned = _session(cfg)
+    try:
+        spark, owned = _session(cfg)
+    except Exception as exc:  # Py4J / Spark start-up errors: bad master URL, no Java, ...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        message = f"cannot start Spark at spark.master {cfg.spark.master}: {first}"
+        raise DistributedError(message) from None
     try:
         sc = spark.sparkContext
         slots = required_local_slots(sc.master)
