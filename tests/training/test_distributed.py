@@ -123,6 +123,35 @@ def test_local_slots_and_task_errors_are_read_for_the_user():
 # --- barrier stages on local[2] ------------------------------------------------------------
 
 
+def _gather_in_barrier_stage(spark, tag_of_rank):
+    """Each of 2 real barrier tasks all-gathers [rank] * 3 over the socket transport."""
+
+    def task(_):
+        from pyspark import BarrierTaskContext
+
+        from training.distributed.collective import Collective
+        from training.distributed.transport import StarAllGather
+
+        star = StarAllGather(BarrierTaskContext.get())
+        try:
+            collective = Collective(star.all_gather, star.rank, star.size)
+            mine = [np.full(3, star.rank, np.float32)]
+            replies = collective.gather(mine, {"tag": tag_of_rank(star.rank)})
+            yield star.rank, [arrays[0].tolist() for arrays, _ in replies]
+        finally:
+            star.close()
+
+    return spark.sparkContext.parallelize(range(2), 2).barrier().mapPartitions(task).collect()
+
+
+def test_socket_all_gather_in_rank_order_and_out_of_step_tasks_fail(spark):
+    got = dict(_gather_in_barrier_stage(spark, lambda rank: ["epoch", 1, 7]))
+    assert got == {0: [[0.0] * 3, [1.0] * 3], 1: [[0.0] * 3, [1.0] * 3]}
+    with pytest.raises(Exception) as failed:
+        _gather_in_barrier_stage(spark, lambda rank: ["epoch", 1, 7 + rank])
+    assert "tasks out of step" in task_failure(failed.value)
+
+
 def test_two_workers_with_sync_every_1_end_where_one_process_ends(spark, synthetic):
     root, single, single_metrics = synthetic
     path, metrics = run(load_config(_config(root, name="k1")), progress=False)
