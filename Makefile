@@ -13,7 +13,7 @@ DT ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup etl generate train serve batch daily bench bench-engine bench-etl bench-train \
-        bench-serve test test-gpu lint format clean
+        bench-serve bench-distributed test test-gpu lint format clean
 
 setup: $(STAMP)
 
@@ -43,7 +43,7 @@ batch: setup
 daily: setup
 	$(PY) -m batch.daily --config $(CONFIG) $(if $(DT),--dt $(DT))
 
-bench: bench-engine bench-etl bench-train bench-serve
+bench: bench-engine bench-etl bench-train bench-serve bench-distributed
 
 bench-engine: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
@@ -57,6 +57,9 @@ bench-train: setup
 
 bench-serve: setup
 	$(PY) -m bench.serve
+
+bench-distributed: setup
+	$(PY) -m bench.distributed
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -164,7 +164,7 @@ def restore_optimizer(session, optimizer, train_op, arrays: dict[str, np.ndarray
             for key, value in arrays.items()
             if key.rpartition("/")[0] == var.name
         }
-        if not found:
+        if not found and optimizer.slot_names:  # plain SGD keeps no per-variable state
             raise ValueError(f"checkpoint has no optimizer state for variable {var.name!r}")
         per_var[var] = found
     sparse = [v for v in train_op.variables if _updated_sparsely(v)]

@@ -68,14 +68,3 @@ def test_bad_config_and_params(tmp_path, capsys):
     cfg = _config(tmp_path, name="gmf", params={"factorz": 3})
     assert main(["--config", str(cfg)]) == 2
     assert "unknown key(s) ['factorz']" in capsys.readouterr().err
-
-
-def test_distributed_workers_are_refused_until_built(tmp_path, capsys):
-    write_synthetic_dataset(tmp_path / "data/syn", users=20, items=30, per_user=6)
-    cfg = _config(tmp_path)
-    data = yaml.safe_load(cfg.read_text())
-    data["training"]["distributed"] = {"workers": 2}
-    cfg.write_text(yaml.safe_dump(data))
-    assert main(["--config", str(cfg)]) == 2
-    assert "not built yet (issue 8)" in capsys.readouterr().err
-    assert not (tmp_path / "m").exists()
