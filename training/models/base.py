@@ -95,7 +95,7 @@ class ModelGraph:
         sequence tables needs it.
         """
         from training.models.fism import history_weights
-        from training.models.seqfism import SEQUENCE_TABLES, USER_RECENCY, sequence_tables
+        from training.models.seqfism import SEQUENCE_TABLES, USER_SEQUENCE, sequence_tables
 
         by_name = {var.name: var for var in self.graph.variables}
         if USER_HISTORY in by_name:
@@ -103,13 +103,13 @@ class ModelGraph:
             alpha = float(self.params["alpha"])
             weights = history_weights(users, items, n_users, n_items, alpha)
             session.set_value(by_name[USER_HISTORY], weights)
-        if USER_RECENCY in by_name:
+        if USER_SEQUENCE in by_name:
             if order is None:
                 raise ValueError(
                     f"model {self.name!r} scores from the time order of each user's history: "
                     "load_history needs the positives' order (timestamps)"
                 )
-            n_users, n_items = by_name[USER_RECENCY].shape
+            n_users, n_items = by_name[USER_SEQUENCE].shape
             tables = sequence_tables(users, items, order, n_users, n_items, self.params)
             for name in SEQUENCE_TABLES:
                 if name in by_name:

@@ -1,17 +1,21 @@
-"""A sequence-aware FISM: the user's history weighted by recency, plus their last items.
+"""A sequence-aware FISM: the items around the scored one in the user's time-ordered history.
 
-score(u, i) = (p_u + sum_{j != i} w_uj y_j + sum_k seq_decay^k z_{prev_k(u, i)}) . q_i + b_i
+score(u, i) = (p_u + sum_d a_d y_{seq(u, i, d)} / (sum_d a_d)^alpha
+                   + sum_{d=1..L} c_d z_{seq(u, i, d)}) . q_i + b_i
 
-- Long-term part (FISM with recency): w_uj = long_decay^rank_uj / (sum_j long_decay^rank_uj)^alpha
-  over the user's history (rank 0 = their latest item); long_decay 1 is plain FISM.
-- Transition part (FPMC-like): prev_k(u, i) is the k-th item before the scored one in the user's
-  time-ordered history, k < seq_length. For a trained-on positive that is what preceded it; for
-  any other item (every candidate at serving time) it is the user's k-th latest item, which is
-  where the held-out item of a leave-one-out split follows on.
+seq(u, i, d) is the item d places older (d > 0) or newer (d < 0) than the scored item in the
+user's history; an item outside the history (every candidate at serving time) sits just after
+the user's latest item, so for it seq(u, i, d) is the user's d-th latest item.
 
-The scored item is always left out of its own history (as in `fism`). Everything the scores
-need is in non-trainable tables in the graph, so an export serves with user_idx/item_idx alone;
-the trainer fills them from the positives it trains on, in timestamp order
+- Long-term part (FISM over a window): a_d = long_decay^(|d| - 1) for 0 < |d| <= window and
+  a real item there. A trained-on positive is explained by what the user consumed around it in
+  time; a candidate by the user's latest items, most recent first.
+- Transition part (FPMC-like): c_d = seq_decay^(d - 1) over the seq_length items just before
+  the scored one, with their own embeddings z: what follows what.
+
+The scored item is never in its own window (as in `fism`, which leaves it out). Everything the
+scores need is in non-trainable tables in the graph, so an export serves with user_idx/item_idx
+alone; the trainer fills them from the positives it trains on, in timestamp order
 (`ModelGraph.load_history` -> `sequence_tables`), never from held-out items.
 """
 
@@ -25,7 +29,6 @@ from training.models.layers import embedding
 
 __all__ = [
     "SEQFISM",
-    "USER_RECENCY",
     "USER_SEQUENCE",
     "USER_SEQUENCE_ITEMS",
     "USER_SEQUENCE_VALID",
@@ -34,12 +37,13 @@ __all__ = [
     "sequence_tables",
 ]
 
-# The non-trainable tables (all indexed by user_idx in the first axis):
-USER_RECENCY = "seqfism/recency"  # [n_users, n_items] w_uj above
+# The non-trainable tables, indexed by user_idx in the first axis. A sequence row holds the
+# user's items newest first from column `pad` on, with `pad` empty columns on each side so every
+# window stays inside its own row (pad = max(window, seq_length)).
 USER_SEQUENCE = "seqfism/position"  # [n_users, n_items] 1 = latest item, 2 = the one before..
-USER_SEQUENCE_ITEMS = "seqfism/sequence"  # [n_users, n_items + L] item_idx newest first, 0-padded
+USER_SEQUENCE_ITEMS = "seqfism/sequence"  # [n_users, n_items + 2 pad] item_idx, 0 where empty
 USER_SEQUENCE_VALID = "seqfism/sequence_valid"  # same shape: 1 where a real item is, else 0
-SEQUENCE_TABLES = (USER_RECENCY, USER_SEQUENCE, USER_SEQUENCE_ITEMS, USER_SEQUENCE_VALID)
+SEQUENCE_TABLES = (USER_SEQUENCE, USER_SEQUENCE_ITEMS, USER_SEQUENCE_VALID)
 
 
 def _check_params(params) -> None:
@@ -49,13 +53,18 @@ def _check_params(params) -> None:
         raise ValueError(f"model.params.seq_decay: {params['seq_decay']} is not in (0, 1]")
     if int(params["seq_length"]) < 0:
         raise ValueError(f"model.params.seq_length: {params['seq_length']} is below 0")
+    if int(params["window"]) < 1:
+        raise ValueError(f"model.params.window: {params['window']} is below 1")
 
 
-def sequence_table_shapes(n_users: int, n_items: int, seq_length: int) -> dict[str, tuple]:
-    """Shape and dtype of each table; the sequence rows leave room for a window past the end."""
-    width = n_items + seq_length
+def _pad(params) -> int:
+    return max(int(params["window"]), int(params["seq_length"]))
+
+
+def sequence_table_shapes(n_users: int, n_items: int, params: dict) -> dict[str, tuple]:
+    """Shape and dtype of each table."""
+    width = n_items + 2 * _pad(params)
     return {
-        USER_RECENCY: ((n_users, n_items), np.float32),
         USER_SEQUENCE: ((n_users, n_items), np.int32),
         USER_SEQUENCE_ITEMS: ((n_users, width), np.int32),
         USER_SEQUENCE_VALID: ((n_users, width), np.float32),
@@ -104,59 +113,56 @@ def sequence_tables(
     """Every table the model reads, filled from time-ordered positive (user, item) pairs."""
     _check_params(params)
     positions = sequence_positions(users, items, order, n_users, n_items)
-    shapes = sequence_table_shapes(n_users, n_items, int(params["seq_length"]))
+    shapes = sequence_table_shapes(n_users, n_items, params)
     out = {name: np.zeros(shape, dtype) for name, (shape, dtype) in shapes.items()}
     out[USER_SEQUENCE] = positions
     u, j = np.nonzero(positions)
-    rank = positions[u, j] - 1  # 0 = latest
-    out[USER_SEQUENCE_ITEMS][u, rank] = j
-    out[USER_SEQUENCE_VALID][u, rank] = 1.0
-    weight = np.power(float(params["long_decay"]), rank.astype(np.float64))
-    total = np.bincount(u, weights=weight, minlength=n_users)
-    weight = weight * np.power(np.maximum(total[u], 1e-12), -float(params["alpha"]))
-    out[USER_RECENCY][u, j] = weight.astype(np.float32)
+    column = positions[u, j] - 1 + _pad(params)  # the latest item at column pad
+    out[USER_SEQUENCE_ITEMS][u, column] = j
+    out[USER_SEQUENCE_VALID][u, column] = 1.0
     return out
 
 
 def _build_seqfism(ctx, params, user_idx, item_idx, rng):
-    factors = int(params["factors"])
-    seq_decay, seq_length = float(params["seq_decay"]), int(params["seq_length"])
     _check_params(params)
+    factors, pad, window = int(params["factors"]), _pad(params), int(params["window"])
+    seq_length = int(params["seq_length"])
+    shapes = sequence_table_shapes(ctx.n_users, ctx.n_items, params)
     tables = {
         name: ts.Variable(np.zeros(shape, dtype), name=name, trainable=False)
-        for name, (shape, dtype) in sequence_table_shapes(
-            ctx.n_users, ctx.n_items, seq_length
-        ).items()
+        for name, (shape, dtype) in shapes.items()
     }
+    width = shapes[USER_SEQUENCE_ITEMS][0][1]
+    seq_items = ts.reshape(tables[USER_SEQUENCE_ITEMS], [-1])
+    seq_valid = ts.reshape(tables[USER_SEQUENCE_VALID], [-1])
+    # The scored item's column: pad + s - 1, with s its position (0 outside the history).
+    flat = ts.add(ts.multiply(user_idx, ctx.n_items), item_idx)
+    position = ts.gather(ts.reshape(tables[USER_SEQUENCE], [-1]), flat)
+    base = ts.add(ts.add(ts.multiply(user_idx, width), position), pad - 1)
+
+    def window_sum(table, offsets, weights, alpha):
+        at = ts.add(ts.reshape(base, [-1, 1]), ts.constant(np.asarray([offsets], np.int32)))
+        w = ts.multiply(ts.gather(seq_valid, at), ts.constant(np.asarray([weights], np.float32)))
+        if alpha:
+            total = ts.reduce_sum(w, axis=1, keepdims=True)
+            # (sum w)^-alpha, and 0 for an empty window (the 1e-12 keeps the log finite).
+            w = ts.multiply(w, ts.exp(ts.multiply(ts.log(ts.add(total, 1e-12)), -alpha)))
+        rows = ts.embedding_lookup(table, ts.gather(seq_items, at))
+        return ts.reduce_sum(ts.multiply(rows, ts.reshape(w, [-1, len(offsets), 1])), axis=1)
+
     y = embedding("seqfism/history_item", ctx.n_items, factors, rng)
     p = ts.embedding_lookup(embedding("seqfism/user", ctx.n_users, factors, rng), user_idx)
     q = ts.embedding_lookup(embedding("seqfism/item", ctx.n_items, factors, rng), item_idx)
-    # Long-term part, as in `fism` but recency-weighted, with the scored item left out.
-    recency = tables[USER_RECENCY]
-    flat = ts.add(ts.multiply(user_idx, ctx.n_items), item_idx)
-    own = ts.reshape(ts.gather(ts.reshape(recency, [-1]), flat), [-1, 1])
-    long_term = ts.subtract(
-        ts.matmul(ts.embedding_lookup(recency, user_idx), y),
-        ts.multiply(own, ts.embedding_lookup(y, item_idx)),
-    )
+    distance = np.concatenate([np.arange(window, 0, -1), np.arange(1, window + 1)])
+    offsets = np.concatenate([-np.arange(window, 0, -1), np.arange(1, window + 1)])
+    long_weights = float(params["long_decay"]) ** (distance - 1.0)
+    long_term = window_sum(y, offsets, long_weights, float(params["alpha"]))
     user_vec = ts.add(p, long_term)
     regularised = [p, q, long_term]
     if seq_length > 0:
-        # Transition part: the seq_length items just before the scored one in the user's
-        # newest-first sequence. The scored item sits at index s - 1 (s = its position, 0 for
-        # an item outside the history), so its predecessors are at s, s + 1, ...
-        width = tables[USER_SEQUENCE_ITEMS].shape[1]
-        position = ts.gather(ts.reshape(tables[USER_SEQUENCE], [-1]), flat)
-        base = ts.add(ts.multiply(user_idx, width), position)
-        seq_items = ts.reshape(tables[USER_SEQUENCE_ITEMS], [-1])
-        seq_valid = ts.reshape(tables[USER_SEQUENCE_VALID], [-1])
         z = embedding("seqfism/previous_item", ctx.n_items, factors, rng)
-        seq_term = None
-        for k in range(seq_length):
-            at = ts.add(base, k)
-            weight = ts.multiply(ts.reshape(ts.gather(seq_valid, at), [-1, 1]), seq_decay**k)
-            term = ts.multiply(ts.embedding_lookup(z, ts.gather(seq_items, at)), weight)
-            seq_term = term if seq_term is None else ts.add(seq_term, term)
+        before = np.arange(1, seq_length + 1)
+        seq_term = window_sum(z, before, float(params["seq_decay"]) ** (before - 1.0), 0.0)
         user_vec = ts.add(user_vec, seq_term)
         regularised.append(seq_term)
     logit = ts.reduce_sum(ts.multiply(user_vec, q), axis=1)
@@ -171,6 +177,7 @@ SEQFISM = register(
         {
             "factors": 32,
             "alpha": 1.0,
+            "window": 40,
             "long_decay": 0.9,
             "seq_decay": 0.7,
             "seq_length": 5,

@@ -74,6 +74,7 @@ def test_loss_gradient_matches_finite_differences(name):
         "mlp": {"mlp_embedding": 2, "layers": [4, 3]},
         "neumf": {"factors": 3, "mlp_embedding": 2, "layers": [4, 3]},
         "fism": {"factors": 3},
+        "seqfism": {"factors": 3, "window": 2, "seq_length": 2},
     }
     params = small.get(name, {"embedding": 3, "layers": [4]})
     model = build_model(name, params, _ctx(), l2=0.05, seed=3)

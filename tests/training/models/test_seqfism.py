@@ -1,0 +1,137 @@
+"""seqfism: time-ordered tables by hand, scores against a numpy oracle, finite differences."""
+
+import numpy as np
+import pytest
+
+import training.graph as ts
+from training.models import BuildContext, build_model
+from training.models.seqfism import sequence_positions, sequence_tables
+
+# (user, item, time): user 0 watched 1 and 2 at the same second (tie: larger item is newer),
+# then 4, then 5, and 4 again later (a repeat keeps its newest time); user 1 watched 3;
+# user 2 nothing.
+EVENTS = [(0, 1, 10), (0, 2, 10), (0, 4, 20), (0, 5, 30), (1, 3, 5), (0, 4, 40)]
+HIST_USERS = np.array([e[0] for e in EVENTS], np.int32)
+HIST_ITEMS = np.array([e[1] for e in EVENTS], np.int32)
+HIST_TS = np.array([e[2] for e in EVENTS], np.int64) * 1_000_000_000  # nanoseconds
+# newest first: user 0 -> 4, 5, 2, 1; user 1 -> 3
+NEWEST_FIRST = {0: [4, 5, 2, 1], 1: [3], 2: []}
+
+USERS = np.array([0, 0, 0, 0, 1, 2, 1], np.int32)
+ITEMS = np.array([2, 3, 4, 1, 3, 0, 5], np.int32)  # (0, 2), (0, 4), (0, 1), (1, 3) in history
+LABELS = np.array([1, 0, 1, 1, 1, 0, 0], np.float32)
+PARAMS = {"factors": 3, "alpha": 0.5, "window": 2, "long_decay": 0.8, "seq_decay": 0.6,
+          "seq_length": 2}  # fmt: skip
+
+
+def test_positions_by_hand():
+    got = sequence_positions(HIST_USERS, HIST_ITEMS, HIST_TS, 3, 6)
+    want = np.zeros((3, 6), np.int32)
+    want[0, [4, 5, 2, 1]] = [1, 2, 3, 4]
+    want[1, 3] = 1
+    np.testing.assert_array_equal(got, want)
+
+
+def test_sequence_rows_hold_items_newest_first_between_empty_pads():
+    tables = sequence_tables(HIST_USERS, HIST_ITEMS, HIST_TS, 3, 6, PARAMS)
+    items, valid = tables["seqfism/sequence"], tables["seqfism/sequence_valid"]
+    assert items.shape == valid.shape == (3, 6 + 2 * 2)
+    np.testing.assert_array_equal(items[0], [0, 0, 4, 5, 2, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(valid[0], [0, 0, 1, 1, 1, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(valid[2], np.zeros(10))
+
+
+def test_positions_reject_mismatched_lengths():
+    with pytest.raises(ValueError, match="differ in length"):
+        sequence_positions(HIST_USERS, HIST_ITEMS, HIST_TS[:-1], 3, 6)
+
+
+def _model(dtype=np.float32, params=PARAMS):
+    model = build_model("seqfism", params, BuildContext(3, 6), l2=0.05, seed=4)
+    for var in model.graph.variables:
+        if var.trainable:
+            var.initial_value = var.initial_value.astype(dtype)
+            var.dtype = var.initial_value.dtype
+    sess = ts.Session(model.graph)
+    sess.initialize_variables()
+    model.load_history(sess, HIST_USERS, HIST_ITEMS, HIST_TS)
+    return model, sess
+
+
+def _oracle_logit(v, u, i, params):
+    """The docstring's formula, item by item, from the newest-first history lists."""
+    seq = NEWEST_FIRST[u]
+    # An item outside the history sits just after the latest one (index -1).
+    at = seq.index(i) if i in seq else -1
+    long_vec, total = np.zeros(params["factors"]), 0.0
+    for d in range(-params["window"], params["window"] + 1):
+        if d != 0 and 0 <= at + d < len(seq):
+            w = params["long_decay"] ** (abs(d) - 1)
+            long_vec += w * v["seqfism/history_item"][seq[at + d]]
+            total += w
+    if total:
+        long_vec /= total ** params["alpha"]
+    seq_vec = np.zeros(params["factors"])
+    for d in range(1, params["seq_length"] + 1):
+        if 0 <= at + d < len(seq):
+            seq_vec += params["seq_decay"] ** (d - 1) * v["seqfism/previous_item"][seq[at + d]]
+    user_vec = v["seqfism/user"][u] + long_vec + seq_vec
+    return user_vec @ v["seqfism/item"][i] + v["seqfism/item_bias"][i, 0]
+
+
+def test_scores_match_the_formula_and_never_use_the_scored_item():
+    model, sess = _model()
+    v = {var.name: sess.get_value(var) for var in model.graph.variables}
+    want = [_oracle_logit(v, u, i, PARAMS) for u, i in zip(USERS, ITEMS, strict=True)]
+    got = sess.run(model.logits, model.feed(USERS, ITEMS))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_candidate_is_scored_from_the_latest_items_by_hand():
+    # Candidate 3 for user 0 (not in the history): long-term window = latest 2 items (4, 5)
+    # with weights 1, 0.8, normalised by 1.8^0.5; transitions = 4 (1) and 5 (0.6).
+    model, sess = _model(np.float64)
+    v = {var.name: sess.get_value(var) for var in model.graph.variables}
+    y, z = v["seqfism/history_item"], v["seqfism/previous_item"]
+    user_vec = v["seqfism/user"][0] + (y[4] + 0.8 * y[5]) / np.sqrt(1.8) + z[4] + 0.6 * z[5]
+    want = user_vec @ v["seqfism/item"][3] + v["seqfism/item_bias"][3, 0]
+    got = sess.run(model.logits, model.feed(np.array([0]), np.array([3])))
+    np.testing.assert_allclose(got, [want], rtol=1e-6)  # float32 weight tables
+
+
+def test_gradients_with_a_history_match_finite_differences():
+    model, sess = _model(np.float64)
+    feed = model.feed(USERS, ITEMS, LABELS)
+    trainable = [v for v in model.graph.variables if v.trainable]
+    grads = sess.run([g for g, _ in ts.compute_gradients(model.loss, trainable)], feed)
+    for var, grad in zip(trainable, grads, strict=True):
+        dense = grad.to_dense() if isinstance(grad, ts.IndexedSlices) else np.asarray(grad)
+        value = sess.get_value(var)
+        for idx in np.ndindex(value.shape):
+            eps = 1e-6
+            plus, minus = value.copy(), value.copy()
+            plus[idx] += eps
+            minus[idx] -= eps
+            sess.set_value(var, plus)
+            lp = float(sess.run(model.loss, feed))
+            sess.set_value(var, minus)
+            lm = float(sess.run(model.loss, feed))
+            sess.set_value(var, value)
+            np.testing.assert_allclose(dense[idx], (lp - lm) / (2 * eps), atol=1e-6, rtol=1e-4)
+
+
+def test_history_without_an_order_is_refused():
+    model = build_model("seqfism", PARAMS, BuildContext(3, 6), l2=0.0, seed=0)
+    sess = ts.Session(model.graph)
+    sess.initialize_variables()
+    with pytest.raises(ValueError, match="order"):
+        model.load_history(sess, HIST_USERS, HIST_ITEMS)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"long_decay": 0.0}, {"seq_decay": 1.5}, {"window": 0}, {"seq_length": -1}]
+)
+def test_bad_params_are_named(bad):
+    key = next(iter(bad))
+    with pytest.raises(ValueError, match=f"model.params.{key}"):
+        build_model("seqfism", {**PARAMS, **bad}, BuildContext(3, 6), l2=0.0, seed=0)
