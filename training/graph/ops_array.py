@@ -49,21 +49,24 @@ class ReduceSum(Operation):
     op_type = "reduce_sum"
 
     def forward(self, xp, x):
-        return x.sum(axis=_axis_arg(self.axis), keepdims=self.keepdims)
+        # asarray: a weakly typed Python-scalar constant has no .sum
+        return xp.asarray(x).sum(axis=_axis_arg(self.axis), keepdims=self.keepdims)
 
 
 class ReduceMean(Operation):
     op_type = "reduce_mean"
 
     def forward(self, xp, x):
-        return x.mean(axis=_axis_arg(self.axis), keepdims=self.keepdims)
+        # asarray: a weakly typed Python-scalar constant has no .mean
+        return xp.asarray(x).mean(axis=_axis_arg(self.axis), keepdims=self.keepdims)
 
 
 class ReduceMax(Operation):
     op_type = "reduce_max"
 
     def forward(self, xp, x):
-        return x.max(axis=_axis_arg(self.axis), keepdims=self.keepdims)
+        # asarray: a weakly typed Python-scalar constant has no .max
+        return xp.asarray(x).max(axis=_axis_arg(self.axis), keepdims=self.keepdims)
 
 
 class Concat(Operation):

@@ -62,7 +62,7 @@ class Negative(Operation):
 
 def _sigmoid(xp, x):
     # 0.5 * (1 + tanh(x / 2)): one transcendental, no overflow for large |x|.
-    out = xp.multiply(x, 0.5)
+    out = xp.asarray(xp.multiply(x, 0.5))  # a 0-d input gives a scalar, which out= refuses
     xp.tanh(out, out=out)
     out *= 0.5
     out += 0.5

@@ -95,6 +95,7 @@ class L2Loss(Operation):
     op_type = "l2_loss"
 
     def forward(self, xp, x):
+        x = xp.asarray(x)  # CuPy's sum refuses a Python-scalar constant
         return xp.sum(x * x) / 2
 
 

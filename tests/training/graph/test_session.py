@@ -243,3 +243,31 @@ def test_unknown_device_is_refused(monkeypatch):
     monkeypatch.setenv("PEPPERCORN_DEVICE", "tpu")
     with pytest.raises(ValueError, match="PEPPERCORN_DEVICE.*'tpu'"):
         ts.Session()
+
+
+def test_ops_on_python_scalar_constants(device):
+    # Weakly typed constants stay Python scalars; unary ops and reductions must still take them.
+    with ts.Graph().as_default():
+        c = ts.constant(0.5)
+        fetches = {
+            "reduce_sum": ts.reduce_sum(c),
+            "reduce_mean": ts.reduce_mean(c),
+            "reduce_max": ts.reduce_max(c),
+            "l2_loss": ts.l2_loss(c),
+            "sigmoid": ts.sigmoid(c),
+            "tanh": ts.tanh(c),
+            "exp": ts.exp(c),
+        }
+        with ts.Session(device=device) as session:
+            got = session.run(fetches)
+    want = {
+        "reduce_sum": 0.5,
+        "reduce_mean": 0.5,
+        "reduce_max": 0.5,
+        "l2_loss": 0.125,
+        "sigmoid": 1 / (1 + np.exp(-0.5)),
+        "tanh": np.tanh(0.5),
+        "exp": np.exp(0.5),
+    }
+    for name, value in want.items():
+        np.testing.assert_allclose(float(got[name]), value, rtol=1e-12, err_msg=name)
