@@ -181,10 +181,10 @@ SEQFISM = register(
             "window": 20,
             "long_decay": 0.8,
             "seq_decay": 0.8,
-            "seq_length": 10,
+            "seq_length": 0,  # the transition part lost on validation; opt in with > 0
         },
         _build_seqfism,
-        "FISM over a recency-weighted history plus the user's last items (FPMC-style), "
-        "from a time-ordered history table",
+        "FISM over a decay-weighted window around the scored item's place in the user's "
+        "time-ordered history, optionally plus the items just before it (FPMC-style)",
     )
 )
