@@ -341,6 +341,8 @@ def test_ml100k_ncf_hit_rate_matches_single_process(shared_datasets, spark, tmp_
     cfg["spark"] = {"master": "local[2]", "shuffle_partitions": 2}
     # Few epochs, no refit: the test compares two ways of training, not the tuned model.
     cfg["training"].update(epochs=3, refit=False)
+    # GMF (the NCF baseline): the hand-written training table here carries no timestamps.
+    cfg["model"] = {"name": "gmf", "params": {"factors": 32, "item_bias": True}}
     path = tmp_path / "ncf.yaml"
     path.write_text(yaml.safe_dump(cfg))
     single_dir, single = run(load_config(path), progress=False)
