@@ -162,7 +162,12 @@ class Trainer:
         """All metrics of the current weights on `data`."""
         return evaluate_scores(*_eval_scores(self.session, self.model, data))
 
-    def _run_epoch(self, epoch, rng, positives=None, exclude=None, label="epoch"):
+    def run_epoch(self, epoch, rng, positives=None, exclude=None, label="epoch"):
+        """One pass over `positives` (default: the training split); (loss, samples, seconds).
+
+        Public so that data-parallel training (`training.distributed`) can run each task's
+        share of every global batch through the same loop.
+        """
         total_loss, samples, seconds = 0.0, 0, 0.0
         positives, exclude = positives or self.train, exclude or self.exclude
         expected = positives.count * (1 + self.cfg.negatives)
@@ -231,7 +236,7 @@ class Trainer:
                 state.update(phase="refit", refit_epoch=0, refit_history=[])
         if state.get("phase") == "refit":
             self._refit(state, rng, refit_dir)
-        return self._finish(state)
+        return self.finish(state)
 
     def _save(self, folder: Path, epoch: int, state: dict[str, Any], rng) -> None:
         state["rng"] = rng.bit_generator.state
@@ -245,7 +250,7 @@ class Trainer:
             if state["stopped"]:
                 break
             wall = time.perf_counter()
-            loss, samples, seconds = self._run_epoch(epoch, rng)
+            loss, samples, seconds = self.run_epoch(epoch, rng)
             val = self.evaluate(self.validation)
             record = {
                 "epoch": epoch, "loss": loss, "val_hr@10": val["hr@10"],
@@ -281,7 +286,7 @@ class Trainer:
             self._load_history(positives)
         for epoch in range(state["refit_epoch"] + 1, state["best_epoch"] + 1):
             wall = time.perf_counter()
-            loss, samples, seconds = self._run_epoch(epoch, rng, positives, exclude, "refit epoch")
+            loss, samples, seconds = self.run_epoch(epoch, rng, positives, exclude, "refit epoch")
             state["refit_history"].append({"epoch": epoch, "loss": loss, "seconds": seconds})
             state["train_seconds"] += seconds
             state["train_samples"] += samples
@@ -292,7 +297,8 @@ class Trainer:
             if self.progress:
                 tqdm.write(f"refit epoch {epoch}/{state['best_epoch']}: loss {loss:.4f}")
 
-    def _finish(self, state: dict[str, Any]) -> TrainResult:
+    def finish(self, state: dict[str, Any]) -> TrainResult:
+        """Restore the best epoch's weights, evaluate on test and return the `TrainResult`."""
         best = state["best_epoch"]
         if best == 0:
             raise ValueError("no epoch was trained; raise training.epochs or drop --resume")

@@ -65,7 +65,7 @@ class DistributedTrainer(Trainer):
         lo, hi = slice_bounds(len(batch), self.collective.size, self.collective.rank)
         return Batch(batch.users[lo:hi], batch.items[lo:hi], batch.labels[lo:hi])
 
-    def _run_epoch(self, epoch, rng, positives=None, exclude=None, label="epoch"):
+    def run_epoch(self, epoch, rng, positives=None, exclude=None, label="epoch"):
         positives, exclude = positives or self.train, exclude or self.exclude
         loss_sum, samples, seconds = 0.0, 0, 0.0
         for users, items in positives.epoch_chunks(rng):
@@ -135,7 +135,7 @@ class DistributedTrainer(Trainer):
             digest.update(np.ascontiguousarray(self.session.get_value(var)).tobytes())
         return digest.hexdigest()
 
-    def _finish(self, state: dict[str, Any]):
+    def finish(self, state: dict[str, Any]):
         gathered = self.collective.gather(
             [], {"tag": ["finish"], "digest": self.parameters_digest()}
         )
@@ -144,7 +144,7 @@ class DistributedTrainer(Trainer):
             raise DistributedError(f"replicas ended with different weights: {digests}")
         if self.collective.rank != 0:
             return None
-        return super()._finish(state)
+        return super().finish(state)
 
 
 def train_task(payload: str, _partition) -> Any:
