@@ -19,7 +19,6 @@ from tqdm import tqdm
 import training.graph as ts
 from peppercorn.config import TrainingConfig
 from training import checkpoint as ckpt
-from training.checkpoint import optimizer_arrays, restore_optimizer
 from training.data import (
     PAD_ITEM,
     EvalSet,
@@ -28,6 +27,7 @@ from training.data import (
     batches,
     with_negatives,
 )
+from training.graph.optimizer_state import optimizer_state_arrays, restore_optimizer_state
 from training.metrics import evaluate_scores
 from training.models import BuildContext, ModelGraph, build_model
 
@@ -207,7 +207,7 @@ class Trainer:
         for name, value in saved.variables.items():
             if name in by_name:
                 self.session.set_value(by_name[name], value)
-        restore_optimizer(self.session, self.optimizer, self.train_op, saved.optimizer)
+        restore_optimizer_state(self.session, self.optimizer, self.train_op, saved.optimizer)
         rng.bit_generator.state = saved.state["rng"]
         return saved.state
 
@@ -242,7 +242,7 @@ class Trainer:
         state["rng"] = rng.bit_generator.state
         ckpt.save_checkpoint(
             folder, epoch, self.session, self.signatures,
-            optimizer_arrays(self.session, self.optimizer), state,
+            optimizer_state_arrays(self.session, self.optimizer), state,
         )  # fmt: skip
 
     def _select(self, state: dict[str, Any], epochs: int, rng) -> None:
