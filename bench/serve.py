@@ -4,10 +4,12 @@ Starts the server (one uvicorn worker) and a bare FastAPI constant endpoint in t
 processes, and drives each from a third process (bench/serve_load.py, open loop).  Uses the
 ml-100k NCF export (`configs/ml100k-ncf.yaml`'s model under `models/`) when it exists, else
 builds an ML-100K-shaped model (and says so).  Writes bench/results/serve.json and serve.md.
+Each load level runs $BENCH_SERVE_SECONDS seconds (default 8).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -115,7 +117,10 @@ def _bodies(tmp: Path, users: list, items: list, n_items: int, recommend: bool) 
     return path
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark (`--help` describes it and its one setting)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__)
+    parser.parse_args(argv)  # no options yet: the load length is $BENCH_SERVE_SECONDS
     from serving.model import load_version
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
