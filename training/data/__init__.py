@@ -1,9 +1,9 @@
 """Training data: the features stage's datasets (§3), negative sampling and batching."""
 
 from training.data.dataset import (
+    PAD_ITEM,
     DatasetError,
     EvalSet,
-    PAD_ITEM,
     FeatureDataset,
     ProfileTable,
     SeenItems,

@@ -9,7 +9,6 @@ one group of Parquet row groups at a time (see `TrainPositives`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -20,6 +19,8 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from peppercorn.config import join_uri
+from training.data.errors import DatasetError
+from training.data.positives import TrainPositives
 
 __all__ = [
     "DatasetError",
@@ -34,13 +35,6 @@ __all__ = [
 
 # Fills the short rows of an evaluation set's negatives; scored as absent.
 PAD_ITEM = -1
-
-# Bytes per training positive once in memory: two int32 indices.
-_BYTES_PER_POSITIVE = 8
-
-
-class DatasetError(RuntimeError):
-    """A dataset that is missing or does not follow the §3 layout; the message names the path."""
 
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -132,122 +126,6 @@ class ProfileTable:
     categorical: dict[str, np.ndarray] = field(default_factory=dict)
     dense: dict[str, np.ndarray] = field(default_factory=dict)
     vector: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-class TrainPositives:
-    """The training positives, in memory or streamed by Parquet row group.
-
-    `epoch_chunks(rng)` yields shuffled (users, items) chunks covering every positive once.
-    In memory there is one chunk, a full permutation. Streamed, the row-group fragments are
-    visited in a random order and grouped into chunks that fit the memory budget; each chunk
-    is permuted, so the shuffle is exact within a chunk and random across chunks.
-    """
-
-    def __init__(
-        self,
-        fs: pafs.FileSystem,
-        path: str,
-        memory_budget_bytes: int,
-        extra: tuple[np.ndarray, np.ndarray] | None = None,
-    ):
-        self._fs, self._path = fs, path
-        # Extra positives (the validation pairs, when refitting) travel as one more chunk.
-        self._extra = (
-            None if extra is None else (extra[0].astype(np.int32), extra[1].astype(np.int32))
-        )
-        info = fs.get_file_info(path)
-        if info.type == pafs.FileType.NotFound:
-            raise DatasetError(f"run `make etl` first: {path} not found")
-        self._dataset = pads.dataset(path, filesystem=fs, format="parquet")
-        for col in ("user_idx", "item_idx"):
-            if col not in self._dataset.schema.names:
-                raise DatasetError(f"{path}: missing column {col!r}")
-        self._row_groups = [
-            rg for fragment in self._dataset.get_fragments() for rg in fragment.split_by_row_group()
-        ]
-        self._row_counts = [rg.row_groups[0].num_rows for rg in self._row_groups]
-        extra_rows = 0 if self._extra is None else int(self._extra[0].size)
-        self.count = int(sum(self._row_counts)) + extra_rows
-        self.budget_rows = max(1, memory_budget_bytes // _BYTES_PER_POSITIVE)
-        self.streamed = self.count > self.budget_rows
-        self._in_memory = None
-        if not self.streamed:
-            users, items = self._read(self._row_groups)
-            if self._extra is not None:
-                users = np.concatenate([users, self._extra[0]])
-                items = np.concatenate([items, self._extra[1]])
-            self._in_memory = (users, items)
-
-    def _read(self, fragments: list) -> tuple[np.ndarray, np.ndarray]:
-        if not fragments:
-            return np.zeros(0, np.int32), np.zeros(0, np.int32)
-        tables = [f.to_table(columns=["user_idx", "item_idx"]) for f in fragments]
-        table = pa.concat_tables(tables)
-        return (
-            table.column("user_idx").to_numpy().astype(np.int32),
-            table.column("item_idx").to_numpy().astype(np.int32),
-        )
-
-    def all_pairs(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Every positive, chunk by chunk, unshuffled (for counting item popularity)."""
-        if self._in_memory is not None:
-            yield self._in_memory
-            return
-        for rg in self._row_groups:
-            yield self._read([rg])
-        if self._extra is not None:
-            yield self._extra
-
-    def history(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every positive with its time: (users, items, order int64, larger = newer).
-
-        `order` is the `ts` column in its own unit. Extra positives (the validation pairs when
-        refitting) have no timestamp; they are each user's newest remaining positive by the
-        split's construction (features/split.py), so they get the largest order.
-        """
-        if "ts" not in self._dataset.schema.names:
-            raise DatasetError(
-                f"{self._path}: missing column 'ts'; a model that uses the time order of each "
-                "user's history needs the training positives' timestamps (§3)"
-            )
-        table = self._dataset.to_table(columns=["user_idx", "item_idx", "ts"])
-        ts_col = table.column("ts")
-        if ts_col.null_count:
-            raise DatasetError(f"{self._path}: {ts_col.null_count} null value(s) in column 'ts'")
-        users = table.column("user_idx").to_numpy().astype(np.int32)
-        items = table.column("item_idx").to_numpy().astype(np.int32)
-        order = pa.compute.cast(ts_col, pa.int64()).to_numpy().astype(np.int64)
-        if self._extra is not None:
-            users = np.concatenate([users, self._extra[0]])
-            items = np.concatenate([items, self._extra[1]])
-            newest = np.full(self._extra[0].size, np.iinfo(np.int64).max, np.int64)
-            order = np.concatenate([order, newest])
-        return users, items, order
-
-    def epoch_chunks(self, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """One epoch of shuffled positives, as (users, items) chunks within the budget."""
-        if self._in_memory is not None:
-            order = rng.permutation(self.count)
-            yield self._in_memory[0][order], self._in_memory[1][order]
-            return
-        group: list = []
-        rows = 0
-        for k in rng.permutation(len(self._row_groups)):
-            if group and rows + self._row_counts[k] > self.budget_rows:
-                yield self._shuffled(group, rng)
-                group, rows = [], 0
-            group.append(self._row_groups[k])
-            rows += self._row_counts[k]
-        if group:
-            yield self._shuffled(group, rng)
-        if self._extra is not None:
-            order = rng.permutation(self._extra[0].size)
-            yield self._extra[0][order], self._extra[1][order]
-
-    def _shuffled(self, group: list, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        users, items = self._read(group)
-        order = rng.permutation(users.size)
-        return users[order], items[order]
 
 
 @dataclass
