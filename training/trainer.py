@@ -31,7 +31,14 @@ from training.graph.optimizer_state import optimizer_state_arrays, restore_optim
 from training.metrics import evaluate_scores
 from training.models import BuildContext, ModelGraph, build_model
 
-__all__ = ["TrainResult", "Trainer", "make_optimizer", "popularity_metrics", "score_pairs"]
+__all__ = [
+    "TrainResult",
+    "Trainer",
+    "eval_scores",
+    "make_optimizer",
+    "popularity_metrics",
+    "score_pairs",
+]
 
 _SCORE_BATCH = 65_536
 
@@ -57,7 +64,8 @@ def score_pairs(session, model: ModelGraph, users: np.ndarray, items: np.ndarray
     return out
 
 
-def _eval_scores(session, model: ModelGraph, data: EvalSet) -> tuple[np.ndarray, np.ndarray]:
+def eval_scores(session, model: ModelGraph, data: EvalSet) -> tuple[np.ndarray, np.ndarray]:
+    """(held-out item scores [n], negative scores [n, m] with NaN where padded) on `data`."""
     m = data.negatives.shape[1]
     padded = data.negatives == PAD_ITEM
     users = np.repeat(data.users, m + 1)
@@ -160,7 +168,7 @@ class Trainer:
 
     def evaluate(self, data: EvalSet) -> dict[str, float]:
         """All metrics of the current weights on `data`."""
-        return evaluate_scores(*_eval_scores(self.session, self.model, data))
+        return evaluate_scores(*eval_scores(self.session, self.model, data))
 
     def run_epoch(self, epoch, rng, positives=None, exclude=None, label="epoch"):
         """One pass over `positives` (default: the training split); (loss, samples, seconds).

@@ -85,6 +85,23 @@ def _ship_code(sc) -> None:
     sc.addPyFile(str(archive))
 
 
+def _shards(spark, train_path: str, workers: int):
+    """The training positives as `workers` partitions, partition r holding the users with
+    user_idx % workers == r: Spark's readers and shuffle deliver each task its shard, so no
+    task reads the whole table."""
+    from pyspark.sql import functions as F
+
+    frame = spark.read.parquet(train_path)
+    columns = [F.col("user_idx").cast("long"), F.col("item_idx").cast("long")]
+    if "ts" in frame.columns:
+        columns.append(F.unix_micros(F.col("ts")))  # the order seqfism's history needs
+    return (
+        frame.select(*columns)
+        .rdd.map(lambda row: (row[0] % workers, tuple(row)))
+        .partitionBy(workers, lambda shard: shard)
+    )
+
+
 def task_failure(exc: Exception) -> str:
     """The Python error line a failed task raised, out of Spark's wrapped trace."""
     found = None
@@ -97,7 +114,7 @@ def task_failure(exc: Exception) -> str:
     return f"a training task failed: {found}"
 
 
-def _launch(cfg: Config, payload: str, workers: int) -> dict[str, Any]:
+def _launch(cfg: Config, payload: str, workers: int, train_path: str) -> dict[str, Any]:
     try:
         spark, owned = _session(cfg)
     except Exception as exc:  # Py4J / Spark start-up errors: bad master URL, no Java, ...
@@ -115,7 +132,7 @@ def _launch(cfg: Config, payload: str, workers: int) -> dict[str, Any]:
         if slots is None:
             # Local executors share the driver's interpreter and files; a cluster's need the code.
             _ship_code(sc)
-        rdd = sc.parallelize(range(workers), workers).barrier()
+        rdd = _shards(spark, train_path, workers).barrier()
         try:
             replies = rdd.mapPartitions(partial(train_task, payload)).collect()
         except Exception as exc:  # Py4JJavaError / PythonException from the stage
@@ -156,7 +173,7 @@ def train_distributed(
         }
     )
     wall = time.perf_counter()
-    reply = _launch(cfg, payload, dist.workers)
+    reply = _launch(cfg, payload, dist.workers, dataset.path("train"))
     wall = time.perf_counter() - wall
     if progress:
         # The tasks' own output stays in the executors' logs; the epochs are reported here.

@@ -1,12 +1,14 @@
-"""What each task of the barrier stage runs: the trainer, with its steps synchronised.
+"""What each task of the barrier stage runs: the trainer on its shard, steps synchronised.
 
-Every task builds the same model from the same seed and draws the same shuffles and negatives
-from the same seeded Generator, so every task knows each global batch; task r trains on the
-r-th contiguous slice of it. With `sync_every` K = 1 the slices' gradients are all-reduced
-before every step and all tasks apply the same update (synchronous SGD: the single-process
-run over the same global batches). With K > 1 each task steps on its own slices and the
-parameters are averaged every K steps and at the end of every epoch (local SGD); optimizer
-slots stay per task.
+Task r holds the users with user_idx % workers == r (`training.distributed.shard`), shuffles
+and samples negatives with its own seeded stream, and trains on its share of every global
+batch; global batch t is the tasks' batches t concatenated in rank order (a task out of rows
+sends an empty share). With `sync_every` K = 1 the shares' gradients are all-reduced before
+every step and all tasks apply the same update: synchronous SGD, the single-process run over
+those global batches. With K > 1 each task steps on its own shares and the parameters are
+averaged every K steps and at the end of every epoch (local SGD); optimizer slots stay per task.
+Validation and test are scored by each task for its users and gathered, so every task sees the
+metrics of the whole evaluation set and early-stops alike.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from peppercorn.config import TrainingConfig
-from training.data import Batch, batches, open_dataset, with_negatives
+from training.data import Batch, open_dataset
 from training.distributed.apply import GradientApplier, is_row_sparse
 from training.distributed.codec import encode
 from training.distributed.collective import (
@@ -31,16 +33,19 @@ from training.distributed.collective import (
     pack_gradients,
     reduce_gradients,
 )
+from training.distributed.shard import (
+    ArrayPositives,
+    ShardDataset,
+    rank_rng,
+    shard_batches,
+    slice_bounds,
+)
 from training.distributed.transport import StarAllGather
 from training.graph import compute_gradients
-from training.trainer import Trainer
+from training.metrics import evaluate_scores
+from training.trainer import Trainer, eval_scores
 
 __all__ = ["DistributedTrainer", "slice_bounds", "train_task"]
-
-
-def slice_bounds(n: int, size: int, rank: int) -> tuple[int, int]:
-    """[start, stop) of task `rank`'s contiguous share of a batch of n rows (sizes differ by 1)."""
-    return n * rank // size, n * (rank + 1) // size
 
 
 class DistributedTrainer(Trainer):
@@ -61,32 +66,40 @@ class DistributedTrainer(Trainer):
         self.steps = 0
         self.compute_seconds = 0.0
 
-    def _slice(self, batch: Batch) -> Batch:
-        lo, hi = slice_bounds(len(batch), self.collective.size, self.collective.rank)
-        return Batch(batch.users[lo:hi], batch.items[lo:hi], batch.labels[lo:hi])
-
     def run_epoch(self, epoch, rng, positives=None, exclude=None, label="epoch"):
         positives, exclude = positives or self.train, exclude or self.exclude
-        loss_sum, samples, seconds = 0.0, 0, 0.0
-        for users, items in positives.epoch_chunks(rng):
-            rows = with_negatives(users, items, exclude, self.cfg.negatives, rng)
-            start = time.perf_counter()
-            for batch in batches(rows, self.cfg.batch_size):
-                tag = [label, epoch, self.steps]
-                part = self._slice(batch)
-                if self.sync_every == 1:
-                    loss_sum += self._synchronous_step(part, tag)
-                else:
-                    loss_sum += self._local_step(part, tag)
-                samples += len(batch)
-                self.steps += 1
-            seconds += time.perf_counter() - start
+        rank, size = self.collective.rank, self.collective.size
+        start = time.perf_counter()
+        own = rank_rng(self.cfg.seed, rank, epoch, label)
+        parts = shard_batches(positives, exclude, self.cfg.negatives, self.cfg.batch_size,
+                              rank, size, own)  # fmt: skip
+        counted = self.collective.gather(
+            [], {"tag": [label, epoch, "plan"], "steps": len(parts), "rows": sum(map(len, parts))}
+        )
+        steps = max(meta["steps"] for _, meta in counted)
+        samples = sum(meta["rows"] for _, meta in counted)
+        empty = Batch(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32))
+        loss_sum = 0.0
+        for t in range(steps):
+            part = parts[t] if t < len(parts) else empty
+            tag = [label, epoch, self.steps]
+            if self.sync_every == 1:
+                loss_sum += self._synchronous_step(part, tag)
+            else:
+                loss_sum += self._local_step(part, tag)
+            self.steps += 1
         if self.sync_every > 1:
             # Every task evaluates (and early-stops on) the same averaged weights.
-            start = time.perf_counter()
             loss_sum = self._average_parameters([label, epoch, self.steps, "end"], loss_sum)
-            seconds += time.perf_counter() - start
-        return loss_sum / max(samples, 1), samples, seconds
+        return loss_sum / max(samples, 1), samples, time.perf_counter() - start
+
+    def evaluate(self, data) -> dict[str, float]:
+        """Metrics of the whole evaluation set: each task scores its users' rows."""
+        pos, neg = eval_scores(self.session, self.model, data)
+        gathered = self.collective.gather([pos, neg], {"tag": ["evaluate", self.steps]})
+        pos = np.concatenate([arrays[0] for arrays, _ in gathered])
+        neg = np.concatenate([arrays[1] for arrays, _ in gathered])
+        return evaluate_scores(pos, neg)
 
     def _synchronous_step(self, part: Batch, tag: list) -> float:
         # Compute = this task's forward/backward and the update; everything between them
@@ -142,21 +155,31 @@ class DistributedTrainer(Trainer):
         digests = [meta["digest"] for _, meta in gathered]
         if len(set(digests)) != 1:
             raise DistributedError(f"replicas ended with different weights: {digests}")
-        if self.collective.rank != 0:
-            return None
-        return super().finish(state)
+        result = super().finish(state)  # every task: the test metrics are gathered
+        return result if self.collective.rank == 0 else None
 
 
-def train_task(payload: str, _partition) -> Any:
-    """The barrier task: train one replica; rank 0 yields the result as one JSON string."""
+def _shard_rows(partition) -> ArrayPositives:
+    rows = [row for _, row in partition]
+    if not rows:
+        return ArrayPositives(np.zeros(0, np.int32), np.zeros(0, np.int32))
+    table = np.asarray(rows, dtype=np.int64)
+    has_ts = table.shape[1] > 2
+    return ArrayPositives(table[:, 0], table[:, 1], table[:, 2] if has_ts else None)
+
+
+def train_task(payload: str, partition) -> Any:
+    """The barrier task: train one replica on its shard; rank 0 yields the result as JSON."""
     from pyspark import BarrierTaskContext
 
     context = BarrierTaskContext.get()
     job = json.loads(payload)
     training = TrainingConfig.model_validate(job["training"])
-    dataset = open_dataset(job["dataset_root"])
+    positives = _shard_rows(partition)
     transport = StarAllGather(context)
     collective = Collective(transport.all_gather, transport.rank, transport.size)
+    dataset = ShardDataset(open_dataset(job["dataset_root"]), positives, transport.rank,
+                           transport.size)  # fmt: skip
     try:
         with tempfile.TemporaryDirectory(prefix="peppercorn-replica-") as tmp:
             trainer = DistributedTrainer(
