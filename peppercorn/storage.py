@@ -8,16 +8,20 @@ that keeps a crashed or repeated job from leaving a half-written dataset visible
 
 from __future__ import annotations
 
+import sys
+import time
 import uuid
 from collections.abc import Callable
 
 __all__ = [
+    "STALE_AFTER_SECONDS",
     "atomic_replace",
     "delete",
     "exists",
     "list_dir",
     "qualify",
     "read_text",
+    "recover_leftovers",
     "rename",
     "write_text",
 ]
@@ -102,6 +106,48 @@ def read_text(spark, uri: str) -> str:
         stream.close()
 
 
+# Leftovers younger than this may belong to a job still running beside this one.
+STALE_AFTER_SECONDS = 6 * 3600
+
+
+def recover_leftovers(spark, final_uri: str, stale_after: float = STALE_AFTER_SECONDS) -> list:
+    """Repair what a hard-killed `atomic_replace` of `final_uri` left; returns what it did.
+
+    Killed between its two renames, a swap leaves no output but the previous one under
+    `<name>.retired-<token>`: that is renamed back (the newest, if several). Staging and
+    retired folders older than `stale_after` seconds are deleted; younger ones are left to
+    whatever job may still own them.
+    """
+    fs, path = _fs_and_path(spark, final_uri.rstrip("/"))
+    parent, name = path.getParent(), path.getName()
+    if parent is None or not fs.exists(parent):
+        return []
+    leftovers = [
+        st
+        for st in fs.listStatus(parent)
+        if str(st.getPath().getName()).startswith((f"{name}.staging-", f"{name}.retired-"))
+    ]
+    done = []
+    retired = sorted(
+        (st for st in leftovers if ".retired-" in str(st.getPath().getName())),
+        key=lambda st: st.getModificationTime(),
+    )
+    if retired and not fs.exists(path):
+        newest = retired.pop()
+        if not fs.rename(newest.getPath(), path):
+            raise OSError(f"could not restore {newest.getPath()} to {final_uri}")
+        done.append(f"restored {newest.getPath().getName()} to {name}")
+        leftovers.remove(newest)
+    now_ms = time.time() * 1000.0
+    for st in leftovers:
+        if now_ms - st.getModificationTime() > stale_after * 1000.0:
+            fs.delete(st.getPath(), True)
+            done.append(f"deleted stale {st.getPath().getName()}")
+    for line in done:
+        print(f"storage: {line}", file=sys.stderr)
+    return done
+
+
 def atomic_replace(spark, final_uri: str, write: Callable[[str], None]) -> None:
     """Run `write(staging_uri)`, then swap the staging output into `final_uri`.
 
@@ -109,8 +155,10 @@ def atomic_replace(spark, final_uri: str, write: Callable[[str], None]) -> None:
     never a partial one: the staging directory is a sibling, so the swap is a
     rename on the same filesystem (atomic on HDFS and local disks; on S3 a rename
     is a copy, so S3 users should point data_root at a committer-backed store).
-    A failed `write` leaves the previous output untouched.
+    A failed `write` leaves the previous output untouched, and what a hard kill left behind
+    is repaired first (`recover_leftovers`).
     """
+    recover_leftovers(spark, final_uri)
     token = uuid.uuid4().hex[:12]
     base = final_uri.rstrip("/")
     staging = f"{base}.staging-{token}"

@@ -43,3 +43,30 @@ def test_missing_file_raises(spark, tmp_path):
         storage.read_text(spark, str(tmp_path / "nope.json"))
     storage.delete(spark, str(tmp_path / "nope"))  # no error
     assert not storage.exists(spark, str(tmp_path / "nope"))
+
+
+def test_leftovers_of_a_hard_kill_are_repaired(spark, tmp_path):
+    target = tmp_path / "events"
+    # Killed between the two renames: the previous output sits under .retired-, plus a staging.
+    spark.range(3).write.parquet(str(tmp_path / "events.retired-aaa"))
+    spark.range(4).write.parquet(str(tmp_path / "events.staging-bbb"))
+    done = storage.recover_leftovers(spark, str(target))
+    assert done == ["restored events.retired-aaa to events"]
+    assert spark.read.parquet(str(target)).count() == 3
+    # A young staging folder may be a running job's: kept until it is stale.
+    assert (tmp_path / "events.staging-bbb").exists()
+    assert storage.recover_leftovers(spark, str(target), stale_after=0) == [
+        "deleted stale events.staging-bbb"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events"]
+
+
+def test_atomic_replace_restores_before_a_failing_write(spark, tmp_path):
+    spark.range(3).write.parquet(str(tmp_path / "events.retired-ccc"))
+
+    def broken(staging):
+        raise RuntimeError("write failed")
+
+    with pytest.raises(RuntimeError):
+        storage.atomic_replace(spark, str(tmp_path / "events"), broken)
+    assert spark.read.parquet(str(tmp_path / "events")).count() == 3  # nothing lost
