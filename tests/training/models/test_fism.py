@@ -3,6 +3,7 @@
 import numpy as np
 
 import training.graph as ts
+from tests.training.models.finite_differences import assert_loss_gradients_match
 from training.models import BuildContext, build_model
 from training.models.fism import history_weights
 
@@ -52,20 +53,4 @@ def test_scores_leave_the_scored_item_out_of_the_history():
 
 def test_gradients_with_a_history_match_finite_differences():
     model, sess = _model(np.float64)
-    feed = model.feed(USERS, ITEMS, LABELS)
-    trainable = [v for v in model.graph.variables if v.trainable]
-    grads = sess.run([g for g, _ in ts.compute_gradients(model.loss, trainable)], feed)
-    for var, grad in zip(trainable, grads, strict=True):
-        dense = grad.to_dense() if isinstance(grad, ts.IndexedSlices) else np.asarray(grad)
-        value = sess.get_value(var)
-        for idx in np.ndindex(value.shape):
-            eps = 1e-6
-            plus, minus = value.copy(), value.copy()
-            plus[idx] += eps
-            minus[idx] -= eps
-            sess.set_value(var, plus)
-            lp = float(sess.run(model.loss, feed))
-            sess.set_value(var, minus)
-            lm = float(sess.run(model.loss, feed))
-            sess.set_value(var, value)
-            np.testing.assert_allclose(dense[idx], (lp - lm) / (2 * eps), atol=1e-6, rtol=1e-4)
+    assert_loss_gradients_match(model, sess, model.feed(USERS, ITEMS, LABELS))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import training.graph as ts
+from tests.training.models.finite_differences import assert_loss_gradients_match
 from training.data import ProfileTable
 from training.models import REGISTRY, BuildContext, build_model, resolve_params
 
@@ -86,25 +87,7 @@ def test_loss_gradient_matches_finite_differences(name):
             var.dtype = var.initial_value.dtype
     sess = ts.Session(graph)
     sess.initialize_variables()
-    feed = model.feed(USERS, ITEMS, LABELS)
-    trainable = [v for v in graph.variables if v.trainable]
-    grads = sess.run([g for g, _ in ts.compute_gradients(model.loss, trainable)], feed)
-    rng = np.random.default_rng(0)
-    for var, grad in zip(trainable, grads, strict=True):
-        dense = grad.to_dense() if isinstance(grad, ts.IndexedSlices) else np.asarray(grad)
-        value = sess.get_value(var)
-        for _ in range(2):
-            idx = tuple(rng.integers(0, s) for s in value.shape)
-            eps = 1e-6
-            plus, minus = value.copy(), value.copy()
-            plus[idx] += eps
-            minus[idx] -= eps
-            sess.set_value(var, plus)
-            lp = float(sess.run(model.loss, feed))
-            sess.set_value(var, minus)
-            lm = float(sess.run(model.loss, feed))
-            sess.set_value(var, value)
-            np.testing.assert_allclose(dense[idx], (lp - lm) / (2 * eps), atol=1e-6, rtol=1e-4)
+    assert_loss_gradients_match(model, sess, model.feed(USERS, ITEMS, LABELS), entries=2)
 
 
 def test_profile_features_are_declared_and_not_trainable():
