@@ -128,9 +128,8 @@ def main(argv: list[str] | None = None) -> None:
 
     name = load_config(ROOT / "configs" / "ml100k-ncf.yaml").model.name
     repo, source = ROOT / "models", f"trained ml-100k NCF export (models/{name})"
-    versions = sorted(
-        (p for p in (repo / name).glob("[0-9]*") if p.name.isdigit()), key=lambda p: int(p.name)
-    )
+    numbered = [p for p in (repo / name).glob("[0-9]*") if p.name.isascii() and p.name.isdigit()]
+    versions = sorted(numbered, key=lambda p: int(p.name))
     if not versions:
         name = "neumf"
         from bench.serve_model import build_ml100k_shaped

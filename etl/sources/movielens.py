@@ -59,7 +59,7 @@ def genres_of(spark, uri: str) -> list[str]:
     pairs = []
     for line in storage.read_text(spark, path).splitlines():
         name, _, index = line.strip().rpartition("|")
-        if name and index.isdigit():
+        if name and index.isascii() and index.isdigit():
             pairs.append((int(index), name))
     return [name for _, name in sorted(pairs)] or list(GENRES)
 

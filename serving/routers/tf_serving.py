@@ -20,7 +20,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {c: {"model": ErrorBody} for c in (40
 
 
 def _version(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
+    # isascii: str.isdigit accepts '²' and other digits int() refuses.
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise errors.bad_argument(f"version must be a non-negative integer, got {text!r}")
     return int(text)
 

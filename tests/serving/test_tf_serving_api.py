@@ -28,6 +28,8 @@ def test_model_status_is_tf_servings_json(served):
         ("/v1/models/nope", 404, "Servable not found for request: Latest(nope)"),
         ("/v1/models/neumf/versions/7", 404, "Specific(neumf, 7)"),
         ("/v1/models/neumf/versions/x", 400, "version must be a non-negative integer"),
+        ("/v1/models/neumf/versions/²", 400, "version must be a non-negative integer"),
+        ("/v1/models/neumf/versions/١", 400, "version must be a non-negative integer"),
         ("/v1/models/neumf/labels/stable", 404, "Unrecognized servable version label: stable"),
         ("/v1/models/nope/metadata", 404, "Latest(nope)"),
         ("/v1/models/neumf/versions/2/metadata", 404, "Specific(neumf, 2)"),
