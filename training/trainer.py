@@ -173,8 +173,8 @@ class Trainer:
     def run_epoch(self, epoch, rng, positives=None, exclude=None, label="epoch"):
         """One pass over `positives` (default: the training split); (loss, samples, seconds).
 
-        Public so that data-parallel training (`training.distributed`) can run each task's
-        share of every global batch through the same loop.
+        Public because data-parallel training (`training.distributed`) overrides it with a
+        loop over each task's share of every global batch.
         """
         total_loss, samples, seconds = 0.0, 0, 0.0
         positives, exclude = positives or self.train, exclude or self.exclude

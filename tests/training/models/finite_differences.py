@@ -35,3 +35,15 @@ def assert_loss_gradients_match(model, sess, feed, entries=None, seed=0) -> None
             np.testing.assert_allclose(
                 dense[idx], (lp - lm) / (2 * eps), atol=1e-6, rtol=1e-4, err_msg=f"{var.name}{idx}"
             )
+
+
+def session_in(model, dtype) -> ts.Session:
+    """A session over `model` with its trainable variables cast to `dtype` (float64 makes
+    finite differences exact enough), variables initialised."""
+    for var in model.graph.variables:
+        if var.trainable:
+            var.initial_value = var.initial_value.astype(dtype)
+            var.dtype = var.initial_value.dtype
+    sess = ts.Session(model.graph)
+    sess.initialize_variables()
+    return sess

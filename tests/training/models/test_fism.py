@@ -2,8 +2,7 @@
 
 import numpy as np
 
-import training.graph as ts
-from tests.training.models.finite_differences import assert_loss_gradients_match
+from tests.training.models.finite_differences import assert_loss_gradients_match, session_in
 from training.models import BuildContext, build_model
 from training.models.fism import history_weights
 
@@ -25,12 +24,7 @@ def test_history_weights_by_hand():
 
 def _model(dtype=np.float32):
     model = build_model("fism", {"factors": 3, "alpha": 0.5}, BuildContext(3, 6), l2=0.05, seed=4)
-    for var in model.graph.variables:
-        if var.trainable:
-            var.initial_value = var.initial_value.astype(dtype)
-            var.dtype = var.initial_value.dtype
-    sess = ts.Session(model.graph)
-    sess.initialize_variables()
+    sess = session_in(model, dtype)
     model.load_history(sess, HIST_USERS, HIST_ITEMS)
     return model, sess
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import training.graph as ts
-from tests.training.models.finite_differences import assert_loss_gradients_match
+from tests.training.models.finite_differences import assert_loss_gradients_match, session_in
 from training.data import ProfileTable
 from training.models import REGISTRY, BuildContext, build_model, resolve_params
 
@@ -79,14 +79,7 @@ def test_loss_gradient_matches_finite_differences(name):
     }
     params = small.get(name, {"embedding": 3, "layers": [4]})
     model = build_model(name, params, _ctx(), l2=0.05, seed=3)
-    graph = model.graph
-    # float64 copies so finite differences are exact enough
-    for var in graph.variables:
-        if var.trainable:
-            var.initial_value = var.initial_value.astype(np.float64)
-            var.dtype = var.initial_value.dtype
-    sess = ts.Session(graph)
-    sess.initialize_variables()
+    sess = session_in(model, np.float64)
     assert_loss_gradients_match(model, sess, model.feed(USERS, ITEMS, LABELS), entries=2)
 
 

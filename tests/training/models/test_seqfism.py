@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import training.graph as ts
-from tests.training.models.finite_differences import assert_loss_gradients_match
+from tests.training.models.finite_differences import assert_loss_gradients_match, session_in
 from training.models import BuildContext, build_model
 from training.models.seqfism import sequence_positions, sequence_tables
 
@@ -49,12 +49,7 @@ def test_positions_reject_mismatched_lengths():
 
 def _model(dtype=np.float32, params=PARAMS):
     model = build_model("seqfism", params, BuildContext(3, 6), l2=0.05, seed=4)
-    for var in model.graph.variables:
-        if var.trainable:
-            var.initial_value = var.initial_value.astype(dtype)
-            var.dtype = var.initial_value.dtype
-    sess = ts.Session(model.graph)
-    sess.initialize_variables()
+    sess = session_in(model, dtype)
     model.load_history(sess, HIST_USERS, HIST_ITEMS, HIST_TS)
     return model, sess
 
