@@ -183,13 +183,12 @@ class Trainer:
             total=expected, desc=f"{label} {epoch}", unit="ex", disable=not self.progress,
             leave=False, mininterval=0.5,
         )  # fmt: skip
-        feed = self.model.feed
         for users, items in positives.epoch_chunks(rng):
             rows = with_negatives(users, items, exclude, self.cfg.negatives, rng)
             start = time.perf_counter()
             for batch in batches(rows, self.cfg.batch_size):
                 _, loss = self.session.run(
-                    [self.train_op, self.model.loss], feed(batch.users, batch.items, batch.labels)
+                    [self.train_op, self.model.loss], self.model.feed_batch(batch)
                 )
                 total_loss += float(loss) * len(batch)
                 samples += len(batch)

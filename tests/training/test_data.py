@@ -87,7 +87,13 @@ def test_with_negatives_and_batches(dataset_root):
     assert len(rows) == 12 and rows.labels.sum() == 3
     positives = {(u, i) for u, i, y in zip(rows.users, rows.items, rows.labels, strict=True) if y}
     assert positives == {(1, 5), (2, 6), (3, 7)}
-    assert [len(b) for b in batches(rows, 5)] == [5, 5, 2]
+    # Each row's anchor is the positive it was drawn for: its own item for a positive, the
+    # same user's positive for a negative (users 1..3 have one positive each here).
+    own = {1: 5, 2: 6, 3: 7}
+    assert [int(a) for a in rows.anchors] == [own[int(u)] for u in rows.users]
+    cut = list(batches(rows, 5))
+    assert [len(b) for b in cut] == [5, 5, 2]
+    np.testing.assert_array_equal(np.concatenate([b.anchors for b in cut]), rows.anchors)
 
 
 def test_user_who_saw_everything_is_named(dataset_root):

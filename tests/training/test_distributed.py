@@ -85,8 +85,8 @@ class GlobalBatches(Trainer):
         for t in range(max(map(len, per_rank))):
             parts = [b[t] for b in per_rank if t < len(b)]
             batch = Batch(*(np.concatenate([getattr(p, f) for p in parts])
-                            for f in ("users", "items", "labels")))  # fmt: skip
-            feed = self.model.feed(batch.users, batch.items, batch.labels)
+                            for f in ("users", "items", "labels", "anchors")))  # fmt: skip
+            feed = self.model.feed_batch(batch)
             _, loss = self.session.run([self.train_op, self.model.loss], feed)
             loss_sum += float(loss) * len(batch)
             samples += len(batch)

@@ -22,11 +22,17 @@ _MAX_ROUNDS = 200
 
 @dataclass(frozen=True)
 class Batch:
-    """One training batch: int32 `users`, `items` [n] and float32 `labels` [n] (1 = positive)."""
+    """One training batch: int32 `users`, `items` [n] and float32 `labels` [n] (1 = positive).
+
+    `anchors` [n] int32, when present, names the positive each row was drawn for: the row's own
+    item for a positive, its positive's item for a sampled negative. A model that scores from
+    the scored item's place in the user's history scores a negative in that positive's context.
+    """
 
     users: np.ndarray
     items: np.ndarray
     labels: np.ndarray
+    anchors: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.users.size)
@@ -64,18 +70,23 @@ def with_negatives(
     negatives: int,
     rng: np.random.Generator,
 ) -> Batch:
-    """Positives plus `negatives` sampled negatives each, shuffled together (one big batch)."""
+    """Positives plus `negatives` sampled negatives each, shuffled together (one big batch).
+
+    Each row's anchor is the positive it belongs to (see `Batch`).
+    """
     neg_items = sample_negatives(users, seen, negatives, rng).reshape(-1)
     all_users = np.concatenate([users, np.repeat(users, negatives)]).astype(np.int32)
     all_items = np.concatenate([items, neg_items]).astype(np.int32)
     labels = np.zeros(all_users.size, np.float32)
     labels[: users.size] = 1.0
+    anchors = np.concatenate([items, np.repeat(items, negatives)]).astype(np.int32)
     order = rng.permutation(all_users.size)
-    return Batch(all_users[order], all_items[order], labels[order])
+    return Batch(all_users[order], all_items[order], labels[order], anchors[order])
 
 
 def batches(rows: Batch, batch_size: int) -> Iterator[Batch]:
     """Consecutive slices of `batch_size` rows (the last one may be shorter)."""
     for start in range(0, len(rows), batch_size):
         stop = start + batch_size
-        yield Batch(rows.users[start:stop], rows.items[start:stop], rows.labels[start:stop])
+        anchors = None if rows.anchors is None else rows.anchors[start:stop]
+        yield Batch(rows.users[start:stop], rows.items[start:stop], rows.labels[start:stop], anchors)

@@ -107,7 +107,7 @@ class DistributedTrainer(Trainer):
         start = time.perf_counter()
         grads, loss_sum = [], 0.0
         if len(part):
-            feed = self.model.feed(part.users, part.items, part.labels)
+            feed = self.model.feed_batch(part)
             *grads, loss = self.session.run([*self.grad_nodes, self.model.loss], feed)
             loss_sum = float(loss) * len(part)
         computed = time.perf_counter()
@@ -125,7 +125,7 @@ class DistributedTrainer(Trainer):
         loss_sum = 0.0
         if len(part):
             start = time.perf_counter()
-            feed = self.model.feed(part.users, part.items, part.labels)
+            feed = self.model.feed_batch(part)
             _, loss = self.session.run([self.train_op, self.model.loss], feed)
             loss_sum = float(loss) * len(part)
             self.compute_seconds += time.perf_counter() - start

@@ -17,6 +17,7 @@ __all__ = [
     "ModelGraph",
     "ModelSpec",
     "REGISTRY",
+    "ANCHOR_ITEM",
     "USER_HISTORY",
     "build_model",
     "register",
@@ -25,6 +26,10 @@ __all__ = [
 # The name of the non-trainable [n_users, n_items] history table of a model that scores from the
 # user's history; the trainer fills it from the positives it trains on (`load_history`).
 USER_HISTORY = "user_history"
+# The node a model that scores from the scored item's place in the user's history reads that
+# place from (an identity of item_idx). Training feeds it each row's anchor (`Batch.anchors`), so
+# a sampled negative is scored in its positive's context; serving leaves it unfed.
+ANCHOR_ITEM = "anchor_item"
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class ModelGraph:
     score: Any
     loss: Any
     inputs: list[dict[str, Any]]
+    anchor: Any = None  # the ANCHOR_ITEM node, where the model has one
 
     @property
     def needs_order(self) -> bool:
@@ -116,10 +122,17 @@ class ModelGraph:
                     session.set_value(by_name[name], tables[name])
 
     def feed(self, users: np.ndarray, items: np.ndarray, labels: np.ndarray | None = None):
-        """The feed_dict for a batch."""
+        """The feed_dict for scoring (user, item) pairs, with labels for the loss."""
         out = {self.user_idx: users.astype(np.int32), self.item_idx: items.astype(np.int32)}
         if labels is not None:
             out[self.labels] = labels.astype(np.float32)
+        return out
+
+    def feed_batch(self, batch) -> dict:
+        """The feed_dict for a training `Batch`, its anchors included where the model reads them."""
+        out = self.feed(batch.users, batch.items, batch.labels)
+        if self.anchor is not None and batch.anchors is not None:
+            out[self.anchor] = batch.anchors.astype(np.int32)
         return out
 
 
@@ -154,11 +167,12 @@ def build_model(
         if l2 > 0 and rows:
             loss = ts.add(loss, ts.multiply(embedding_penalty(rows), float(l2)))
         loss = ts.identity(loss, name="loss")
+    anchor = next((op for op in graph.operations if op.name == ANCHOR_ITEM), None)
     inputs = [
         {"name": "user_idx", "dtype": "int32", "table": "user"},
         {"name": "item_idx", "dtype": "int32", "table": "item"},
         *extra_inputs,
     ]
     return ModelGraph(
-        name, resolved, graph, user_idx, item_idx, labels, logits, score, loss, inputs
+        name, resolved, graph, user_idx, item_idx, labels, logits, score, loss, inputs, anchor
     )

@@ -5,6 +5,7 @@ import pytest
 
 import training.graph as ts
 from tests.training.models.finite_differences import assert_loss_gradients_match, session_in
+from training.data import Batch
 from training.models import BuildContext, build_model
 from training.models.seqfism import sequence_positions, sequence_tables
 
@@ -54,11 +55,15 @@ def _model(dtype=np.float32, params=PARAMS):
     return model, sess
 
 
-def _oracle_logit(v, u, i, params):
-    """The docstring's formula, item by item, from the newest-first history lists."""
+def _oracle_logit(v, u, i, params, anchor=None):
+    """The docstring's formula, item by item, from the newest-first history lists.
+
+    The context is the one around `anchor`'s place (default: the scored item's own).
+    """
     seq = NEWEST_FIRST[u]
+    anchor = i if anchor is None else anchor
     # An item outside the history sits just after the latest one (index -1).
-    at = seq.index(i) if i in seq else -1
+    at = seq.index(anchor) if anchor in seq else -1
     long_vec, total = np.zeros(params["factors"]), 0.0
     for d in range(-params["window"], params["window"] + 1):
         if d != 0 and 0 <= at + d < len(seq):
@@ -98,6 +103,44 @@ def test_a_candidate_is_scored_from_the_latest_items_by_hand():
 def test_gradients_with_a_history_match_finite_differences():
     model, sess = _model(np.float64)
     assert_loss_gradients_match(model, sess, model.feed(USERS, ITEMS, LABELS))
+
+
+# Training rows: user 0's positives 2 and 5 with negatives 3 and 0 drawn for them; user 1's
+# positive 3 with negative 5. A negative's anchor is its positive.
+BATCH = Batch(
+    users=np.array([0, 0, 0, 0, 1, 1], np.int32),
+    items=np.array([2, 3, 5, 0, 3, 5], np.int32),
+    labels=np.array([1, 0, 1, 0, 1, 0], np.float32),
+    anchors=np.array([2, 2, 5, 5, 3, 3], np.int32),
+)
+
+
+def test_a_negative_is_scored_in_its_positives_context():
+    model, sess = _model(np.float64)
+    v = {var.name: sess.get_value(var) for var in model.graph.variables}
+    want = [
+        _oracle_logit(v, u, i, PARAMS, anchor=a)
+        for u, i, a in zip(BATCH.users, BATCH.items, BATCH.anchors, strict=True)
+    ]
+    got = sess.run(model.logits, model.feed_batch(BATCH))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # Without anchors (serving), negative 3 of user 0 reads the latest items instead.
+    latest = sess.run(model.logits, model.feed(BATCH.users[1:2], BATCH.items[1:2]))
+    np.testing.assert_allclose(latest, [_oracle_logit(v, 0, 3, PARAMS)], rtol=1e-6)
+    assert not np.isclose(latest[0], want[1])
+
+
+def test_gradients_with_anchors_match_finite_differences():
+    model, sess = _model(np.float64)
+    assert_loss_gradients_match(model, sess, model.feed_batch(BATCH))
+
+
+def test_negatives_out_of_context_ignore_anchors():
+    params = {**PARAMS, "negatives_in_context": False}
+    model, sess = _model(np.float64, params)
+    v = {var.name: sess.get_value(var) for var in model.graph.variables}
+    want = [_oracle_logit(v, u, i, params) for u, i in zip(BATCH.users, BATCH.items, strict=True)]
+    np.testing.assert_allclose(sess.run(model.logits, model.feed_batch(BATCH)), want, rtol=1e-6)
 
 
 def test_history_without_an_order_is_refused():
