@@ -33,12 +33,13 @@ from training.trainer import Trainer
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _config(tmp_path, master="local[2]", workers=2, sync_every=1, name="cfg", **training):
+def _config(tmp_path, master="local[2]", workers=2, sync_every=1, name="cfg", model=None,
+            **training):  # fmt: skip
     cfg = {
         "dataset": {"kind": "synthetic", "name": "syn"},
         "paths": {"data_root": str(tmp_path / "data"), "model_repository": str(tmp_path / name)},
         "spark": {"master": master, "shuffle_partitions": 2, "driver_memory": "1g"},
-        "model": {"name": "gmf", "params": {"factors": 8}},
+        "model": model or {"name": "gmf", "params": {"factors": 8}},
         "training": {
             "epochs": 3, "batch_size": 64, "learning_rate": 0.01, "optimizer": "adam",
             "distributed": {"workers": workers, "sync_every": sync_every}, **training,
@@ -209,6 +210,18 @@ def test_two_workers_with_sync_every_1_end_where_the_global_batches_end(spark, s
     assert 0.0 < metrics["distributed_sync_share"] < 1.0
     exported = json.loads(load(path).assets["metrics.json"])
     assert exported["distributed_sync_every"] == 1
+
+
+def test_seqfism_negatives_keep_their_positives_context_across_workers(spark, synthetic):
+    # seqfism scores a sampled negative in its positive's history context, so each task must
+    # feed its rows' anchors; the global-batch oracle gets the same anchors concatenated.
+    root = synthetic[0]
+    model = {"name": "seqfism", "params": {"factors": 4, "window": 2, "seq_length": 2}}
+    single = _config(root, workers=1, name="seq-single", model=model)
+    want, want_metrics = _global_batch_run(single, root / "seq-reference")
+    path, metrics = run(load_config(_config(root, name="seq-k1", model=model)), progress=False)
+    _assert_same_weights(want, _weights(path))
+    assert metrics["hr@10"] == pytest.approx(want_metrics["hr@10"], abs=1e-9)
 
 
 def test_sync_every_k_averages_parameters_and_still_learns(spark, synthetic):
