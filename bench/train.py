@@ -1,8 +1,9 @@
 """Training quality and speed: every model on the MovieLens configs, one results table.
 
-`python -m bench.train [--models gmf,mlp,...] [--configs a.yaml,b.yaml]` trains each model on
-each config's features datasets (run `make etl CONFIG=...` first), exports a version like
-`make train` does, and writes `bench/results/<out>.md` and `<out>.json` (default `quality`) with
+`python -m bench.train [--models gmf,mlp,...] [--configs a.yaml,b.yaml] [--seeds 0,1,2]` trains
+each model on each config's features datasets (run `make etl CONFIG=...` first), once per seed
+(default: the config's `training.seed`), exports a version like `make train` does, and writes
+`bench/results/<out>.md` and `<out>.json` (default `quality`) with
 the test metrics, the popularity baseline and the timings, plus the machine's load while
 it ran (timings on a shared machine are only comparable under similar load).
 """
@@ -36,6 +37,7 @@ _PROFILE_TRAINING = {
 }  # fmt: skip
 PLAN: dict[str, dict[str, dict]] = {
     "ml100k-ncf": {
+        "seqfism": {},  # the config's model, with the config's settings
         "gmf": {"model.params": {"factors": 32, "item_bias": True}, **_NCF_TRAINING},
         "mlp": {"model.params": {"mlp_embedding": 32, "layers": [64, 32, 16]}, **_NCF_TRAINING},
         "neumf": {
@@ -65,14 +67,15 @@ def _load_average() -> float:
 
 def _table(rows: list[dict]) -> str:
     head = (
-        "| dataset | model | HR@10 | NDCG@10 | AUC | popularity HR@10 / NDCG@10 | best epoch "
-        "| train s | samples/s | load avg |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| dataset | model | seed | HR@10 | NDCG@10 | AUC | popularity HR@10 / NDCG@10 "
+        "| best epoch | train s | samples/s | load avg |\n" + "|---" * 11 + "|"
     )
     lines = [head]
     for r in rows:
         m = r["metrics"]
         lines.append(
-            f"| {r['dataset']} | {r['model']} | {m['hr@10']:.3f} | {m['ndcg@10']:.3f} | "
+            f"| {r['dataset']} | {r['model']} | {r['seed']} | "
+            f"{m['hr@10']:.3f} | {m['ndcg@10']:.3f} | "
             f"{m['auc']:.3f} | {m['popularity_hr@10']:.3f} / {m['popularity_ndcg@10']:.3f} | "
             f"{m['best_epoch']}/{m['epochs']} | {m['train_seconds']:.0f} | "
             f"{m['train_samples_per_sec']:.0f} | {r['load_before']} → {r['load_after']} |"
@@ -86,26 +89,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.train")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS)
     parser.add_argument("--models", default="", help="comma-separated subset (default: all)")
+    parser.add_argument("--seeds", default="", help="comma-separated training seeds")
     parser.add_argument("--out", default="quality", help="results file stem under bench/results")
     args = parser.parse_args(argv)
     wanted = {m for m in args.models.split(",") if m}
+    seeds = [int(s) for s in args.seeds.split(",") if s] or [None]
     rows = []
     for config in args.configs.split(","):
         dataset = load_config(config).dataset.name
         for model, overrides in PLAN.get(dataset, {}).items():
             if wanted and model not in wanted:
                 continue
-            cfg = load_config(config, {"model.name": model, **overrides})
-            load_before, start = _load_average(), time.perf_counter()
-            path, metrics = run(cfg, progress=False)
-            rows.append({
-                "config": config, "dataset": dataset, "model": model, "export": str(path),
-                "metrics": metrics,
-                "wall_seconds": round(time.perf_counter() - start, 1),
-                "load_before": load_before, "load_after": _load_average(),
-            })  # fmt: skip
-            hr, ndcg = metrics["hr@10"], metrics["ndcg@10"]
-            print(f"{config} {model}: HR@10 {hr:.4f} NDCG@10 {ndcg:.4f}", flush=True)
+            for seed in seeds:
+                seeded = {} if seed is None else {"training.seed": seed}
+                cfg = load_config(config, {"model.name": model, **overrides, **seeded})
+                load_before, start = _load_average(), time.perf_counter()
+                path, metrics = run(cfg, progress=False)
+                rows.append({
+                    "config": config, "dataset": dataset, "model": model, "export": str(path),
+                    "seed": cfg.training.seed, "metrics": metrics,
+                    "wall_seconds": round(time.perf_counter() - start, 1),
+                    "load_before": load_before, "load_after": _load_average(),
+                })  # fmt: skip
+                hr, ndcg = metrics["hr@10"], metrics["ndcg@10"]
+                print(f"{config} {model} seed {cfg.training.seed}: HR@10 {hr:.4f} "
+                      f"NDCG@10 {ndcg:.4f}", flush=True)  # fmt: skip
     if not rows:
         print("nothing to run: check --configs/--models", file=sys.stderr)
         return 2
