@@ -5,7 +5,9 @@ each model on each config's features datasets (run `make etl CONFIG=...` first),
 (default: the config's `training.seed`), exports a version like `make train` does, and writes
 `bench/results/<out>.md` and `<out>.json` (default `quality`) with
 the test metrics, the popularity baseline and the timings, plus the machine's load while
-it ran (timings on a shared machine are only comparable under similar load).
+it ran (timings on a shared machine are only comparable under similar load). On the NCF split
+each export is also scored on the raw `test.negative` file (`bench.ncf_check`), an independent
+check of the reported figures.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ def _table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.ncf_check import score_raw_test
     from training.__main__ import run
 
     parser = argparse.ArgumentParser(prog="python -m bench.train")
@@ -114,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
                 hr, ndcg = metrics["hr@10"], metrics["ndcg@10"]
                 print(f"{config} {model} seed {cfg.training.seed}: HR@10 {hr:.4f} "
                       f"NDCG@10 {ndcg:.4f}", flush=True)  # fmt: skip
+                if cfg.dataset.kind == "ncf":
+                    raw = score_raw_test(path, Path(cfg.dataset.path))
+                    rows[-1]["raw_file_check"] = raw
+                    print(f"  the export on the raw test.negative: HR@10 {raw['hr@10']:.4f} "
+                          f"NDCG@10 {raw['ndcg@10']:.4f}", flush=True)  # fmt: skip
     if not rows:
         print("nothing to run: check --configs/--models", file=sys.stderr)
         return 2
