@@ -1,33 +1,95 @@
-"""The promotion gate: a new model is exported only if it is not worse than the serving one.
+"""The promotion gate: the candidate replaces the serving version only if it is not worse on
+the same data.
 
-Compared on validation NDCG@10 (`metrics.json`'s `validation_ndcg@10`, the metric early
-stopping selects on): the candidate passes when it is at least the serving version's value
-minus `batch.promotion_margin`.  With no serving version (or one without the metric) the
-candidate passes, and the reason says so.
+Both are scored on this run's test split (each user's latest interaction against its
+negatives), the way TFX's Evaluator scores a candidate and its baseline on one evaluation
+split. Neither trained on it: the candidate holds the test split out (its refit too), and the
+serving version was trained on earlier data, in which a user's latest interaction was either
+this one, held out there as well, or not there yet (a repeated interaction with an item seen
+before is the exception). Comparing the NDCG@10 each version recorded on its own day's data
+would compare different evaluation sets.
+
+The serving version is scored through its saved graph and vocabularies, as the server would
+answer: today's indices map to its indices by raw id (ids it never saw are its index 0).
+The candidate passes when its NDCG@10 is at least the serving version's minus
+`batch.promotion_margin`. With no serving version, or one that does not load (the server
+refuses it too), the candidate passes and the reason says why.
 """
 
 from __future__ import annotations
 
-__all__ = ["METRIC", "decide"]
+import json
 
-METRIC = "validation_ndcg@10"
+import numpy as np
+
+from training.data import PAD_ITEM, EvalSet
+from training.graph.saved import load
+from training.metrics import evaluate_scores
+
+__all__ = ["METRIC", "decide", "index_map", "rescore"]
+
+METRIC = "ndcg@10"
+_SCORE_BATCH = 65_536
 
 
-def decide(candidate: dict, serving: dict | None, serving_version: int | None, margin: float):
-    """The gate decision as a JSON-ready dict with `promote` (bool) and a `reason`."""
-    new = float(candidate[METRIC])
+def decide(
+    candidate: float,
+    serving: float | None,
+    serving_version: int | None,
+    margin: float,
+    no_serving: str = "no serving version",
+) -> dict:
+    """The gate decision as a JSON-ready dict with `promote` (bool) and a `reason`.
+
+    `serving` is None when there is nothing to compare with; `no_serving` then says why.
+    """
     decision = {
         "metric": METRIC,
-        "candidate": new,
+        "split": "test",
+        "candidate": float(candidate),
         "serving_version": serving_version,
-        "serving": None,
+        "serving": None if serving is None else float(serving),
         "margin": margin,
     }
-    if serving is None or METRIC not in serving:
-        why = "no serving version" if serving is None else f"serving version has no {METRIC}"
-        return {**decision, "promote": True, "reason": f"{why}: promoted"}
-    old = float(serving[METRIC])
-    promote = new >= old - margin
+    if serving is None:
+        return {**decision, "promote": True, "reason": f"{no_serving}: promoted"}
+    promote = candidate >= serving - margin
     verb = "promoted" if promote else "refused"
-    reason = f"{verb}: {METRIC} {new:.4f} vs serving v{serving_version} {old:.4f} (margin {margin})"
-    return {**decision, "serving": old, "promote": promote, "reason": reason}
+    reason = (
+        f"{verb}: {METRIC} on this run's test split {candidate:.4f} vs serving "
+        f"v{serving_version} {serving:.4f} (margin {margin})"
+    )
+    return {**decision, "promote": promote, "reason": reason}
+
+
+def index_map(today: list, serving: list) -> np.ndarray:
+    """For each index of today's vocabulary, the serving vocabulary's index of the same raw id
+    (0, "unknown", where it has none)."""
+    where = {token: i for i, token in enumerate(serving)}
+    out = np.array([where.get(token, 0) for token in today], np.int32)
+    out[:1] = 0  # index 0 is "unknown" in both
+    return out
+
+
+def rescore(version_dir, vocabs: dict, data: EvalSet) -> dict[str, float]:
+    """Metrics of the saved version at `version_dir` on `data` (indices in `vocabs`' space)."""
+    saved = load(version_dir)
+    own = {
+        name: json.loads(saved.assets[f"vocab/{name}.json"])["tokens"]
+        for name in ("user_id", "item_id")
+    }
+    users = index_map(vocabs["user_id"]["tokens"], own["user_id"])[data.users]
+    item_map = index_map(vocabs["item_id"]["tokens"], own["item_id"])
+    padded = data.negatives == PAD_ITEM
+    candidates = np.concatenate([data.items[:, None], np.where(padded, 0, data.negatives)], 1)
+    items = item_map[candidates].reshape(-1)
+    users = np.repeat(users, candidates.shape[1])
+    scores = np.empty(items.size, np.float64)
+    for start in range(0, items.size, _SCORE_BATCH):
+        part = slice(start, start + _SCORE_BATCH)
+        out = saved.predict("serving_default", {"user_idx": users[part], "item_idx": items[part]})
+        scores[part] = np.asarray(out["score"]).reshape(-1)
+    scores = scores.reshape(candidates.shape)
+    negatives = scores[:, 1:].copy()
+    negatives[padded] = np.nan  # absent negatives (metrics skip NaN)
+    return evaluate_scores(scores[:, 0], negatives)

@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from batch.gate import decide
+from batch.errors import error_line
+from batch.gate import METRIC, decide, rescore
 from batch.versions import BatchError, ModelVersion, latest_version, local_dir, resolve
 from peppercorn.config import Config
+from training.graph import SavedGraphError
 
 __all__ = ["STEPS", "DailyContext"]
 
@@ -105,13 +107,20 @@ def train(ctx: DailyContext) -> dict:
 
 
 def gate(ctx: DailyContext) -> dict:
-    """Decide whether the trained model replaces the serving version."""
-    serving = ctx.serving
+    """Decide whether the trained model replaces the serving version, both scored on this
+    run's test split (see batch.gate)."""
+    serving, value, why = ctx.serving, None, "no serving version"
+    if serving is not None:
+        try:
+            value = rescore(serving.path, ctx.trainer.dataset.vocabs, ctx.trainer.test)[METRIC]
+        except (SavedGraphError, OSError, KeyError, ValueError) as exc:
+            why = f"serving version {serving.version} does not load ({error_line(exc)})"
     ctx.decision = decide(
-        ctx.result.metrics,
-        serving.metrics() if serving else None,
+        ctx.result.metrics[METRIC],
+        value,
         serving.version if serving else None,
         ctx.cfg.batch.promotion_margin,
+        why,
     )
     return {"decision": ctx.decision}
 

@@ -86,10 +86,30 @@ def test_gate_refuses_a_worse_model(spark, features_root, capsys):
     gate = summary["gate"]
     assert gate["promote"] is False and gate["serving_version"] == 1
     assert gate["candidate"] < gate["serving"]
+    # The serving version is rescored on this run's test split; the features did not change
+    # since it was trained, so it scores what its trainer recorded on that split.
+    v1 = json.loads((features_root / "models/gmf/1/assets/metrics.json").read_text())
+    assert gate["serving"] == pytest.approx(v1["ndcg@10"], abs=1e-6)
+    assert gate["candidate"] == summary["metrics"]["ndcg@10"]
     assert summary["exported_version"] is None and summary["version"] == 1
     assert sorted(p.name for p in (features_root / "models" / "gmf").iterdir()) == ["1"]
     assert set(_top_k(worse, "2026-11-01")["version"]) == {1}
     assert "refused" in capsys.readouterr().out
+
+
+def test_a_serving_version_that_does_not_load_is_replaced(spark, tmp_path, capsys):
+    write_synthetic_dataset(tmp_path / "data" / "tiny", users=20, items=30, per_user=8,
+                            eval_negatives=10)  # fmt: skip
+    config = _config(tmp_path, GOOD)
+    assert main(["--config", str(config), "--dt", DAY, "--from-step", "train"]) == 0
+    (tmp_path / "models/gmf/1/variables.npz").write_bytes(b"not the saved weights")
+    assert main(["--config", str(config), "--dt", "2026-11-01", "--from-step", "train"]) == 0
+    summary = _summary(config, "2026-11-01")
+    gate = summary["gate"]
+    assert gate["promote"] and gate["serving"] is None and gate["serving_version"] == 1
+    assert gate["reason"].startswith("serving version 1 does not load (ChecksumError: checksum")
+    assert summary["exported_version"] == 2 == summary["version"]
+    assert set(_top_k(config, "2026-11-01")["version"]) == {2}
 
 
 def test_batch_top_k_equals_online_recommend(spark, features_root):
