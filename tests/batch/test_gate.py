@@ -1,14 +1,11 @@
 """The promotion gate's decisions and the serving version's rescoring, worked by hand."""
 
-import json
-
 import numpy as np
 import pytest
 
-import training.graph as ts
 from batch.gate import decide, index_map, rescore
+from tests.table_version import table_version
 from training.data import PAD_ITEM, EvalSet
-from training.graph.saved import save
 
 
 @pytest.mark.parametrize(
@@ -41,32 +38,12 @@ def test_index_map_follows_raw_ids():
     np.testing.assert_array_equal(index_map(today, serving), [0, 2, 1, 0])
 
 
-def _version(tmp_path, table, users, items):
-    """A saved version whose score for (user_idx, item_idx) is table[user_idx, item_idx]."""
-    graph = ts.Graph()
-    with graph.as_default():
-        user_idx = ts.placeholder(np.int32, shape=(None,), name="user_idx")
-        item_idx = ts.placeholder(np.int32, shape=(None,), name="item_idx")
-        scores = ts.Variable(np.asarray(table, np.float32), name="scores")
-        flat = ts.add(ts.multiply(user_idx, len(items)), item_idx)
-        score = ts.gather(ts.reshape(scores, [-1]), flat, name="score")
-    session = ts.Session(graph)
-    session.initialize_variables()
-    assets = {
-        f"vocab/{name}.json": json.dumps({"tokens": tokens}).encode()
-        for name, tokens in (("user_id", users), ("item_id", items))
-    }
-    inputs = {"user_idx": user_idx, "item_idx": item_idx}
-    signatures = {"serving_default": {"inputs": inputs, "outputs": {"score": score}}}
-    return save(tmp_path / "3", session, signatures, assets=assets)
-
-
 def test_rescore_scores_todays_rows_in_the_serving_index_space(tmp_path):
     # The serving version knows users u1, u2 and items a, b, c in its own order; its scores:
     # u1: a 0.9, b 0.1, c 0.5, unknown 0.0;  u2: a 0.2, b 0.8, c 0.3, unknown 0.6.
     serving_items = ["<unk>", "c", "a", "b"]
     table = [[0, 0, 0, 0], [0.0, 0.5, 0.9, 0.1], [0.6, 0.3, 0.2, 0.8]]
-    path = _version(tmp_path, table, ["<unk>", "u1", "u2"], serving_items)
+    path = table_version(tmp_path / "3", table, ["<unk>", "u1", "u2"], serving_items)
     # Today's vocabularies: another order and a new item "d" (unknown to the serving version).
     vocabs = {"user_id": {"tokens": ["<unk>", "u2", "u1"]},
               "item_id": {"tokens": ["<unk>", "a", "b", "c", "d"]}}  # fmt: skip

@@ -1,35 +1,11 @@
 """bench.ncf_check: raw NCF test file -> export's vocabularies -> saved graph, by hand."""
 
-import json
-
 import numpy as np
 
-import training.graph as ts
 from bench.ncf_check import score_raw_test
-from training.graph.saved import save
+from tests.table_version import table_version
 
 RAW_ITEMS = [str(i) for i in range(12)]
-
-
-def _export(tmp_path, table: np.ndarray):
-    """A saved graph whose score for (user_idx, item_idx) is table[user_idx, item_idx]."""
-    graph = ts.Graph()
-    with graph.as_default():
-        user_idx = ts.placeholder(np.int32, shape=(None,), name="user_idx")
-        item_idx = ts.placeholder(np.int32, shape=(None,), name="item_idx")
-        scores = ts.Variable(table.astype(np.float32), name="scores")
-        flat = ts.add(ts.multiply(user_idx, table.shape[1]), item_idx)
-        score = ts.gather(ts.reshape(scores, [-1]), flat, name="score")
-    session = ts.Session(graph)
-    session.initialize_variables()
-    vocab = {
-        "user_id": ["<unk>", "0", "1"],
-        "item_id": ["<unk>", *RAW_ITEMS],
-    }
-    assets = {f"vocab/{k}.json": json.dumps({"tokens": v}).encode() for k, v in vocab.items()}
-    inputs = {"user_idx": user_idx, "item_idx": item_idx}
-    signatures = {"serving_default": {"inputs": inputs, "outputs": {"score": score}}}
-    return save(tmp_path / "1", session, signatures, assets=assets)
 
 
 def test_hits_ties_and_misses_by_hand(tmp_path):
@@ -45,7 +21,8 @@ def test_hits_ties_and_misses_by_hand(tmp_path):
     lines = [f"({u},{held})\t" + "\t".join(i for i in RAW_ITEMS if i != held) for u, held in
              (("0", "2"), ("1", "5"))]  # fmt: skip
     (split / "test.negative").write_text("\n".join(lines) + "\n")
-    got = score_raw_test(_export(tmp_path, table), split)
+    path = table_version(tmp_path / "1", table, ["<unk>", "0", "1"], ["<unk>", *RAW_ITEMS])
+    got = score_raw_test(path, split)
     assert got["users"] == 2 and got["unknown_ids"] == 0
     assert got["hr@10"] == 0.5
     assert np.isclose(got["ndcg@10"], (0.5 + 0.0) / 2)

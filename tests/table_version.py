@@ -1,0 +1,35 @@
+"""A saved model version whose scores are a table given by hand: an oracle for code that reads
+exports (raw-file checks, the daily gate's rescoring)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+import training.graph as ts
+from training.graph.saved import save
+
+__all__ = ["table_version"]
+
+
+def table_version(path: Path, table, users: list[str], items: list[str]) -> Path:
+    """Save at `path` a version scoring (user_idx, item_idx) as table[user_idx, item_idx], with
+    `users`/`items` as its vocabularies' tokens (index 0 first, the unknown id)."""
+    graph = ts.Graph()
+    with graph.as_default():
+        user_idx = ts.placeholder(np.int32, shape=(None,), name="user_idx")
+        item_idx = ts.placeholder(np.int32, shape=(None,), name="item_idx")
+        scores = ts.Variable(np.asarray(table, np.float32), name="scores")
+        flat = ts.add(ts.multiply(user_idx, len(items)), item_idx)
+        score = ts.gather(ts.reshape(scores, [-1]), flat, name="score")
+    session = ts.Session(graph)
+    session.initialize_variables()
+    assets = {
+        f"vocab/{name}.json": json.dumps({"tokens": tokens}).encode()
+        for name, tokens in (("user_id", users), ("item_id", items))
+    }
+    inputs = {"user_idx": user_idx, "item_idx": item_idx}
+    signatures = {"serving_default": {"inputs": inputs, "outputs": {"score": score}}}
+    return save(path, session, signatures, assets=assets)
