@@ -22,9 +22,10 @@ import json
 
 import numpy as np
 
-from training.data import PAD_ITEM, EvalSet
+from training.data import EvalSet
 from training.graph.saved import load
 from training.metrics import evaluate_scores
+from training.trainer import score_eval_set
 
 __all__ = ["METRIC", "decide", "index_map", "rescore"]
 
@@ -78,18 +79,16 @@ def rescore(version_dir, vocabs: dict, data: EvalSet) -> dict[str, float]:
         name: json.loads(saved.assets[f"vocab/{name}.json"])["tokens"]
         for name in ("user_id", "item_id")
     }
-    users = index_map(vocabs["user_id"]["tokens"], own["user_id"])[data.users]
+    user_map = index_map(vocabs["user_id"]["tokens"], own["user_id"])
     item_map = index_map(vocabs["item_id"]["tokens"], own["item_id"])
-    padded = data.negatives == PAD_ITEM
-    candidates = np.concatenate([data.items[:, None], np.where(padded, 0, data.negatives)], 1)
-    items = item_map[candidates].reshape(-1)
-    users = np.repeat(users, candidates.shape[1])
-    scores = np.empty(items.size, np.float64)
-    for start in range(0, items.size, _SCORE_BATCH):
-        part = slice(start, start + _SCORE_BATCH)
-        out = saved.predict("serving_default", {"user_idx": users[part], "item_idx": items[part]})
-        scores[part] = np.asarray(out["score"]).reshape(-1)
-    scores = scores.reshape(candidates.shape)
-    negatives = scores[:, 1:].copy()
-    negatives[padded] = np.nan  # absent negatives (metrics skip NaN)
-    return evaluate_scores(scores[:, 0], negatives)
+
+    def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        users, items = user_map[users], item_map[items]
+        out = np.empty(items.size, np.float64)
+        for start in range(0, items.size, _SCORE_BATCH):
+            part = slice(start, start + _SCORE_BATCH)
+            inputs = {"user_idx": users[part], "item_idx": items[part]}
+            out[part] = np.asarray(saved.predict("serving_default", inputs)["score"]).reshape(-1)
+        return out
+
+    return evaluate_scores(*score_eval_set(score, data))

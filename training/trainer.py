@@ -37,6 +37,7 @@ __all__ = [
     "eval_scores",
     "make_optimizer",
     "popularity_metrics",
+    "score_eval_set",
     "score_pairs",
 ]
 
@@ -66,12 +67,17 @@ def score_pairs(session, model: ModelGraph, users: np.ndarray, items: np.ndarray
 
 def eval_scores(session, model: ModelGraph, data: EvalSet) -> tuple[np.ndarray, np.ndarray]:
     """(held-out item scores [n], negative scores [n, m] with NaN where padded) on `data`."""
+    return score_eval_set(lambda users, items: score_pairs(session, model, users, items), data)
+
+
+def score_eval_set(score, data: EvalSet) -> tuple[np.ndarray, np.ndarray]:
+    """`eval_scores` for any scorer: `score(users, items)` -> scores of those (user, item) pairs."""
     m = data.negatives.shape[1]
     padded = data.negatives == PAD_ITEM
     users = np.repeat(data.users, m + 1)
     negatives = np.where(padded, 0, data.negatives)
     items = np.concatenate([data.items[:, None], negatives], axis=1).reshape(-1)
-    scores = score_pairs(session, model, users, items).reshape(-1, m + 1)
+    scores = np.asarray(score(users, items)).reshape(-1, m + 1)
     neg_scores = scores[:, 1:].astype(np.float64)
     neg_scores[padded] = np.nan  # absent negatives (metrics skip NaN)
     return scores[:, 0], neg_scores

@@ -132,7 +132,7 @@ class ModelGraph:
         """The feed_dict for a training `Batch`, its anchors included where the model reads them."""
         out = self.feed(batch.users, batch.items, batch.labels)
         if self.anchor is not None and batch.anchors is not None:
-            out[self.anchor] = batch.anchors.astype(np.int32)
+            out[self.anchor] = np.asarray(batch.anchors, np.int32)
         return out
 
 
