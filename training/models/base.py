@@ -13,11 +13,11 @@ from training.data import ProfileTable
 from training.models.layers import embedding_penalty
 
 __all__ = [
+    "ANCHOR_ITEM",
     "BuildContext",
     "ModelGraph",
     "ModelSpec",
     "REGISTRY",
-    "ANCHOR_ITEM",
     "USER_HISTORY",
     "build_model",
     "register",
