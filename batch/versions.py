@@ -30,11 +30,6 @@ class ModelVersion:
     version: int
     path: Path
 
-    def metrics(self) -> dict:
-        """The version's `assets/metrics.json` (empty when absent)."""
-        file = self.path / "assets" / "metrics.json"
-        return json.loads(file.read_text()) if file.is_file() else {}
-
     def sizes(self) -> tuple[int, int]:
         """(user vocabulary size, item vocabulary size), index 0 included."""
         spec = self.path / "assets" / "feature_spec.json"
