@@ -22,8 +22,8 @@ import json
 
 import numpy as np
 
+from engine.saved import load
 from training.data import EvalSet
-from training.graph.saved import load
 from training.metrics import evaluate_scores
 from training.trainer import score_eval_set
 

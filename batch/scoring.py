@@ -51,7 +51,7 @@ class ScoringModel:
     @classmethod
     def load(cls, path: str) -> ScoringModel:
         """Read a version directory written by `training.export` (checksums verified)."""
-        from training.graph.saved import load
+        from engine.saved import load
 
         saved = load(path)
         assets = saved.assets

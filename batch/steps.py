@@ -16,8 +16,8 @@ import numpy as np
 from batch.errors import error_line
 from batch.gate import METRIC, decide, rescore
 from batch.versions import BatchError, ModelVersion, latest_version, local_dir, resolve
+from engine import SavedGraphError
 from peppercorn.config import Config
-from training.graph import SavedGraphError
 
 __all__ = ["STEPS", "DailyContext"]
 
@@ -70,7 +70,7 @@ def _warm_start(trainer, serving: ModelVersion) -> dict:
     only when both were built on the same vocabularies (indices mean the same ids)."""
     import json
 
-    from training.graph.saved import load
+    from engine.saved import load
 
     for vocab in ("user_id", "item_id"):
         file = serving.path / "assets" / "vocab" / f"{vocab}.json"

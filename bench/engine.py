@@ -184,8 +184,8 @@ def _time_by_module(stats) -> list[tuple[str, float]]:
         if filename == "~":
             name = func.split("'")[1] if "'" in func else func.split()[-1].strip("<>")
             key = f"C builtins ({name})"
-        elif "training/graph/" in filename:
-            key = "training/graph/" + filename.rsplit("training/graph/", 1)[1]
+        elif "engine/" in filename:
+            key = "engine/" + filename.rsplit("engine/", 1)[1]
         elif "site-packages/numpy" in filename:
             key = "numpy (Python-level wrappers)"
         else:

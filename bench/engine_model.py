@@ -1,4 +1,4 @@
-"""The graph-engine side of the engine benchmark: the NCF-MLP built with `training.graph`."""
+"""The graph-engine side of the engine benchmark: the NCF-MLP built with `engine`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def gpu_available() -> str | None:
         import cupy  # noqa: F401
     except ImportError:
         return "CuPy is not installed: pip install -e '.[gpu]' (cupy-cuda12x)"
-    from training.graph.backend import cupy_available
+    from engine.backend import cupy_available
 
     return None if cupy_available() else "CuPy is installed but sees no CUDA device"
 
@@ -30,30 +30,30 @@ def engine_trainer(
     `fused`: dense layers as `fused_dense` ops (like torch's nn.Linear) or as matmul + add +
     relu.  With `with_sync`, returns (step, sync) where sync waits for the device.
     """
-    import training.graph as ts
+    import engine as tf
 
-    graph = ts.Graph()
+    graph = tf.Graph()
     with graph.as_default():
-        users = ts.placeholder(ts.int32, [None], name="user_idx")
-        items = ts.placeholder(ts.int32, [None], name="item_idx")
-        labels = ts.placeholder(ts.float32, [None, 1], name="label")
-        user_table = ts.Variable(weights["user_embedding"], name="user_embedding")
-        item_table = ts.Variable(weights["item_embedding"], name="item_embedding")
-        hidden = ts.concat(
-            [ts.embedding_lookup(user_table, users), ts.embedding_lookup(item_table, items)], axis=1
+        users = tf.placeholder(tf.int32, [None], name="user_idx")
+        items = tf.placeholder(tf.int32, [None], name="item_idx")
+        labels = tf.placeholder(tf.float32, [None, 1], name="label")
+        user_table = tf.Variable(weights["user_embedding"], name="user_embedding")
+        item_table = tf.Variable(weights["item_embedding"], name="item_embedding")
+        hidden = tf.concat(
+            [tf.embedding_lookup(user_table, users), tf.embedding_lookup(item_table, items)], axis=1
         )
         for layer in range(len(HIDDEN_UNITS)):
-            kernel = ts.Variable(weights[f"dense{layer}/kernel"], name=f"dense{layer}/kernel")
-            bias = ts.Variable(weights[f"dense{layer}/bias"], name=f"dense{layer}/bias")
+            kernel = tf.Variable(weights[f"dense{layer}/kernel"], name=f"dense{layer}/kernel")
+            bias = tf.Variable(weights[f"dense{layer}/bias"], name=f"dense{layer}/bias")
             activation = "relu" if layer < len(HIDDEN_UNITS) - 1 else "linear"
             if fused:
-                hidden = ts.fused_dense(hidden, kernel, bias, activation=activation)
+                hidden = tf.fused_dense(hidden, kernel, bias, activation=activation)
             else:
-                hidden = ts.matmul(hidden, kernel) + bias
-                hidden = ts.relu(hidden) if activation == "relu" else hidden
-        loss = ts.reduce_mean(ts.sigmoid_cross_entropy_with_logits(labels=labels, logits=hidden))
-        train_op = ts.train.AdamOptimizer(LEARNING_RATE).minimize(loss)
-    session = ts.Session(graph, device=device)
+                hidden = tf.matmul(hidden, kernel) + bias
+                hidden = tf.relu(hidden) if activation == "relu" else hidden
+        loss = tf.reduce_mean(tf.sigmoid_cross_entropy_with_logits(labels=labels, logits=hidden))
+        train_op = tf.train.AdamOptimizer(LEARNING_RATE).minimize(loss)
+    session = tf.Session(graph, device=device)
     fetches = [loss, train_op]
 
     def step(batch: Batch) -> float:

@@ -32,7 +32,7 @@ print(f"CuPy {cupy.__version__}: {count} device(s), device 0 = {name}")
 PYCODE
 
 echo "== engine test suite on the CuPy backend"
-PEPPERCORN_DEVICE=gpu "$PY" -m pytest tests/training/graph -q -p no:cacheprovider \
+PEPPERCORN_DEVICE=gpu "$PY" -m pytest tests/engine -q -p no:cacheprovider \
     || fail "engine tests failed on the CuPy backend"
 
 echo "== engine benchmark: CPU (numpy) vs GPU (CuPy)"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.graph.saved import load
+from engine.saved import load
 
 __all__ = ["score_raw_test"]
 

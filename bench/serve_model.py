@@ -16,43 +16,43 @@ def build_ml100k_shaped(
     repo: Path, name: str = "neumf", n_users: int = 943, n_items: int = 1682, seed: int = 0
 ) -> Path:
     """Save version 1 of `name` under `repo`; returns the version directory."""
-    import training.graph as ts
-    from training.graph.saved import save
+    import engine as tf
+    from engine.saved import save
 
     rng = np.random.default_rng(seed)
 
     def table(rows: int, dim: int) -> np.ndarray:
         return rng.normal(0, 0.1, (rows, dim)).astype(np.float32)
 
-    graph = ts.Graph()
+    graph = tf.Graph()
     with graph.as_default():
-        user_idx = ts.placeholder("int32", [None], name="user_idx")
-        item_idx = ts.placeholder("int32", [None], name="item_idx")
-        gmf = ts.multiply(
-            ts.embedding_lookup(ts.Variable(table(n_users + 1, 8)), user_idx),
-            ts.embedding_lookup(ts.Variable(table(n_items + 1, 8)), item_idx),
+        user_idx = tf.placeholder("int32", [None], name="user_idx")
+        item_idx = tf.placeholder("int32", [None], name="item_idx")
+        gmf = tf.multiply(
+            tf.embedding_lookup(tf.Variable(table(n_users + 1, 8)), user_idx),
+            tf.embedding_lookup(tf.Variable(table(n_items + 1, 8)), item_idx),
         )
-        x = ts.concat(
+        x = tf.concat(
             [
-                ts.embedding_lookup(ts.Variable(table(n_users + 1, 32)), user_idx),
-                ts.embedding_lookup(ts.Variable(table(n_items + 1, 32)), item_idx),
+                tf.embedding_lookup(tf.Variable(table(n_users + 1, 32)), user_idx),
+                tf.embedding_lookup(tf.Variable(table(n_items + 1, 32)), item_idx),
             ],
             axis=1,
         )
         for fan_in, fan_out in ((64, 32), (32, 16), (16, 8)):
-            x = ts.fused_dense(
+            x = tf.fused_dense(
                 x,
-                ts.Variable(table(fan_in, fan_out)),
-                ts.Variable(np.zeros(fan_out, np.float32)),
+                tf.Variable(table(fan_in, fan_out)),
+                tf.Variable(np.zeros(fan_out, np.float32)),
                 activation="relu",
             )
-        logit = ts.fused_dense(
-            ts.concat([gmf, x], axis=1),
-            ts.Variable(table(16, 1)),
-            ts.Variable(np.zeros(1, np.float32)),
+        logit = tf.fused_dense(
+            tf.concat([gmf, x], axis=1),
+            tf.Variable(table(16, 1)),
+            tf.Variable(np.zeros(1, np.float32)),
         )
-        score = ts.sigmoid(ts.reshape(logit, [-1]), name="score")
-        session = ts.Session(graph)
+        score = tf.sigmoid(tf.reshape(logit, [-1]), name="score")
+        session = tf.Session(graph)
     seen_idx = [
         np.sort(rng.choice(np.arange(1, n_items + 1), 100, replace=False)) for _ in range(n_users)
     ]

@@ -1,7 +1,7 @@
 """One loaded model version: its saved graph plus the assets the web endpoints need
 (vocabularies, seen items, popular items), with index-level scoring on top.
 
-The saved graph comes from `training.graph.load` (the loader seam: `load_version(...,
+The saved graph comes from `engine.load` (the loader seam: `load_version(...,
 loader=...)`); everything here works on numpy arrays of indices, and the routers turn raw
 ids into indices with the `Vocab`s.
 """
@@ -193,8 +193,8 @@ def _check_signature(specs: dict[str, SignatureSpec]) -> None:
 
 
 def default_loader(path: Path) -> Any:
-    """`training.graph.load`, imported late so the server starts without the engine loaded."""
-    from training.graph.saved import load
+    """`engine.load`, imported late so the server starts without the engine loaded."""
+    from engine.saved import load
 
     return load(str(path))
 
@@ -208,7 +208,7 @@ def load_version(
     except LoadError:
         raise
     except Exception as exc:
-        # training.graph.load verifies the checksum over graph, variables and assets, and
+        # engine.load verifies the checksum over graph, variables and assets, and
         # hands the (verified) asset bytes back, so assets are never re-read from disk.
         raise LoadError("DATA_LOSS", f"cannot load saved graph: {exc}") from exc
     specs = signature_specs(saved)

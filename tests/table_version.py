@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-import training.graph as ts
-from training.graph.saved import save
+import engine as tf
+from engine.saved import save
 
 __all__ = ["table_version"]
 
@@ -17,14 +17,14 @@ __all__ = ["table_version"]
 def table_version(path: Path, table, users: list[str], items: list[str]) -> Path:
     """Save at `path` a version scoring (user_idx, item_idx) as table[user_idx, item_idx], with
     `users`/`items` as its vocabularies' tokens (index 0 first, the unknown id)."""
-    graph = ts.Graph()
+    graph = tf.Graph()
     with graph.as_default():
-        user_idx = ts.placeholder(np.int32, shape=(None,), name="user_idx")
-        item_idx = ts.placeholder(np.int32, shape=(None,), name="item_idx")
-        scores = ts.Variable(np.asarray(table, np.float32), name="scores")
-        flat = ts.add(ts.multiply(user_idx, len(items)), item_idx)
-        score = ts.gather(ts.reshape(scores, [-1]), flat, name="score")
-    session = ts.Session(graph)
+        user_idx = tf.placeholder(np.int32, shape=(None,), name="user_idx")
+        item_idx = tf.placeholder(np.int32, shape=(None,), name="item_idx")
+        scores = tf.Variable(np.asarray(table, np.float32), name="scores")
+        flat = tf.add(tf.multiply(user_idx, len(items)), item_idx)
+        score = tf.gather(tf.reshape(scores, [-1]), flat, name="score")
+    session = tf.Session(graph)
     session.initialize_variables()
     assets = {
         f"vocab/{name}.json": json.dumps({"tokens": tokens}).encode()

@@ -1,1 +1,1 @@
-"""Model training: the graph engine (`training.graph`), models, and the training job."""
+"""Model training: the graph engine (`engine`), models, and the training job."""

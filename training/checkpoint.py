@@ -1,6 +1,6 @@
 """Per-epoch checkpoints in the engine's saved format, plus the trainer state needed to resume.
 
-A checkpoint is `<dir>/epoch-NNNN/`, written atomically by `training.graph.save` with every
+A checkpoint is `<dir>/epoch-NNNN/`, written atomically by `engine.save` with every
 variable (extra_nodes) and two assets covered by its checksum:
 - `trainer_state.json`: epoch, history, early-stopping state, elapsed time and the numpy
   Generator's `bit_generator.state` (so a resumed run draws the same negatives and shuffles);
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from training.graph.saved import load as load_saved
-from training.graph.saved import save as save_saved
+from engine.saved import load as load_saved
+from engine.saved import save as save_saved
 
 __all__ = [
     "Checkpoint",

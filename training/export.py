@@ -1,6 +1,6 @@
 """Exporting a trained model as a TF-Serving-style version directory (data-contracts §4).
 
-The version directory is written by `training.graph.save`, which stages everything in a
+The version directory is written by `engine.save`, which stages everything in a
 temporary sibling directory and renames it into place, so a server polling the repository sees
 either no version or a complete one. The assets (vocabularies, feature spec, metrics, popular
 items, seen items, report) travel inside that same atomic save and are covered by its checksum.
@@ -126,9 +126,9 @@ def export_model(
     report_dir: Path | None,
 ) -> Path:
     """Optimise the best epoch's graph for inference and save it as a new version."""
-    from training.graph import Session
-    from training.graph.passes import optimize_for_inference
-    from training.graph.saved import save
+    from engine import Session
+    from engine.passes import optimize_for_inference
+    from engine.saved import save
 
     optimized = optimize_for_inference(result.session, [result.model.score], freeze=False)
     session = Session(optimized.graph)

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-import training.graph as ts
+import engine as tf
+from engine.optimizer_state import optimizer_state_arrays, restore_optimizer_state
 from peppercorn.config import TrainingConfig
 from training import checkpoint as ckpt
 from training.data import (
@@ -27,7 +28,6 @@ from training.data import (
     batches,
     with_negatives,
 )
-from training.graph.optimizer_state import optimizer_state_arrays, restore_optimizer_state
 from training.metrics import evaluate_scores
 from training.models import BuildContext, ModelGraph, build_model
 
@@ -48,11 +48,11 @@ def make_optimizer(training: TrainingConfig):
     """The engine optimizer named by `training.optimizer` at `training.learning_rate`."""
     lr = training.learning_rate
     return {
-        "sgd": lambda: ts.train.GradientDescentOptimizer(lr),
-        "momentum": lambda: ts.train.MomentumOptimizer(lr, momentum=0.9),
-        "adagrad": lambda: ts.train.AdagradOptimizer(lr),
-        "adam": lambda: ts.train.AdamOptimizer(lr),
-        "ftrl": lambda: ts.train.FtrlOptimizer(lr),
+        "sgd": lambda: tf.train.GradientDescentOptimizer(lr),
+        "momentum": lambda: tf.train.MomentumOptimizer(lr, momentum=0.9),
+        "adagrad": lambda: tf.train.AdagradOptimizer(lr),
+        "adam": lambda: tf.train.AdamOptimizer(lr),
+        "ftrl": lambda: tf.train.FtrlOptimizer(lr),
     }[training.optimizer]()
 
 
@@ -141,7 +141,7 @@ class Trainer:
         with self.model.graph.as_default():
             self.optimizer = make_optimizer(training)
             self.train_op = self.optimizer.minimize(self.model.loss)
-        self.session = ts.Session(self.model.graph, device=training.device)
+        self.session = tf.Session(self.model.graph, device=training.device)
         self.session.initialize_variables()
         self._load_history(self.train)
 

@@ -44,24 +44,24 @@ def build_version(
     drop_assets: tuple[str, ...] = (),
 ) -> BuiltModel:
     """Save a dot-product model (placeholders user_idx/item_idx -> score) with §4 assets."""
-    import training.graph as ts
-    from training.graph.saved import save
+    import engine as tf
+    from engine.saved import save
 
     rng = np.random.default_rng(seed)
     user_emb = rng.normal(0, 1, (n_users + 1, dim)).astype(np.float32)
     item_emb = rng.normal(0, 1, (n_items + 1, dim)).astype(np.float32)
-    graph = ts.Graph()
+    graph = tf.Graph()
     with graph.as_default():
-        user_idx = ts.placeholder("int32", [None], name="user_idx")
-        item_idx = ts.placeholder("int32", [None], name="item_idx")
-        users = ts.Variable(user_emb, name="user_embedding")
-        items = ts.Variable(item_emb, name="item_embedding")
-        dot = ts.reduce_sum(
-            ts.multiply(ts.embedding_lookup(users, user_idx), ts.embedding_lookup(items, item_idx)),
+        user_idx = tf.placeholder("int32", [None], name="user_idx")
+        item_idx = tf.placeholder("int32", [None], name="item_idx")
+        users = tf.Variable(user_emb, name="user_embedding")
+        items = tf.Variable(item_emb, name="item_embedding")
+        dot = tf.reduce_sum(
+            tf.multiply(tf.embedding_lookup(users, user_idx), tf.embedding_lookup(items, item_idx)),
             axis=1,
         )
-        score = ts.sigmoid(dot, name="score")
-        session = ts.Session(graph)
+        score = tf.sigmoid(dot, name="score")
+        session = tf.Session(graph)
     user_ids = [f"u{i:03d}" for i in range(1, n_users + 1)]
     item_ids = (
         [str(10 * i) for i in range(1, n_items + 1)]

@@ -110,15 +110,15 @@ def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(repo, tmp_pa
 
 
 def test_missing_signature_input_is_refused_as_invalid_argument(repo):
-    import training.graph as ts
-    from training.graph.saved import save
+    import engine as tf
+    from engine.saved import save
 
-    graph = ts.Graph()
+    graph = tf.Graph()
     with graph.as_default():
-        user_idx = ts.placeholder("int32", [None], name="user_idx")
-        table = ts.Variable(np.zeros((3, 2), dtype=np.float32), name="t")
-        score = ts.sigmoid(ts.reduce_sum(ts.embedding_lookup(table, user_idx), axis=1))
-        session = ts.Session(graph)
+        user_idx = tf.placeholder("int32", [None], name="user_idx")
+        table = tf.Variable(np.zeros((3, 2), dtype=np.float32), name="t")
+        score = tf.sigmoid(tf.reduce_sum(tf.embedding_lookup(table, user_idx), axis=1))
+        session = tf.Session(graph)
     sig = {"serving_default": {"inputs": {"user_idx": user_idx}, "outputs": {"score": score}}}
     save(repo / "neumf" / "1", session, sig, assets={})
     manager = _manager(repo)

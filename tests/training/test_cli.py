@@ -5,9 +5,9 @@ import json
 import pytest
 import yaml
 
+from engine.saved import load
 from training.__main__ import main
 from training.data.synthetic import write_synthetic_dataset
-from training.graph.saved import load
 
 
 def _config(tmp_path, **model):

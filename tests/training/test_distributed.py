@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import yaml
 
+from engine import IndexedSlices
+from engine.saved import load
 from peppercorn.config import load_config
 from training.__main__ import main, run
 from training.data import Batch, open_dataset
@@ -25,8 +27,6 @@ from training.distributed.collective import average_arrays, reduce_gradients
 from training.distributed.driver import required_local_slots, task_failure
 from training.distributed.shard import ArrayPositives, rank_rng, shard_batches, shard_mask
 from training.distributed.worker import slice_bounds
-from training.graph import IndexedSlices
-from training.graph.saved import load
 from training.models import resolve_params
 from training.trainer import Trainer
 

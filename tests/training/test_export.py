@@ -9,11 +9,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from engine.saved import load
 from peppercorn.config import TrainingConfig
 from training.data import open_dataset
 from training.data.synthetic import write_synthetic_dataset
 from training.export import export_model, next_version, popular_items
-from training.graph.saved import load
 from training.trainer import Trainer
 
 

@@ -5,11 +5,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from engine.saved import load
 from peppercorn.config import TrainingConfig
 from training.data import DatasetError, open_dataset
 from training.data.synthetic import write_synthetic_dataset
 from training.export import export_model
-from training.graph.saved import load
 from training.trainer import Trainer, score_pairs
 
 PARAMS = {"factors": 4, "window": 3, "seq_length": 2}

@@ -6,12 +6,12 @@ import shutil
 import numpy as np
 import pytest
 
+from engine.saved import load
 from peppercorn.config import TrainingConfig
 from training import checkpoint as ckpt
 from training.data import open_dataset
 from training.data.synthetic import write_synthetic_dataset
 from training.export import export_model
-from training.graph.saved import load
 from training.metrics import ndcg_at_k
 from training.trainer import Trainer, popularity_metrics, score_pairs
 

@@ -9,8 +9,8 @@ trainer's optimizer object keeps the update rule, the lazy row-sparse Adam and t
 
 from __future__ import annotations
 
-import training.graph as ts
-from training.graph import IndexedSlices
+import engine as tf
+from engine import IndexedSlices
 
 __all__ = ["GradientApplier", "is_row_sparse"]
 
@@ -22,7 +22,7 @@ def is_row_sparse(var) -> bool:
     )
 
 
-class _RowSlices(ts.Operation):
+class _RowSlices(tf.Operation):
     """IndexedSlices(indices, rows) of a table of `dense_shape`: a fed sparse gradient."""
 
     op_type = "distributed_row_slices"
@@ -45,12 +45,12 @@ class GradientApplier:
             for var, is_sparse in zip(self.variables, self.sparse, strict=True):
                 base = f"reduced_gradients/{var.name}"
                 if is_sparse:
-                    indices = ts.placeholder(None, shape=(None,), name=f"{base}/indices")
-                    rows = ts.placeholder(var.dtype, (None, *var.shape[1:]), name=f"{base}/rows")
+                    indices = tf.placeholder(None, shape=(None,), name=f"{base}/indices")
+                    rows = tf.placeholder(var.dtype, (None, *var.shape[1:]), name=f"{base}/rows")
                     nodes.append(_RowSlices(indices, rows, var.shape, name=base))
                     self._feeds.append((indices, rows))
                 else:
-                    value = ts.placeholder(var.dtype, var.shape, name=base)
+                    value = tf.placeholder(var.dtype, var.shape, name=base)
                     nodes.append(value)
                     self._feeds.append((value,))
             self.train_op = optimizer.apply_gradients(list(zip(nodes, self.variables, strict=True)))

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from engine import IndexedSlices
 from training.distributed.codec import pack, unpack
-from training.graph import IndexedSlices
 
 __all__ = [
     "Collective",

@@ -27,7 +27,7 @@ from training.trainer import Trainer, TrainResult, popularity_metrics
 
 __all__ = ["absolute_root", "required_local_slots", "train_distributed"]
 
-_PACKAGES = ("peppercorn", "training")
+_PACKAGES = ("peppercorn", "engine", "training")
 _ROOT = Path(__file__).resolve().parents[2]
 _ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.*)$")
 _WRAPPERS = {"Py4JJavaError", "SparkException", "PythonException", "IllegalStateException"}
@@ -65,7 +65,7 @@ def _session(cfg: Config):
 
 
 def _ship_code(sc) -> None:
-    """Send this checkout's `peppercorn` and `training` packages to the executors as a zip."""
+    """Send this checkout's `peppercorn`, `engine` and `training` packages to executors (zip)."""
     files = sorted(
         p for pkg in _PACKAGES for p in (_ROOT / pkg).rglob("*.py") if "__pycache__" not in p.parts
     )

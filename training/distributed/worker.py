@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import compute_gradients
 from peppercorn.config import TrainingConfig
 from training.data import Batch, open_dataset
 from training.distributed.apply import GradientApplier, is_row_sparse
@@ -41,7 +42,6 @@ from training.distributed.shard import (
     slice_bounds,
 )
 from training.distributed.transport import StarAllGather
-from training.graph import compute_gradients
 from training.metrics import evaluate_scores
 from training.trainer import Trainer, eval_scores
 

@@ -1,4 +1,4 @@
-"""Recommender models built only from `training.graph`, chosen by name in config."""
+"""Recommender models built only from `engine`, chosen by name in config."""
 
 from training.models import fism, ncf, ranker, seqfism  # noqa: F401  (registers the models)
 from training.models.base import (

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-import training.graph as ts
+import engine as tf
 from training.data import ProfileTable
 from training.models.layers import embedding_penalty
 
@@ -156,17 +156,17 @@ def build_model(
     """Build model `name` in a new graph; loss = mean log loss + l2 * embedding penalty."""
     resolved = resolve_params(name, params)
     rng = np.random.default_rng(seed)
-    graph = ts.Graph()
+    graph = tf.Graph()
     with graph.as_default():
-        user_idx = ts.placeholder(np.int32, shape=(None,), name="user_idx")
-        item_idx = ts.placeholder(np.int32, shape=(None,), name="item_idx")
-        labels = ts.placeholder(np.float32, shape=(None,), name="labels")
+        user_idx = tf.placeholder(np.int32, shape=(None,), name="user_idx")
+        item_idx = tf.placeholder(np.int32, shape=(None,), name="item_idx")
+        labels = tf.placeholder(np.float32, shape=(None,), name="labels")
         logits, rows, extra_inputs = REGISTRY[name].build(ctx, resolved, user_idx, item_idx, rng)
-        score = ts.sigmoid(logits, name="score")
-        loss = ts.reduce_mean(ts.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+        score = tf.sigmoid(logits, name="score")
+        loss = tf.reduce_mean(tf.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
         if l2 > 0 and rows:
-            loss = ts.add(loss, ts.multiply(embedding_penalty(rows), float(l2)))
-        loss = ts.identity(loss, name="loss")
+            loss = tf.add(loss, tf.multiply(embedding_penalty(rows), float(l2)))
+        loss = tf.identity(loss, name="loss")
     anchor = next((op for op in graph.operations if op.name == ANCHOR_ITEM), None)
     inputs = [
         {"name": "user_idx", "dtype": "int32", "table": "user"},

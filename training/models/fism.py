@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import training.graph as ts
+import engine as tf
 from training.models.base import USER_HISTORY, ModelSpec, register
 from training.models.layers import embedding, output_layer
 
@@ -31,23 +31,23 @@ def history_weights(
 
 def _build_fism(ctx, params, user_idx, item_idx, rng):
     factors = int(params["factors"])
-    history = ts.Variable(
+    history = tf.Variable(
         np.zeros((ctx.n_users, ctx.n_items), np.float32), name=USER_HISTORY, trainable=False
     )
     y = embedding("fism/history_item", ctx.n_items, factors, rng)
-    p = ts.embedding_lookup(embedding("fism/user", ctx.n_users, factors, rng), user_idx)
-    q = ts.embedding_lookup(embedding("fism/item", ctx.n_items, factors, rng), item_idx)
-    summed = ts.matmul(ts.embedding_lookup(history, user_idx), y)
+    p = tf.embedding_lookup(embedding("fism/user", ctx.n_users, factors, rng), user_idx)
+    q = tf.embedding_lookup(embedding("fism/item", ctx.n_items, factors, rng), item_idx)
+    summed = tf.matmul(tf.embedding_lookup(history, user_idx), y)
     # Leave the scored item out of its own user's history, as FISM does: otherwise a trained-on
     # positive is explained by y_i . q_i alone and the model learns "seen before" instead of
     # what the history says about other items.
-    flat = ts.add(ts.multiply(user_idx, ctx.n_items), item_idx)
-    own = ts.reshape(ts.gather(ts.reshape(history, [-1]), flat), [-1, 1])
-    summed = ts.subtract(summed, ts.multiply(own, ts.embedding_lookup(y, item_idx)))
-    x = ts.multiply(ts.add(p, summed), q)
+    flat = tf.add(tf.multiply(user_idx, ctx.n_items), item_idx)
+    own = tf.reshape(tf.gather(tf.reshape(history, [-1]), flat), [-1, 1])
+    summed = tf.subtract(summed, tf.multiply(own, tf.embedding_lookup(y, item_idx)))
+    x = tf.multiply(tf.add(p, summed), q)
     logit = output_layer(x, factors, "fism/out", rng, ones=True)
-    bias = ts.Variable(np.zeros((ctx.n_items, 1), np.float32), name="fism/item_bias")
-    logit = ts.add(logit, ts.reshape(ts.embedding_lookup(bias, item_idx), [-1]))
+    bias = tf.Variable(np.zeros((ctx.n_items, 1), np.float32), name="fism/item_bias")
+    logit = tf.add(logit, tf.reshape(tf.embedding_lookup(bias, item_idx), [-1]))
     return logit, [p, q, summed], []
 
 

@@ -1,31 +1,31 @@
-"""Building blocks shared by the models: embeddings, dense layers and towers, all `ts` nodes."""
+"""Building blocks shared by the models: embeddings, dense layers and towers, all engine nodes."""
 
 from __future__ import annotations
 
 import numpy as np
 
-import training.graph as ts
+import engine as tf
 
 __all__ = ["dense", "embedding", "embedding_penalty", "mlp_tower", "output_layer"]
 
 
 def embedding(name: str, rows: int, dim: int, rng: np.random.Generator, std: float = 0.01):
     """A trainable [rows, dim] table, N(0, std) as in the NCF reference implementation."""
-    return ts.Variable(rng.normal(0.0, std, (rows, dim)).astype(np.float32), name=name)
+    return tf.Variable(rng.normal(0.0, std, (rows, dim)).astype(np.float32), name=name)
 
 
 def dense(x, fan_in: int, fan_out: int, name: str, rng, activation: str | None = "relu"):
     """x @ W + b with Glorot-uniform W; `activation` is "relu", "sigmoid" or None."""
     limit = np.sqrt(6.0 / (fan_in + fan_out))
-    w = ts.Variable(
+    w = tf.Variable(
         rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32), name=f"{name}/w"
     )
-    b = ts.Variable(np.zeros(fan_out, np.float32), name=f"{name}/b")
-    out = ts.add(ts.matmul(x, w), b)
+    b = tf.Variable(np.zeros(fan_out, np.float32), name=f"{name}/b")
+    out = tf.add(tf.matmul(x, w), b)
     if activation == "relu":
-        return ts.relu(out)
+        return tf.relu(out)
     if activation == "sigmoid":
-        return ts.sigmoid(out)
+        return tf.sigmoid(out)
     return out
 
 
@@ -45,9 +45,9 @@ def output_layer(x, fan_in: int, name: str, rng, ones: bool = False):
     else:
         limit = np.sqrt(6.0 / (fan_in + 1))
         w0 = rng.uniform(-limit, limit, (fan_in, 1)).astype(np.float32)
-    w = ts.Variable(w0, name=f"{name}/w")
-    b = ts.Variable(np.zeros(1, np.float32), name=f"{name}/b")
-    return ts.reshape(ts.add(ts.matmul(x, w), b), [-1])
+    w = tf.Variable(w0, name=f"{name}/w")
+    b = tf.Variable(np.zeros(1, np.float32), name=f"{name}/b")
+    return tf.reshape(tf.add(tf.matmul(x, w), b), [-1])
 
 
 def embedding_penalty(rows: list) -> object:
@@ -58,6 +58,6 @@ def embedding_penalty(rows: list) -> object:
     """
     total = None
     for r in rows:
-        term = ts.reduce_mean(ts.reduce_sum(ts.square(r), axis=1))
-        total = term if total is None else ts.add(total, term)
-    return ts.multiply(total, 0.5)
+        term = tf.reduce_mean(tf.reduce_sum(tf.square(r), axis=1))
+        total = term if total is None else tf.add(total, term)
+    return tf.multiply(total, 0.5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import training.graph as ts
+import engine as tf
 from training.models.base import ModelSpec, register
 from training.models.layers import embedding, mlp_tower, output_layer
 
@@ -12,16 +12,16 @@ __all__ = ["GMF", "MLP", "NEUMF"]
 
 
 def _gmf_part(ctx, factors, user_idx, item_idx, rng, prefix):
-    p = ts.embedding_lookup(embedding(f"{prefix}/user", ctx.n_users, factors, rng), user_idx)
-    q = ts.embedding_lookup(embedding(f"{prefix}/item", ctx.n_items, factors, rng), item_idx)
-    return ts.multiply(p, q), [p, q]
+    p = tf.embedding_lookup(embedding(f"{prefix}/user", ctx.n_users, factors, rng), user_idx)
+    q = tf.embedding_lookup(embedding(f"{prefix}/item", ctx.n_items, factors, rng), item_idx)
+    return tf.multiply(p, q), [p, q]
 
 
 def _mlp_part(ctx, params, user_idx, item_idx, rng, prefix):
     dim = int(params["mlp_embedding"])
-    p = ts.embedding_lookup(embedding(f"{prefix}/user", ctx.n_users, dim, rng), user_idx)
-    q = ts.embedding_lookup(embedding(f"{prefix}/item", ctx.n_items, dim, rng), item_idx)
-    x = ts.concat([p, q], axis=1)
+    p = tf.embedding_lookup(embedding(f"{prefix}/user", ctx.n_users, dim, rng), user_idx)
+    q = tf.embedding_lookup(embedding(f"{prefix}/item", ctx.n_items, dim, rng), item_idx)
+    x = tf.concat([p, q], axis=1)
     out, width = mlp_tower(x, 2 * dim, list(params["layers"]), f"{prefix}/tower", rng)
     return out, width, [p, q]
 
@@ -31,8 +31,8 @@ def _with_item_bias(logit, ctx, params, item_idx, prefix):
     # the (L2-penalised) factors, which matters when negatives are sampled uniformly.
     if not params.get("item_bias"):
         return logit
-    table = ts.Variable(np.zeros((ctx.n_items, 1), np.float32), name=f"{prefix}/item_bias")
-    return ts.add(logit, ts.reshape(ts.embedding_lookup(table, item_idx), [-1]))
+    table = tf.Variable(np.zeros((ctx.n_items, 1), np.float32), name=f"{prefix}/item_bias")
+    return tf.add(logit, tf.reshape(tf.embedding_lookup(table, item_idx), [-1]))
 
 
 def _build_gmf(ctx, params, user_idx, item_idx, rng):
@@ -51,7 +51,7 @@ def _build_neumf(ctx, params, user_idx, item_idx, rng):
     factors = int(params["factors"])
     g, g_rows = _gmf_part(ctx, factors, user_idx, item_idx, rng, "gmf")
     m, width, m_rows = _mlp_part(ctx, params, user_idx, item_idx, rng, "mlp")
-    x = ts.concat([g, m], axis=1)
+    x = tf.concat([g, m], axis=1)
     logit = output_layer(x, factors + width, "neumf/out", rng)
     return _with_item_bias(logit, ctx, params, item_idx, "neumf"), g_rows + m_rows, []
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import training.graph as ts
+import engine as tf
 from training.models.base import ModelSpec, register
 from training.models.layers import dense, embedding, mlp_tower, output_layer
 
@@ -25,11 +25,11 @@ def _fields(ctx, params, user_idx, item_idx, rng):
     fields = [
         (
             "user_id",
-            ts.embedding_lookup(embedding("ranker/user_id", ctx.n_users, dim, rng), user_idx),
+            tf.embedding_lookup(embedding("ranker/user_id", ctx.n_users, dim, rng), user_idx),
         ),
         (
             "item_id",
-            ts.embedding_lookup(embedding("ranker/item_id", ctx.n_items, dim, rng), item_idx),
+            tf.embedding_lookup(embedding("ranker/item_id", ctx.n_items, dim, rng), item_idx),
         ),
     ]
     wide = [("user_id", sizes["user"], user_idx), ("item_id", sizes["item"], item_idx)]
@@ -42,12 +42,12 @@ def _fields(ctx, params, user_idx, item_idx, rng):
             )
             if spec is not None and spec.get("vocab_size"):
                 vocab = max(vocab, int(spec["vocab_size"]))
-            lookup = ts.Variable(
+            lookup = tf.Variable(
                 values.astype(np.int32), name=f"profile/{table}/{name}", trainable=False
             )
-            idx = ts.gather(lookup, ids[table])
+            idx = tf.gather(lookup, ids[table])
             emb = embedding(f"ranker/{table}/{name}", vocab, dim, rng)
-            fields.append((name, ts.embedding_lookup(emb, idx)))
+            fields.append((name, tf.embedding_lookup(emb, idx)))
             wide.append((f"{table}/{name}", vocab, idx))
             declared.append({"name": name, "dtype": "int32", "table": table})
         columns = [v.reshape(sizes[table], 1) for _, v in sorted(profile.dense.items())]
@@ -58,8 +58,8 @@ def _fields(ctx, params, user_idx, item_idx, rng):
             # Standardise once here so features on different scales train alike.
             mean, std = matrix.mean(axis=0), matrix.std(axis=0) + 1e-6
             matrix = (matrix - mean) / std
-            table_var = ts.Variable(matrix, name=f"profile/{table}/dense", trainable=False)
-            dense_parts.append(ts.gather(table_var, ids[table]))
+            table_var = tf.Variable(matrix, name=f"profile/{table}/dense", trainable=False)
+            dense_parts.append(tf.gather(table_var, ids[table]))
             dense_width += matrix.shape[1]
             declared += [{"name": n, "dtype": "float32", "table": table} for n in names]
     return fields, wide, dense_parts, dense_width, declared
@@ -72,7 +72,7 @@ def _build(variant):
             ctx, params, user_idx, item_idx, rng
         )
         embs = [e for _, e in fields]
-        x = ts.concat(embs + dense_parts, axis=1)
+        x = tf.concat(embs + dense_parts, axis=1)
         deep, width = mlp_tower(
             x, dim * len(embs) + dense_width, list(params["layers"]), "ranker/deep", rng
         )
@@ -80,24 +80,24 @@ def _build(variant):
         rows = list(embs)
         if variant == "wide_deep":
             for field, size, idx in wide:
-                w = ts.Variable(np.zeros((size, 1), np.float32), name=f"ranker/wide/{field}")
-                row = ts.embedding_lookup(w, idx)
+                w = tf.Variable(np.zeros((size, 1), np.float32), name=f"ranker/wide/{field}")
+                row = tf.embedding_lookup(w, idx)
                 rows.append(row)
-                logit = ts.add(logit, ts.reshape(row, [-1]))
+                logit = tf.add(logit, tf.reshape(row, [-1]))
             if dense_parts:
                 lin = dense(
-                    ts.concat(dense_parts, axis=1), dense_width, 1, "ranker/wide/dense", rng, None
+                    tf.concat(dense_parts, axis=1), dense_width, 1, "ranker/wide/dense", rng, None
                 )
-                logit = ts.add(logit, ts.reshape(lin, [-1]))
+                logit = tf.add(logit, tf.reshape(lin, [-1]))
         elif variant == "deepfm":
             # FM second order: 0.5 * ((sum_f v_f)^2 - sum_f v_f^2), summed over the dimension.
             total = embs[0]
-            squares = ts.square(embs[0])
+            squares = tf.square(embs[0])
             for e in embs[1:]:
-                total = ts.add(total, e)
-                squares = ts.add(squares, ts.square(e))
-            fm = ts.multiply(ts.reduce_sum(ts.subtract(ts.square(total), squares), axis=1), 0.5)
-            logit = ts.add(logit, fm)
+                total = tf.add(total, e)
+                squares = tf.add(squares, tf.square(e))
+            fm = tf.multiply(tf.reduce_sum(tf.subtract(tf.square(total), squares), axis=1), 0.5)
+            logit = tf.add(logit, fm)
         return logit, rows, declared
 
     return build

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import training.graph as ts
+import engine as tf
 from training.models.base import ANCHOR_ITEM, ModelSpec, register
 from training.models.layers import embedding
 
@@ -138,48 +138,48 @@ def _build_seqfism(ctx, params, user_idx, item_idx, rng):
     seq_length = int(params["seq_length"])
     shapes = sequence_table_shapes(ctx.n_users, ctx.n_items, params)
     tables = {
-        name: ts.Variable(np.zeros(shape, dtype), name=name, trainable=False)
+        name: tf.Variable(np.zeros(shape, dtype), name=name, trainable=False)
         for name, (shape, dtype) in shapes.items()
     }
     width = shapes[USER_SEQUENCE_ITEMS][0][1]
-    seq_items = ts.reshape(tables[USER_SEQUENCE_ITEMS], [-1])
-    seq_valid = ts.reshape(tables[USER_SEQUENCE_VALID], [-1])
+    seq_items = tf.reshape(tables[USER_SEQUENCE_ITEMS], [-1])
+    seq_valid = tf.reshape(tables[USER_SEQUENCE_VALID], [-1])
     # The scored item's column: pad + s - 1, with s its position (0 outside the history).
     # Whose place gives the context: the scored item's, unless training feeds ANCHOR_ITEM (a
     # sampled negative then reads its positive's place; see the module docstring).
-    anchor = ts.identity(item_idx, name=ANCHOR_ITEM) if params["negatives_in_context"] else item_idx
-    flat = ts.add(ts.multiply(user_idx, ctx.n_items), anchor)
-    position = ts.gather(ts.reshape(tables[USER_SEQUENCE], [-1]), flat)
-    base = ts.add(ts.add(ts.multiply(user_idx, width), position), pad - 1)
+    anchor = tf.identity(item_idx, name=ANCHOR_ITEM) if params["negatives_in_context"] else item_idx
+    flat = tf.add(tf.multiply(user_idx, ctx.n_items), anchor)
+    position = tf.gather(tf.reshape(tables[USER_SEQUENCE], [-1]), flat)
+    base = tf.add(tf.add(tf.multiply(user_idx, width), position), pad - 1)
 
     def window_sum(table, offsets, weights, alpha):
-        at = ts.add(ts.reshape(base, [-1, 1]), ts.constant(np.asarray([offsets], np.int32)))
-        w = ts.multiply(ts.gather(seq_valid, at), ts.constant(np.asarray([weights], np.float32)))
+        at = tf.add(tf.reshape(base, [-1, 1]), tf.constant(np.asarray([offsets], np.int32)))
+        w = tf.multiply(tf.gather(seq_valid, at), tf.constant(np.asarray([weights], np.float32)))
         if alpha:
-            total = ts.reduce_sum(w, axis=1, keepdims=True)
+            total = tf.reduce_sum(w, axis=1, keepdims=True)
             # (sum w)^-alpha, and 0 for an empty window (the 1e-12 keeps the log finite).
-            w = ts.multiply(w, ts.exp(ts.multiply(ts.log(ts.add(total, 1e-12)), -alpha)))
-        rows = ts.embedding_lookup(table, ts.gather(seq_items, at))
-        return ts.reduce_sum(ts.multiply(rows, ts.reshape(w, [-1, len(offsets), 1])), axis=1)
+            w = tf.multiply(w, tf.exp(tf.multiply(tf.log(tf.add(total, 1e-12)), -alpha)))
+        rows = tf.embedding_lookup(table, tf.gather(seq_items, at))
+        return tf.reduce_sum(tf.multiply(rows, tf.reshape(w, [-1, len(offsets), 1])), axis=1)
 
     y = embedding("seqfism/history_item", ctx.n_items, factors, rng)
-    p = ts.embedding_lookup(embedding("seqfism/user", ctx.n_users, factors, rng), user_idx)
-    q = ts.embedding_lookup(embedding("seqfism/item", ctx.n_items, factors, rng), item_idx)
+    p = tf.embedding_lookup(embedding("seqfism/user", ctx.n_users, factors, rng), user_idx)
+    q = tf.embedding_lookup(embedding("seqfism/item", ctx.n_items, factors, rng), item_idx)
     distance = np.concatenate([np.arange(window, 0, -1), np.arange(1, window + 1)])
     offsets = np.concatenate([-np.arange(window, 0, -1), np.arange(1, window + 1)])
     long_weights = float(params["long_decay"]) ** (distance - 1.0)
     long_term = window_sum(y, offsets, long_weights, float(params["alpha"]))
-    user_vec = ts.add(p, long_term)
+    user_vec = tf.add(p, long_term)
     regularised = [p, q, long_term]
     if seq_length > 0:
         z = embedding("seqfism/previous_item", ctx.n_items, factors, rng)
         before = np.arange(1, seq_length + 1)
         seq_term = window_sum(z, before, float(params["seq_decay"]) ** (before - 1.0), 0.0)
-        user_vec = ts.add(user_vec, seq_term)
+        user_vec = tf.add(user_vec, seq_term)
         regularised.append(seq_term)
-    logit = ts.reduce_sum(ts.multiply(user_vec, q), axis=1)
-    bias = ts.Variable(np.zeros((ctx.n_items, 1), np.float32), name="seqfism/item_bias")
-    logit = ts.add(logit, ts.reshape(ts.embedding_lookup(bias, item_idx), [-1]))
+    logit = tf.reduce_sum(tf.multiply(user_vec, q), axis=1)
+    bias = tf.Variable(np.zeros((ctx.n_items, 1), np.float32), name="seqfism/item_bias")
+    logit = tf.add(logit, tf.reshape(tf.embedding_lookup(bias, item_idx), [-1]))
     return logit, regularised, []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import training.graph as ts
+import engine as tf
 
 
 def assert_loss_gradients_match(model, sess, feed, entries=None, seed=0) -> None:
@@ -13,11 +13,11 @@ def assert_loss_gradients_match(model, sess, feed, entries=None, seed=0) -> None
     `entries`: how many random entries per variable to check (None: every entry).
     """
     trainable = [v for v in model.graph.variables if v.trainable]
-    grads = sess.run([g for g, _ in ts.compute_gradients(model.loss, trainable)], feed)
+    grads = sess.run([g for g, _ in tf.compute_gradients(model.loss, trainable)], feed)
     rng = np.random.default_rng(seed)
     eps = 1e-6
     for var, grad in zip(trainable, grads, strict=True):
-        dense = grad.to_dense() if isinstance(grad, ts.IndexedSlices) else np.asarray(grad)
+        dense = grad.to_dense() if isinstance(grad, tf.IndexedSlices) else np.asarray(grad)
         value = sess.get_value(var)
         if entries is None:
             indices = list(np.ndindex(value.shape))
@@ -37,13 +37,13 @@ def assert_loss_gradients_match(model, sess, feed, entries=None, seed=0) -> None
             )
 
 
-def session_in(model, dtype) -> ts.Session:
+def session_in(model, dtype) -> tf.Session:
     """A session over `model` with its trainable variables cast to `dtype` (float64 makes
     finite differences exact enough), variables initialised."""
     for var in model.graph.variables:
         if var.trainable:
             var.initial_value = var.initial_value.astype(dtype)
             var.dtype = var.initial_value.dtype
-    sess = ts.Session(model.graph)
+    sess = tf.Session(model.graph)
     sess.initialize_variables()
     return sess

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import training.graph as ts
+import engine as tf
 from tests.training.models.finite_differences import assert_loss_gradients_match, session_in
 from training.data import ProfileTable
 from training.models import REGISTRY, BuildContext, build_model, resolve_params
@@ -38,7 +38,7 @@ LABELS = np.array([1, 0, 1, 0, 0], np.float32)
 
 def test_gmf_scores_match_numpy():
     model = build_model("gmf", {"factors": 3}, _ctx(), l2=0.0, seed=1)
-    sess = ts.Session(model.graph)
+    sess = tf.Session(model.graph)
     sess.initialize_variables()
     v = _values(sess, model.graph)
     logit = (v["gmf/user"][USERS] * v["gmf/item"][ITEMS]) @ v["gmf/out/w"][:, 0] + v["gmf/out/b"]
@@ -49,7 +49,7 @@ def test_gmf_scores_match_numpy():
 def test_deepfm_second_order_term_matches_pairwise_sum():
     ctx = _ctx()
     model = build_model("deepfm", {"embedding": 3, "layers": [4]}, ctx, l2=0.0, seed=2)
-    sess = ts.Session(model.graph)
+    sess = tf.Session(model.graph)
     sess.initialize_variables()
     v = _values(sess, model.graph)
     fields = [
@@ -60,7 +60,7 @@ def test_deepfm_second_order_term_matches_pairwise_sum():
     ]
     pairwise = sum((fields[a] * fields[b]).sum(axis=1) for a in range(4) for b in range(a + 1, 4))
     deep_graph = build_model("ranker", {"embedding": 3, "layers": [4]}, ctx, l2=0.0, seed=2)
-    deep_sess = ts.Session(deep_graph.graph)
+    deep_sess = tf.Session(deep_graph.graph)
     deep_sess.initialize_variables()
     # Same seed, same variables in the same order: the deep part is identical.
     deep = deep_sess.run(deep_graph.logits, deep_graph.feed(USERS, ITEMS))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import training.graph as ts
+import engine as tf
 from tests.training.models.finite_differences import assert_loss_gradients_match, session_in
 from training.data import Batch
 from training.models import BuildContext, build_model
@@ -145,7 +145,7 @@ def test_negatives_out_of_context_ignore_anchors():
 
 def test_history_without_an_order_is_refused():
     model = build_model("seqfism", PARAMS, BuildContext(3, 6), l2=0.0, seed=0)
-    sess = ts.Session(model.graph)
+    sess = tf.Session(model.graph)
     sess.initialize_variables()
     with pytest.raises(ValueError, match="order"):
         model.load_history(sess, HIST_USERS, HIST_ITEMS)

@@ -1,4 +1,4 @@
-"""A TensorFlow-1-style graph engine: `import training.graph as ts`.
+"""A TensorFlow-1-style graph engine: `import engine as tf`.
 
 Build a graph (`placeholder`, `Variable`, ops, operators on nodes), run it with
 `Session.run(fetches, feed_dict)`, differentiate with `gradients` / `compute_gradients`, and
@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import numpy as _np
 
-from training.graph import train
-from training.graph.autodiff import (
+from engine import train
+from engine.autodiff import (
     GradientTensor,
     NotDifferentiable,
     RegisterGradient,
     compute_gradients,
     gradients,
 )
-from training.graph.errors import FeedError, GraphError, NoGradientError, OpExecutionError
-from training.graph.graph import (
+from engine.errors import FeedError, GraphError, NoGradientError, OpExecutionError
+from engine.graph import (
     OP_TYPES,
     Constant,
     Graph,
@@ -33,7 +33,7 @@ from training.graph.graph import (
     reset_default_graph,
     topological_order,
 )
-from training.graph.ops_array import (
+from engine.ops_array import (
     clip_by_value,
     concat,
     embedding_lookup,
@@ -46,8 +46,8 @@ from training.graph.ops_array import (
     stop_gradient,
     transpose,
 )
-from training.graph.ops_linalg import FUSED_ACTIVATIONS, fused_dense, matmul
-from training.graph.ops_math import (
+from engine.ops_linalg import FUSED_ACTIVATIONS, fused_dense, matmul
+from engine.ops_math import (
     add,
     divide,
     exp,
@@ -61,7 +61,7 @@ from training.graph.ops_math import (
     subtract,
     tanh,
 )
-from training.graph.ops_nn import (
+from engine.ops_nn import (
     dropout,
     l2_loss,
     log_softmax,
@@ -69,10 +69,10 @@ from training.graph.ops_nn import (
     softmax,
     softmax_cross_entropy_with_logits,
 )
-from training.graph.passes import optimize_for_inference
-from training.graph.saved import SavedGraph, SavedGraphError, load, save
-from training.graph.session import Session, global_variables_initializer
-from training.graph.sparse import IndexedSlices
+from engine.passes import optimize_for_inference
+from engine.saved import SavedGraph, SavedGraphError, load, save
+from engine.session import Session, global_variables_initializer
+from engine.sparse import IndexedSlices
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int32, int64, bool_ = _np.int32, _np.int64, _np.bool_

@@ -29,14 +29,14 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from training.graph.errors import (
+from engine.errors import (
     ChecksumError,
     FormatVersionError,
     MissingVariableError,
     SavedGraphError,
     UnknownOpError,
 )
-from training.graph.graph import (
+from engine.graph import (
     OP_TYPES,
     Constant,
     Graph,
@@ -46,8 +46,8 @@ from training.graph.graph import (
     Variable,
     topological_order,
 )
-from training.graph.session import Session
-from training.graph.signatures import SavedGraph, SignatureError, as_node, signature_records
+from engine.session import Session
+from engine.signatures import SavedGraph, SignatureError, as_node, signature_records
 
 __all__ = [
     "FORMAT_VERSION",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-import training.graph as ts
-from training.graph.backend import cupy_available
+import engine as tf
+from engine.backend import cupy_available
 
 
 @pytest.fixture(params=["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
@@ -19,5 +19,5 @@ def device(request) -> str:
 @pytest.fixture(autouse=True)
 def fresh_default_graph():
     """Each test builds in its own default graph; seed code calling Graph().as_default() too."""
-    with ts.Graph().as_default() as graph:
+    with tf.Graph().as_default() as graph:
         yield graph

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from training.graph.errors import GraphError
-from training.graph.graph import Constant, Graph, Node, Operation, Placeholder, Variable
-from training.graph.graph import topological_order as _topological_order
+from engine.errors import GraphError
+from engine.graph import Constant, Graph, Node, Operation, Placeholder, Variable
+from engine.graph import topological_order as _topological_order
 
 __all__ = [
     "OptimizedGraph",
@@ -202,7 +202,7 @@ def _source(source) -> tuple[Graph, Callable[[Variable], np.ndarray] | None]:
     graph = getattr(source, "graph", None)
     if not isinstance(graph, Graph):
         raise GraphError(f"expected a Graph or a Session, got {type(source).__name__}")
-    from training.graph.backend import to_numpy
+    from engine.backend import to_numpy
 
     return graph, lambda var: np.asarray(to_numpy(source.get_value(var)))
 

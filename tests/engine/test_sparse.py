@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import training.graph as ts
+import engine as tf
 
 ROWS, DIM = 7, 3
 IDS = np.array([4, 1, 4, 6, 1, 4])  # duplicates: row 4 three times, row 1 twice
@@ -25,15 +25,15 @@ def _one_hot(ids):
 
 def _model(table_value, sparse: bool):
     """(table variable, ids placeholder, loss): a loss with a nonlinear use of the rows."""
-    table = ts.Variable(table_value.copy(), name="table")
-    ids = ts.placeholder(ts.int64, (None,), name="ids")
+    table = tf.Variable(table_value.copy(), name="table")
+    ids = tf.placeholder(tf.int64, (None,), name="ids")
     if sparse:
-        rows = ts.embedding_lookup(table, ids)
+        rows = tf.embedding_lookup(table, ids)
     else:
-        onehot = ts.placeholder(ts.float64, (None, ROWS), name="onehot")
+        onehot = tf.placeholder(tf.float64, (None, ROWS), name="onehot")
         rows = onehot @ table
-    target = ts.constant(np.linspace(-1, 1, len(IDS) * DIM).reshape(len(IDS), DIM))
-    loss = ts.reduce_sum(ts.square(ts.tanh(rows) - target))
+    target = tf.constant(np.linspace(-1, 1, len(IDS) * DIM).reshape(len(IDS), DIM))
+    loss = tf.reduce_sum(tf.square(tf.tanh(rows) - target))
     feed_of = (lambda i: {ids: i}) if sparse else (lambda i: {ids: i, onehot: _one_hot(i)})
     return table, feed_of, loss
 
@@ -42,11 +42,11 @@ def test_sparse_gradient_equals_dense_gradient_with_duplicates_summed(device):
     start = np.random.default_rng(0).standard_normal((ROWS, DIM))
     table_s, feed_s, loss_s = _model(start, sparse=True)
     table_d, feed_d, loss_d = _model(start, sparse=False)
-    (grad_s,) = ts.gradients(loss_s, [table_s])
-    (grad_d,) = ts.gradients(loss_d, [table_d])
-    with ts.Session(device=device) as session:
+    (grad_s,) = tf.gradients(loss_s, [table_s])
+    (grad_d,) = tf.gradients(loss_d, [table_d])
+    with tf.Session(device=device) as session:
         sparse, dense = session.run([grad_s, grad_d], {**feed_s(IDS), **feed_d(IDS)})
-    assert isinstance(sparse, ts.IndexedSlices)
+    assert isinstance(sparse, tf.IndexedSlices)
     assert len(sparse.indices) == len(IDS)  # one row per lookup: O(batch), not O(table)
     np.testing.assert_allclose(sparse.to_dense(), dense, rtol=1e-12)
     unique, summed = sparse.deduplicated()
@@ -58,7 +58,7 @@ def test_segment_sum_against_a_python_loop():
     rng = np.random.default_rng(5)
     ids = rng.integers(0, 50, size=300)
     rows = rng.standard_normal((300, 4)).astype(np.float32)
-    unique, summed = ts.IndexedSlices(ids, rows, (50, 4)).deduplicated()
+    unique, summed = tf.IndexedSlices(ids, rows, (50, 4)).deduplicated()
     expected: dict[int, np.ndarray] = {}
     for i, row in zip(ids.tolist(), rows.astype(np.float64), strict=True):
         expected[i] = expected.get(i, 0.0) + row
@@ -68,12 +68,12 @@ def test_segment_sum_against_a_python_loop():
 
 
 OPTIMIZERS = {
-    "sgd": lambda: ts.train.GradientDescentOptimizer(0.1),
-    "momentum": lambda: ts.train.MomentumOptimizer(0.1, 0.9),
-    "nesterov": lambda: ts.train.MomentumOptimizer(0.1, 0.9, use_nesterov=True),
-    "adagrad": lambda: ts.train.AdagradOptimizer(0.1),
-    "adam": lambda: ts.train.AdamOptimizer(0.05),
-    "ftrl": lambda: ts.train.FtrlOptimizer(
+    "sgd": lambda: tf.train.GradientDescentOptimizer(0.1),
+    "momentum": lambda: tf.train.MomentumOptimizer(0.1, 0.9),
+    "nesterov": lambda: tf.train.MomentumOptimizer(0.1, 0.9, use_nesterov=True),
+    "adagrad": lambda: tf.train.AdagradOptimizer(0.1),
+    "adam": lambda: tf.train.AdamOptimizer(0.05),
+    "ftrl": lambda: tf.train.FtrlOptimizer(
         0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.1
     ),
 }
@@ -84,10 +84,10 @@ def test_sparse_update_equals_dense_update(device, name):
     start = np.random.default_rng(1).standard_normal((ROWS, DIM))
     results = {}
     for sparse in (True, False):
-        with ts.Graph().as_default():
+        with tf.Graph().as_default():
             table, feed_of, loss = _model(start, sparse)
             train_op = OPTIMIZERS[name]().minimize(loss)
-            with ts.Session(device=device) as session:
+            with tf.Session(device=device) as session:
                 for _ in range(3):  # the same rows each step, so the row states evolve alike
                     session.run(train_op, feed_of(IDS))
                 results[sparse] = session.get_value(table)
@@ -101,8 +101,8 @@ def test_sparse_update_equals_dense_update(device, name):
 def test_lazy_adam_leaves_untouched_rows_alone(device):
     start = np.random.default_rng(2).standard_normal((ROWS, DIM))
     table, feed_of, loss = _model(start, sparse=True)
-    train_op = ts.train.AdamOptimizer(0.05).minimize(loss)
-    with ts.Session(device=device) as session:
+    train_op = tf.train.AdamOptimizer(0.05).minimize(loss)
+    with tf.Session(device=device) as session:
         session.run(train_op, feed_of(IDS))
         after_first = session.get_value(table)
         # Second step touches other rows only: rows touched before keep their values, although
@@ -121,28 +121,28 @@ def test_table_used_sparsely_twice_and_densely_sums_every_use(device):
 
     def loss_of(rows_a, rows_b, table):
         return (
-            ts.reduce_sum(ts.square(ts.tanh(rows_a)))
-            + ts.reduce_sum(rows_b * 3.0)
-            + ts.l2_loss(table) * 0.5
+            tf.reduce_sum(tf.square(tf.tanh(rows_a)))
+            + tf.reduce_sum(rows_b * 3.0)
+            + tf.l2_loss(table) * 0.5
         )
 
-    with ts.Graph().as_default():
-        table = ts.Variable(start.copy())
-        ids_a, ids_b = ts.placeholder(ts.int64, (None,)), ts.placeholder(ts.int64, (None,))
-        both_sparse = loss_of(ts.gather(table, ids_a), ts.gather(table, ids_b), table)
-        only_sparse = loss_of(ts.gather(table, ids_a), ts.gather(table, ids_b), ts.constant(0.0))
-        (g_mixed,) = ts.gradients(both_sparse, [table])
-        (g_sparse,) = ts.gradients(only_sparse, [table])
-        with ts.Session(device=device) as session:
+    with tf.Graph().as_default():
+        table = tf.Variable(start.copy())
+        ids_a, ids_b = tf.placeholder(tf.int64, (None,)), tf.placeholder(tf.int64, (None,))
+        both_sparse = loss_of(tf.gather(table, ids_a), tf.gather(table, ids_b), table)
+        only_sparse = loss_of(tf.gather(table, ids_a), tf.gather(table, ids_b), tf.constant(0.0))
+        (g_mixed,) = tf.gradients(both_sparse, [table])
+        (g_sparse,) = tf.gradients(only_sparse, [table])
+        with tf.Session(device=device) as session:
             mixed, sparse = session.run([g_mixed, g_sparse], {ids_a: IDS, ids_b: other})
-    with ts.Graph().as_default():
-        table = ts.Variable(start.copy())
-        hot_a, hot_b = ts.constant(_one_hot(IDS)), ts.constant(_one_hot(other))
+    with tf.Graph().as_default():
+        table = tf.Variable(start.copy())
+        hot_a, hot_b = tf.constant(_one_hot(IDS)), tf.constant(_one_hot(other))
         dense_loss = loss_of(hot_a @ table, hot_b @ table, table)
-        (g_dense,) = ts.gradients(dense_loss, [table])
-        with ts.Session(device=device) as session:
+        (g_dense,) = tf.gradients(dense_loss, [table])
+        with tf.Session(device=device) as session:
             dense = session.run(g_dense)
-    assert isinstance(sparse, ts.IndexedSlices) and len(sparse.indices) == len(IDS) + len(other)
+    assert isinstance(sparse, tf.IndexedSlices) and len(sparse.indices) == len(IDS) + len(other)
     assert isinstance(mixed, np.ndarray)  # a dense use makes the sum dense
     np.testing.assert_allclose(mixed, dense, rtol=1e-12)
     np.testing.assert_allclose(sparse.to_dense() + 0.5 * start, dense, rtol=1e-12)
@@ -150,7 +150,7 @@ def test_table_used_sparsely_twice_and_densely_sums_every_use(device):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_segment_sum_keeps_dtype_and_row_shape(dtype):
-    from training.graph.backend import segment_sum
+    from engine.backend import segment_sum
 
     ids = np.array([4, 1, 4, 4, 0, 1])
     rows = np.arange(6 * 2 * 3, dtype=dtype).reshape(6, 2, 3)

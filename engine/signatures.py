@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from training.graph.errors import SavedGraphError, SignatureError
-from training.graph.graph import Graph, Node, Placeholder
-from training.graph.session import Session
+from engine.errors import SavedGraphError, SignatureError
+from engine.graph import Graph, Node, Placeholder
+from engine.session import Session
 
 __all__ = ["SavedGraph", "SignatureError", "as_node", "signature_records"]
 

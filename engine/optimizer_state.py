@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.graph.backend import to_numpy
+from engine.backend import to_numpy
 
 __all__ = ["optimizer_state_arrays", "restore_optimizer_state"]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from training.graph.autodiff import RegisterGradient
-from training.graph.graph import Node, Operation
+from engine.autodiff import RegisterGradient
+from engine.graph import Node, Operation
 
 __all__ = [
     "dropout",

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.graph.backend import array_module, make_rng, resolve_device, to_numpy
-from training.graph.errors import FeedError, GraphError, OpExecutionError
-from training.graph.graph import (
+from engine.backend import array_module, make_rng, resolve_device, to_numpy
+from engine.errors import FeedError, GraphError, OpExecutionError
+from engine.graph import (
     Constant,
     Graph,
     Node,
@@ -23,8 +23,8 @@ from training.graph.graph import (
     get_default_graph,
     topological_order,
 )
-from training.graph.plan_steps import backward_step, op_step
-from training.graph.sparse import IndexedSlices
+from engine.plan_steps import backward_step, op_step
+from engine.sparse import IndexedSlices
 
 __all__ = ["Session", "UpdateNode", "global_variables_initializer"]
 
@@ -180,7 +180,7 @@ def _may_alias_input(node: Node) -> bool:
     if isinstance(node, Variable):
         return True
     if isinstance(node, Operation):
-        builtin = type(node).__module__.startswith("training.graph")
+        builtin = type(node).__module__.startswith("engine")
         return node.op_type in _ALIASING_OPS or not builtin
     return False
 

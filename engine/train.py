@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 
-from training.graph.autodiff import compute_gradients
-from training.graph.errors import GraphError
-from training.graph.session import UpdateNode
-from training.graph.sparse import IndexedSlices
+from engine.autodiff import compute_gradients
+from engine.errors import GraphError
+from engine.session import UpdateNode
+from engine.sparse import IndexedSlices
 
 __all__ = [
     "AdagradOptimizer",
@@ -64,7 +64,7 @@ class Optimizer:
         self.name = name
 
     def compute_gradients(self, loss, var_list=None):
-        """(gradient node, variable) pairs; see `training.graph.compute_gradients`."""
+        """(gradient node, variable) pairs; see `engine.compute_gradients`."""
         return compute_gradients(loss, var_list)
 
     def apply_gradients(self, grads_and_vars, name: str | None = None) -> TrainOp:

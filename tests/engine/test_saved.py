@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import training.graph as ts
-from tests.training.graph.test_passes import build_ncf, feed_batch, ncf_numpy
-from training.graph import saved
-from training.graph.graph import OP_TYPES, Operation
-from training.graph.passes import optimize_for_inference
-from training.graph.saved import (
+import engine as tf
+from engine import saved
+from engine.graph import OP_TYPES, Operation
+from engine.passes import optimize_for_inference
+from engine.saved import (
     ChecksumError,
     FormatVersionError,
     MissingVariableError,
@@ -30,6 +29,7 @@ from training.graph.saved import (
     load,
     save,
 )
+from tests.engine.test_passes import build_ncf, feed_batch, ncf_numpy
 
 
 class CubePlusOne(Operation):
@@ -43,7 +43,7 @@ class CubePlusOne(Operation):
 
 def trained_ncf(dtype, device="cpu"):
     nodes = build_ncf(dtype)
-    session = ts.Session(ts.get_default_graph(), device=device)
+    session = tf.Session(tf.get_default_graph(), device=device)
     users, items = feed_batch()
     labels = np.array([1, 0, 1, 0], dtype)
     for _ in range(3):
@@ -115,7 +115,7 @@ def test_round_trip_gives_identical_outputs(tmp_path, device, dtype):
         np.testing.assert_array_equal(got, expected)
     else:
         np.testing.assert_allclose(got, expected, rtol=1e-6)
-    for var in ts.get_default_graph().variables:
+    for var in tf.get_default_graph().variables:
         if var.name in {v.name for v in loaded.graph.variables}:
             np.testing.assert_array_equal(
                 loaded.session.get_value(loaded.node(var.name)), session.get_value(var)
@@ -125,9 +125,9 @@ def test_round_trip_gives_identical_outputs(tmp_path, device, dtype):
 
 
 def test_custom_op_and_weak_constants_round_trip(tmp_path):
-    x = ts.placeholder(ts.float32, [None, 2], name="x")
-    y = ts.multiply(CubePlusOne([x], offset=1.5, name="cube"), 0.5, name="y")  # weak scalar
-    session = ts.Session(ts.get_default_graph())
+    x = tf.placeholder(tf.float32, [None, 2], name="x")
+    y = tf.multiply(CubePlusOne([x], offset=1.5, name="cube"), 0.5, name="y")  # weak scalar
+    session = tf.Session(tf.get_default_graph())
     save(tmp_path / "m", session, {"s": {"inputs": {"x": x}, "outputs": {"y": y}}})
 
     out = load(tmp_path / "m").predict("s", {"x": [[1.0, 2.0]]})["y"]
@@ -138,7 +138,7 @@ def test_custom_op_and_weak_constants_round_trip(tmp_path):
 
 def test_inference_graph_from_optimize_for_inference_round_trips(tmp_path):
     nodes, session = trained_ncf(np.float32)
-    values = {v.name: session.get_value(v) for v in ts.get_default_graph().variables}
+    values = {v.name: session.get_value(v) for v in tf.get_default_graph().variables}
     optimized = optimize_for_inference(session, [nodes["score"]], freeze=False)
     g = optimized.graph
     signature = {
@@ -147,7 +147,7 @@ def test_inference_graph_from_optimize_for_inference_round_trips(tmp_path):
             "outputs": {"score": optimized.outputs["score"]},
         }
     }
-    save(tmp_path / "m", ts.Session(g), signature)
+    save(tmp_path / "m", tf.Session(g), signature)
 
     loaded = load(tmp_path / "m")
     users, items = feed_batch()
@@ -198,11 +198,11 @@ def saved_model(tmp_path) -> Path:
 
 
 def test_unknown_op_is_named(tmp_path, monkeypatch):
-    x = ts.placeholder(ts.float64, [None], name="x")
+    x = tf.placeholder(tf.float64, [None], name="x")
     y = CubePlusOne([x], offset=0.0, name="my_cube")
     save(
         tmp_path / "m",
-        ts.Session(ts.get_default_graph()),
+        tf.Session(tf.get_default_graph()),
         {"s": {"inputs": {"x": x}, "outputs": {"y": y}}},
     )
     monkeypatch.delitem(OP_TYPES, CubePlusOne.op_type)

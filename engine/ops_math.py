@@ -6,8 +6,8 @@ un-broadcasts them centrally.
 
 from __future__ import annotations
 
-from training.graph.autodiff import RegisterGradient
-from training.graph.graph import Operation
+from engine.autodiff import RegisterGradient
+from engine.graph import Operation
 
 __all__ = [
     "add",

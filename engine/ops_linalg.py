@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from training.graph.autodiff import RegisterGradient, sum_rows
-from training.graph.graph import Operation
-from training.graph.ops_math import _relu_mask_grad, _sigmoid
+from engine.autodiff import RegisterGradient, sum_rows
+from engine.graph import Operation
+from engine.ops_math import _relu_mask_grad, _sigmoid
 
 __all__ = ["FUSED_ACTIVATIONS", "fused_dense", "matmul"]
 

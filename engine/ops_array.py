@@ -5,9 +5,9 @@ Axis attrs are stored JSON-able: None, an int, or a list of ints.
 
 from __future__ import annotations
 
-from training.graph.autodiff import NotDifferentiable, RegisterGradient
-from training.graph.graph import Operation
-from training.graph.sparse import IndexedSlices
+from engine.autodiff import NotDifferentiable, RegisterGradient
+from engine.graph import Operation
+from engine.sparse import IndexedSlices
 
 __all__ = [
     "clip_by_value",

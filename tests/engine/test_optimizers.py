@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import training.graph as ts
+import engine as tf
 
 RNG = np.random.default_rng(3)
 X = RNG.standard_normal((8, 3))
@@ -68,16 +68,16 @@ def _ftrl(lr, l1, l2, init=0.1):
 
 
 CASES = {
-    "sgd": (lambda: ts.train.GradientDescentOptimizer(0.1), _sgd(0.1)),
-    "momentum": (lambda: ts.train.MomentumOptimizer(0.05, 0.9), _momentum(0.05, 0.9)),
+    "sgd": (lambda: tf.train.GradientDescentOptimizer(0.1), _sgd(0.1)),
+    "momentum": (lambda: tf.train.MomentumOptimizer(0.05, 0.9), _momentum(0.05, 0.9)),
     "nesterov": (
-        lambda: ts.train.MomentumOptimizer(0.05, 0.9, use_nesterov=True),
+        lambda: tf.train.MomentumOptimizer(0.05, 0.9, use_nesterov=True),
         _momentum(0.05, 0.9, nesterov=True),
     ),
-    "adagrad": (lambda: ts.train.AdagradOptimizer(0.2), _adagrad(0.2)),
-    "adam": (lambda: ts.train.AdamOptimizer(0.1), _adam(0.1)),
+    "adagrad": (lambda: tf.train.AdagradOptimizer(0.2), _adagrad(0.2)),
+    "adam": (lambda: tf.train.AdamOptimizer(0.1), _adam(0.1)),
     "ftrl": (
-        lambda: ts.train.FtrlOptimizer(
+        lambda: tf.train.FtrlOptimizer(
             0.3, l1_regularization_strength=0.05, l2_regularization_strength=0.2
         ),
         _ftrl(0.3, 0.05, 0.2),
@@ -88,14 +88,14 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_optimizer_matches_reference(device, name):
     make, reference = CASES[name]
-    x = ts.placeholder(ts.float64, (None, 3))
-    y = ts.placeholder(ts.float64, (None, 2))
-    w = ts.Variable(W0)
-    b = ts.Variable(B0)
-    loss = ts.reduce_mean(ts.square(x @ w + b - y))
+    x = tf.placeholder(tf.float64, (None, 3))
+    y = tf.placeholder(tf.float64, (None, 2))
+    w = tf.Variable(W0)
+    b = tf.Variable(B0)
+    loss = tf.reduce_mean(tf.square(x @ w + b - y))
     train_op = make().minimize(loss)
     ref_w, ref_b, state_w, state_b = W0.copy(), B0.copy(), {}, {}
-    with ts.Session(device=device) as session:
+    with tf.Session(device=device) as session:
         for t in range(1, STEPS + 1):
             loss_value, _ = session.run([loss, train_op], {x: X, y: Y})
             # The fetched loss is the pre-update one, from the same forward pass.
@@ -107,16 +107,16 @@ def test_optimizer_matches_reference(device, name):
 
 
 def test_float32_stays_float32_through_training():
-    x = ts.placeholder(ts.float32, (None, 3))
-    y = ts.placeholder(ts.float32, (None, 2))
-    w = ts.Variable(W0.astype(np.float32))
-    b = ts.Variable(B0.astype(np.float32))
-    logits = ts.fused_dense(x, w, b, "relu") * 0.5 + 1.0
-    loss = ts.reduce_mean(ts.sigmoid_cross_entropy_with_logits(labels=y, logits=logits))
-    grads = ts.gradients(loss, [w, b])
-    train_op = ts.train.AdamOptimizer(0.01).minimize(loss)
+    x = tf.placeholder(tf.float32, (None, 3))
+    y = tf.placeholder(tf.float32, (None, 2))
+    w = tf.Variable(W0.astype(np.float32))
+    b = tf.Variable(B0.astype(np.float32))
+    logits = tf.fused_dense(x, w, b, "relu") * 0.5 + 1.0
+    loss = tf.reduce_mean(tf.sigmoid_cross_entropy_with_logits(labels=y, logits=logits))
+    grads = tf.gradients(loss, [w, b])
+    train_op = tf.train.AdamOptimizer(0.01).minimize(loss)
     feed = {x: X.astype(np.float32), y: (Y > 0).astype(np.float32)}
-    with ts.Session() as session:
+    with tf.Session() as session:
         loss_value, gw, gb, _ = session.run([loss, grads[0], grads[1], train_op], feed)
         assert loss_value.dtype == np.float32
         assert gw.dtype == np.float32 and gb.dtype == np.float32
@@ -124,12 +124,12 @@ def test_float32_stays_float32_through_training():
 
 
 def test_training_integer_variables_is_refused():
-    w = ts.Variable([[1, 2]])
-    loss = ts.reduce_sum(w * w)
-    with pytest.raises(ts.GraphError, match=r"'variable'.*int64.*floating-point"):
-        ts.train.GradientDescentOptimizer(0.1).minimize(loss)
+    w = tf.Variable([[1, 2]])
+    loss = tf.reduce_sum(w * w)
+    with pytest.raises(tf.GraphError, match=r"'variable'.*int64.*floating-point"):
+        tf.train.GradientDescentOptimizer(0.1).minimize(loss)
 
 
 def test_bad_hyperparameters_are_named():
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
-        ts.train.AdamOptimizer(0.0)
+        tf.train.AdamOptimizer(0.0)

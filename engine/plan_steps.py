@@ -6,9 +6,9 @@ writes its outputs into it.  Arity-specialised closures keep the per-op overhead
 
 from __future__ import annotations
 
-from training.graph.autodiff import GradientRequest, OpView, get_gradient_function, unbroadcast
-from training.graph.errors import OpExecutionError
-from training.graph.sparse import IndexedSlices, accumulate
+from engine.autodiff import GradientRequest, OpView, get_gradient_function, unbroadcast
+from engine.errors import OpExecutionError
+from engine.sparse import IndexedSlices, accumulate
 
 __all__ = ["backward_step", "op_step"]
 

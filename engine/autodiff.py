@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from training.graph.errors import GraphError, NoGradientError
-from training.graph.graph import Node, Operation, Variable, topological_order
+from engine.errors import GraphError, NoGradientError
+from engine.graph import Node, Operation, Variable, topological_order
 
 __all__ = [
     "GradientRequest",

@@ -23,12 +23,13 @@ Node contract (stable: `saved.py` and `passes.py` build on it; see README "Node 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from functools import partial
 
 import numpy as np
 
-from training.graph.errors import GraphError
+from engine.errors import GraphError
 
 __all__ = [
     "OP_TYPES",
@@ -93,33 +94,51 @@ class Graph:
 
 
 class _DefaultGraphScope:
+    # Pushes at construction, so `graph.as_default()` without `with` (the seed's style) makes
+    # the graph this thread's default; as a context manager it pops on exit.
     def __init__(self, graph: Graph) -> None:
-        global _default_graph
         self._graph = graph
-        self._previous = _default_graph
-        _default_graph = graph
+        _graph_stack().append(graph)
 
     def __enter__(self) -> Graph:
         return self._graph
 
     def __exit__(self, *exc: object) -> None:
-        global _default_graph
-        _default_graph = self._previous
+        stack = _graph_stack()
+        if stack and stack[-1] is self._graph:
+            stack.pop()
+        elif self._graph in stack:  # scopes closed out of order: drop this one only
+            del stack[len(stack) - 1 - stack[::-1].index(self._graph)]
 
 
-_default_graph = Graph()
+# As in TF-1: each thread has its own stack of default graphs, so two threads building or
+# loading graphs at once never add nodes to each other's graph; a thread whose stack is empty
+# uses the process-wide global default graph.
+_local = threading.local()
+_global_default = Graph()
+
+
+def _graph_stack() -> list[Graph]:
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
 
 
 def get_default_graph() -> Graph:
-    """The graph new nodes are added to."""
-    return _default_graph
+    """The graph new nodes are added to: the innermost `as_default()` of this thread, else the
+    global default graph."""
+    stack = _graph_stack()
+    return stack[-1] if stack else _global_default
 
 
 def reset_default_graph() -> Graph:
-    """Replace the default graph with a new empty one and return it."""
-    global _default_graph
-    _default_graph = Graph()
-    return _default_graph
+    """Clear this thread's default-graph stack and replace the global default graph with a new
+    empty one, which is returned (TF-1's `tf.reset_default_graph`)."""
+    global _global_default
+    _graph_stack().clear()
+    _global_default = Graph()
+    return _global_default
 
 
 class Node:
@@ -128,7 +147,7 @@ class Node:
     op_type = "node"
 
     def __init__(self, name: str | None = None, graph: Graph | None = None) -> None:
-        self.graph = graph if graph is not None else _default_graph
+        self.graph = graph if graph is not None else get_default_graph()
         self.input_nodes: list[Node] = []
         self.consumers: list[Node] = []
         self.name = self.graph._register(self, name)
@@ -146,7 +165,7 @@ class Node:
     __array_ufunc__ = None
 
     def _binary(self, other, op_name, reverse=False):
-        from training.graph import ops_linalg, ops_math
+        from engine import ops_linalg, ops_math
 
         fn = getattr(ops_linalg if op_name == "matmul" else ops_math, op_name)
         return fn(other, self) if reverse else fn(self, other)
@@ -182,7 +201,7 @@ class Node:
         return self._binary(other, "matmul", reverse=True)
 
     def __neg__(self):
-        from training.graph import ops_math
+        from engine import ops_math
 
         return ops_math.negative(self)
 
@@ -263,12 +282,12 @@ class Operation(Node):
             cls.op_type = cls.__name__
         # A user class named like a built-in op does not displace it: both share its gradient.
         existing = OP_TYPES.get(cls.op_type)
-        if existing is None or not existing.__module__.startswith("training.graph"):
+        if existing is None or not existing.__module__.startswith("engine"):
             OP_TYPES[cls.op_type] = cls
 
     def __init__(self, input_nodes: Iterable = (), name: str | None = None, **attrs) -> None:
         inputs = list(input_nodes)
-        graph = next((n.graph for n in inputs if isinstance(n, Node)), _default_graph)
+        graph = next((n.graph for n in inputs if isinstance(n, Node)), get_default_graph())
         inputs = [as_node(x, graph) for x in inputs]
         for node in inputs:
             if node.graph is not graph:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.graph.backend import scatter_add, segment_sum, to_numpy
+from engine.backend import scatter_add, segment_sum, to_numpy
 
 __all__ = ["IndexedSlices", "accumulate"]
 
