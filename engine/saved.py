@@ -58,8 +58,11 @@ __all__ = [
     "SavedGraphError",
     "SignatureError",
     "UnknownOpError",
+    "deserialize",
     "load",
     "save",
+    "serialize",
+    "verify",
 ]
 
 FORMAT_NAME = "peppercorn.saved_graph"
@@ -126,24 +129,18 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def save(
-    path: str | os.PathLike,
+def serialize(
     session: Session,
     signatures: Mapping,
     *,
     assets: Mapping[str, bytes] | None = None,
     extra_nodes=(),
-) -> Path:
-    """Save what `signatures` (and `extra_nodes`) need from `session`'s graph, atomically.
+) -> dict[str, bytes]:
+    """Every file of a saved graph, manifest included, as relative path -> bytes.
 
-    `signatures`: `{name: {"inputs": {key: placeholder}, "outputs": {key: node}}}`; nodes may
-    be given by name; an output may be `{"node": n, "dtype": ..., "shape": [...]}` when a run
-    on a zero batch cannot find them.  Variables are saved with their values in `session`.
-    `assets` (relative path -> bytes) land under `assets/`.  Returns the target path.
+    What `save` writes; a store other than a local directory (an object store, a model
+    repository over `pyarrow.fs`) writes these files itself, `MANIFEST` last.
     """
-    target = Path(os.fspath(path))
-    if target.exists():
-        raise SavedGraphError(f"save target {target} already exists; saved graphs are immutable")
     sig_records, fetches = signature_records(session, signatures)
     fetches += [as_node(session.graph, n, "extra_nodes") for n in extra_nodes]
     variables, constants = {}, {}
@@ -166,12 +163,34 @@ def save(
         "files": digests,
         "checksum": checksum,
     }
+    files[MANIFEST] = json.dumps(manifest, indent=1).encode()
+    return files
+
+
+def save(
+    path: str | os.PathLike,
+    session: Session,
+    signatures: Mapping,
+    *,
+    assets: Mapping[str, bytes] | None = None,
+    extra_nodes=(),
+) -> Path:
+    """Save what `signatures` (and `extra_nodes`) need from `session`'s graph, atomically.
+
+    `signatures`: `{name: {"inputs": {key: placeholder}, "outputs": {key: node}}}`; nodes may
+    be given by name; an output may be `{"node": n, "dtype": ..., "shape": [...]}` when a run
+    on a zero batch cannot find them.  Variables are saved with their values in `session`.
+    `assets` (relative path -> bytes) land under `assets/`.  Returns the target path.
+    """
+    target = Path(os.fspath(path))
+    if target.exists():
+        raise SavedGraphError(f"save target {target} already exists; saved graphs are immutable")
+    files = serialize(session, signatures, assets=assets, extra_nodes=extra_nodes)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         for rel, data in files.items():
             _write_file(staging / rel, data)
-        _write_file(staging / MANIFEST, json.dumps(manifest, indent=1).encode())
         os.rename(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -182,13 +201,13 @@ def save(
 # ---- load ---------------------------------------------------------------------------------
 
 
-def _read_manifest(root: Path) -> dict:
-    manifest_path = root / MANIFEST
-    if not manifest_path.is_file():
-        raise SavedGraphError(f"{root} is not a saved graph: {MANIFEST} is missing")
+def _read_manifest(files: Mapping[str, bytes], where: str) -> dict:
+    manifest_path = f"{where}/{MANIFEST}"
+    if MANIFEST not in files:
+        raise SavedGraphError(f"{where} is not a saved graph: {MANIFEST} is missing")
     try:
-        manifest = json.loads(manifest_path.read_text())
-        version, files, checksum = (manifest[k] for k in ("format_version", "files", "checksum"))
+        manifest = json.loads(files[MANIFEST])
+        version, listed, checksum = (manifest[k] for k in ("format_version", "files", "checksum"))
     except (ValueError, KeyError, TypeError) as exc:
         raise SavedGraphError(f"{manifest_path} is not a valid manifest: {exc!r}") from None
     if manifest.get("format") != FORMAT_NAME:
@@ -197,41 +216,48 @@ def _read_manifest(root: Path) -> dict:
         )
     if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
         raise FormatVersionError(
-            f"{root} has format version {version!r}; this reader supports "
+            f"{where} has format version {version!r}; this reader supports "
             f"versions 1 to {FORMAT_VERSION}: upgrade peppercorn to load it"
         )
-    if not isinstance(files, dict) or not isinstance(checksum, str):
+    if not isinstance(listed, dict) or not isinstance(checksum, str):
         raise SavedGraphError(f"{manifest_path}: 'files' must be an object, 'checksum' a string")
     return manifest
 
 
-def _read_files(root: Path, manifest: dict) -> dict[str, bytes]:
+def verify(files: Mapping[str, bytes], where: str) -> dict[str, bytes]:
+    """Check a saved graph's files (relative path -> bytes, `MANIFEST` included) against its
+    manifest; returns the files it covers. Raises naming the file that is missing, extra or
+    changed."""
+    manifest = _read_manifest(files, where)
     listed = manifest["files"]
     for rel in _TENSOR_FILES:
         if rel not in listed:
-            raise SavedGraphError(f"{root / MANIFEST} does not list {rel}")
-    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-    unlisted = sorted(present - set(listed) - {MANIFEST})
+            raise SavedGraphError(f"{where}/{MANIFEST} does not list {rel}")
+    unlisted = sorted(set(files) - set(listed) - {MANIFEST})
     if unlisted:
-        raise ChecksumError(f"{root} holds files the manifest does not cover: {unlisted}")
-    files = {}
+        raise ChecksumError(f"{where} holds files the manifest does not cover: {unlisted}")
     for rel in listed:
-        if not (root / _relative_path(rel, "manifest entry")).is_file():
-            raise ChecksumError(f"{root}: {rel} is listed in the manifest but missing")
-        files[rel] = (root / rel).read_bytes()
-    digests, checksum = _checksums(files)
+        _relative_path(rel, "manifest entry")
+        if rel not in files:
+            raise ChecksumError(f"{where}: {rel} is listed in the manifest but missing")
+    covered = {rel: files[rel] for rel in listed}
+    digests, checksum = _checksums(covered)
     for rel, digest in digests.items():
         if digest != listed[rel]:
             raise ChecksumError(
-                f"checksum mismatch for {root / rel}: the manifest says "
+                f"checksum mismatch for {where}/{rel}: the manifest says "
                 f"{listed[rel]}, the file hashes to {digest}"
             )
     if checksum != manifest["checksum"]:
         raise ChecksumError(
-            f"checksum mismatch for {root}: the manifest says "
+            f"checksum mismatch for {where}: the manifest says "
             f"{manifest['checksum']}, its files give {checksum}"
         )
-    return files
+    return covered
+
+
+def _local_files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def _read_npz(data: bytes, where: str) -> dict[str, np.ndarray]:
@@ -273,41 +299,53 @@ def _build_node(record: dict, built: dict, variables: dict, constants: dict, whe
     return Operation.from_attrs(op_type, inputs, record["attrs"], name=name)
 
 
-def load(path: str | os.PathLike, *, device: str | None = None) -> SavedGraph:
-    """Load a saved graph: check format version and checksums, rebuild the graph, and return it
-    with a Session (on `device`, default cpu/$PEPPERCORN_DEVICE) holding the saved variables."""
-    root = Path(os.fspath(path))
-    if not root.is_dir():
-        raise SavedGraphError(f"no saved graph at {root}: not a directory")
-    files = _read_files(root, _read_manifest(root))
-    variables = _read_npz(files["variables.npz"], f"{root}/variables.npz")
-    constants = _read_npz(files["constants.npz"], f"{root}/constants.npz")
+def deserialize(
+    files: Mapping[str, bytes], where: str, *, device: str | None = None
+) -> SavedGraph:
+    """A saved graph from its files (relative path -> bytes, as `serialize` gives them):
+    checksums verified, graph rebuilt, a Session (on `device`) holding the saved variables.
+    `where` names the source in errors and becomes `SavedGraph.path`."""
+    files = verify(files, where)
+    variables = _read_npz(files["variables.npz"], f"{where}/variables.npz")
+    constants = _read_npz(files["constants.npz"], f"{where}/constants.npz")
     try:
         graph_json = json.loads(files["graph.json"])
         records, signatures = graph_json["nodes"], graph_json["signatures"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise SavedGraphError(f"{root}/graph.json is not a valid saved graph: {exc!r}") from None
+        raise SavedGraphError(f"{where}/graph.json is not a valid saved graph: {exc!r}") from None
     graph = Graph()
     graph.seed = graph_json.get("seed")
     built: dict[str, Node] = {}
     with graph.as_default():
         for position, record in enumerate(records):
             try:
-                built[record["name"]] = _build_node(record, built, variables, constants, str(root))
+                built[record["name"]] = _build_node(record, built, variables, constants, where)
             except SavedGraphError:
                 raise
             except (KeyError, TypeError, ValueError) as exc:
                 raise SavedGraphError(
-                    f"{root}/graph.json: node #{position} ({str(record)[:120]}) cannot be "
+                    f"{where}/graph.json: node #{position} ({str(record)[:120]}) cannot be "
                     f"rebuilt: {type(exc).__name__}: {exc}"
                 ) from None
     for sig_name, sig in signatures.items():
         for spec in list(sig["inputs"].values()) + list(sig["outputs"].values()):
             if spec["name"] not in built:
                 raise SavedGraphError(
-                    f"{root}: signature {sig_name!r} names missing node {spec['name']!r}"
+                    f"{where}: signature {sig_name!r} names missing node {spec['name']!r}"
                 )
     assets = {
         rel[len("assets/") :]: data for rel, data in files.items() if rel.startswith("assets/")
     }
-    return SavedGraph(root, graph, Session(graph, device=device), signatures, assets)
+    return SavedGraph(where, graph, Session(graph, device=device), signatures, assets)
+
+
+def load(path: str | os.PathLike, *, device: str | None = None) -> SavedGraph:
+    """Load a saved graph from a local directory: check format version and checksums, rebuild
+    the graph, and return it with a Session (on `device`, default cpu/$PEPPERCORN_DEVICE)
+    holding the saved variables."""
+    root = Path(os.fspath(path))
+    if not root.is_dir():
+        raise SavedGraphError(f"no saved graph at {root}: not a directory")
+    saved = deserialize(_local_files(root), str(root), device=device)
+    saved.path = root
+    return saved

@@ -24,7 +24,7 @@ __all__ = ["SavedGraph", "SignatureError", "as_node", "signature_records"]
 class SavedGraph:
     """A loaded saved graph: the graph, a Session holding its variables, and its signatures."""
 
-    path: Path
+    path: str | Path  # a local directory, or the URI it was read from
     graph: Graph
     session: Session
     signatures: dict

@@ -1,9 +1,8 @@
-"""Export: version numbering, §4 assets, and atomicity under a polling reader."""
+"""Export: §4 assets, and atomicity under a polling reader and concurrent exporters."""
 
 import io
 import json
 import threading
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -13,7 +12,7 @@ from engine.saved import load
 from peppercorn.config import TrainingConfig
 from training.data import open_dataset
 from training.data.synthetic import write_synthetic_dataset
-from training.export import export_model, next_version, popular_items
+from training.export import export_model, popular_items
 from training.trainer import Trainer
 
 
@@ -27,13 +26,6 @@ def trained(tmp_path_factory):
     return root, dataset, trainer, trainer.fit()
 
 
-def test_next_version_is_above_every_existing_one(tmp_path):
-    assert next_version(tmp_path / "absent") == 1
-    for name in ("3", "10", "tmp", ".11.tmp-x"):
-        (tmp_path / name).mkdir()
-    assert next_version(tmp_path) == 11
-
-
 def test_popular_items_by_hand():
     counts = np.array([9, 2, 0, 5, 2])  # index 0 (unknown) never listed; unseen item 2 dropped
     assert popular_items(counts) == {"item_idx": [3, 1, 4], "count": [5, 2, 2]}
@@ -42,8 +34,9 @@ def test_popular_items_by_hand():
 
 def test_assets_follow_the_contract(trained, tmp_path):
     root, dataset, trainer, result = trained
-    path = export_model(result, dataset, trainer.seen, tmp_path, "gmf", None)
-    saved = load(path)
+    exported = export_model(result, dataset, trainer.seen, tmp_path, "gmf", None)
+    assert (exported.name, exported.version) == ("gmf", 1)
+    saved = load(tmp_path / "gmf" / "1")  # the files as written, read by the engine alone
     assets = saved.assets
     assert json.loads(assets["vocab/item_id.json"]) == json.loads(
         (root / "features/vocab/item_id.json").read_text()
@@ -97,11 +90,11 @@ def test_polling_reader_never_sees_a_partial_version(trained, tmp_path):
     reader = threading.Thread(target=poll)
     reader.start()
     try:
-        paths = [export_model(result, dataset, trainer.seen, repo, "gmf", None) for _ in range(4)]
+        versions = [export_model(result, dataset, trainer.seen, repo, "gmf", None) for _ in range(4)]
     finally:
         stop.set()
         reader.join()
-    assert [p.name for p in paths] == ["1", "2", "3", "4"]
+    assert [v.version for v in versions] == [1, 2, 3, 4]
     assert not problems, problems[:3]
     assert complete_seen, "the reader never observed a version"
     leftovers = [p.name for p in (repo / "gmf").iterdir() if not p.name.isdigit()]
@@ -110,7 +103,7 @@ def test_polling_reader_never_sees_a_partial_version(trained, tmp_path):
 
 def test_concurrent_exports_get_distinct_versions(trained, tmp_path):
     _, dataset, trainer, result = trained
-    out: list[Path] = []
+    out: list = []
     errors: list[BaseException] = []
 
     def one():
@@ -125,4 +118,5 @@ def test_concurrent_exports_get_distinct_versions(trained, tmp_path):
     for t in threads:
         t.join()
     assert not errors
-    assert sorted(p.name for p in out) == ["1", "2", "3"]
+    assert sorted(v.version for v in out) == [1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "gmf").iterdir()) == ["1", "2", "3"]

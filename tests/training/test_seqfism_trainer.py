@@ -84,8 +84,8 @@ def test_loaded_export_scores_like_the_trained_model(shuffled, tmp_path):
     dataset, _ = shuffled
     trainer = Trainer(dataset, _cfg(refit=True), "seqfism", PARAMS, tmp_path / "ck", progress=False)
     result = trainer.fit()
-    path = export_model(result, dataset, trainer.seen, tmp_path / "repo", "seqfism", None)
-    saved = load(path)
+    export_model(result, dataset, trainer.seen, tmp_path / "repo", "seqfism", None)
+    saved = load(tmp_path / "repo" / "seqfism" / "1")
     rng = np.random.default_rng(0)
     users = rng.integers(0, dataset.n_users, 400).astype(np.int32)
     items = rng.integers(0, dataset.n_items, 400).astype(np.int32)

@@ -128,9 +128,9 @@ def test_loaded_export_scores_like_the_trained_model(dataset, tmp_path, model):
     params = {"neumf": PARAMS, "fism": {"factors": 4}}.get(model, {"embedding": 4, "layers": [8]})
     trainer = Trainer(dataset, _cfg(epochs=2), model, params, tmp_path / "ck", progress=False)
     result = trainer.fit()
-    path = export_model(result, dataset, trainer.seen, tmp_path / "repo", model, None)
-    assert path == tmp_path / "repo" / model / "1"
-    saved = load(path)
+    exported = export_model(result, dataset, trainer.seen, tmp_path / "repo", model, None)
+    assert (exported.name, exported.version) == (model, 1)
+    saved = load(tmp_path / "repo" / model / "1")
     rng = np.random.default_rng(0)
     users = rng.integers(0, dataset.n_users, 500).astype(np.int32)
     items = rng.integers(0, dataset.n_items, 500).astype(np.int32)

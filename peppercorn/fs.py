@@ -1,0 +1,105 @@
+"""One way to reach a path or URI from Python: `pyarrow.fs`.
+
+Local paths, `file://`, `s3://` (and Hadoop's spellings `s3a://` / `s3n://`), `hdfs://` and
+whatever else pyarrow knows (`gs://`, `abfs://`) resolve to a `(FileSystem, path)` pair, so a
+dataset root or a model repository reads and writes the same way wherever it lives. Spark jobs
+keep using Hadoop's own FileSystem (`peppercorn.storage`); this is for the Python processes
+(training, serving, batch scoring inside executors).
+
+S3 settings come from the standard AWS variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+`AWS_REGION`), plus `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` for an S3-compatible server
+(MinIO, Ceph, moto) — which pyarrow itself does not read — or URI query parameters
+(`s3://bucket/models?endpoint_override=host:9000&scheme=http`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import pyarrow.fs as pafs
+
+__all__ = ["StorageError", "filesystem", "is_local", "join", "read_bytes", "write_bytes"]
+
+_S3_SCHEMES = ("s3", "s3a", "s3n")
+_cache: dict[tuple, pafs.FileSystem] = {}
+_cache_lock = threading.Lock()
+
+
+class StorageError(OSError):
+    """A path or URI that cannot be reached; the message names it and why."""
+
+
+def is_local(uri: str) -> bool:
+    """Whether `uri` is a local path or a `file:` URI."""
+    return uri.startswith("file:") or "://" not in uri
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path segments onto a local path or a URI (before any `?query`)."""
+    head, sep, query = base.partition("?")
+    out = head.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return f"{out}{sep}{query}"
+
+
+def _s3(netloc: str, query: dict[str, str]) -> pafs.FileSystem:
+    endpoint = query.get("endpoint_override") or os.environ.get(
+        "AWS_ENDPOINT_URL_S3", os.environ.get("AWS_ENDPOINT_URL", "")
+    )
+    scheme = query.get("scheme")
+    if "://" in endpoint:
+        parsed = urlsplit(endpoint)
+        scheme, endpoint = scheme or parsed.scheme, parsed.netloc
+    region = query.get("region") or os.environ.get("AWS_REGION") or os.environ.get(
+        "AWS_DEFAULT_REGION"
+    )
+    if not endpoint:
+        # Real AWS: the bucket's own region, as `FileSystem.from_uri` would find it.
+        return pafs.S3FileSystem(region=region or pafs.resolve_s3_region(netloc))
+    return pafs.S3FileSystem(
+        endpoint_override=endpoint, scheme=scheme or "https", region=region or "us-east-1"
+    )
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem holding `uri` and the path to pass it (filesystems are cached)."""
+    if uri.startswith("file:"):
+        return pafs.LocalFileSystem(), str(Path(urlsplit(uri).path).resolve())
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), str(Path(uri).resolve())
+    parts = urlsplit(uri)
+    scheme, query = parts.scheme.lower(), dict(parse_qsl(parts.query))
+    path = f"{parts.netloc}{parts.path}".rstrip("/")
+    key = (scheme, parts.netloc, tuple(sorted(query.items())), os.environ.get("AWS_ENDPOINT_URL"))
+    with _cache_lock:
+        fs = _cache.get(key)
+        if fs is None:
+            try:
+                if scheme in _S3_SCHEMES:
+                    fs = _s3(parts.netloc, query)
+                else:
+                    fs, _ = pafs.FileSystem.from_uri(uri.partition("?")[0])
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                raise StorageError(f"{uri}: cannot open this filesystem: {exc}") from None
+            _cache[key] = fs
+    # HDFS paths are absolute within the cluster; object stores take "bucket/key".
+    return fs, (parts.path or "/") if scheme in ("hdfs", "viewfs") else path
+
+
+def read_bytes(fs: pafs.FileSystem, path: str) -> bytes:
+    """The whole file at `path` (FileNotFoundError when absent)."""
+    with fs.open_input_stream(path) as stream:
+        return stream.read()
+
+
+def write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Write `data` to `path`, creating parent directories where the filesystem has them."""
+    parent = path.rsplit("/", 1)[0]
+    if parent and parent != path:
+        fs.create_dir(parent, recursive=True)
+    with fs.open_output_stream(path) as stream:
+        stream.write(data)
