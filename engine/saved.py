@@ -299,9 +299,7 @@ def _build_node(record: dict, built: dict, variables: dict, constants: dict, whe
     return Operation.from_attrs(op_type, inputs, record["attrs"], name=name)
 
 
-def deserialize(
-    files: Mapping[str, bytes], where: str, *, device: str | None = None
-) -> SavedGraph:
+def deserialize(files: Mapping[str, bytes], where: str, *, device: str | None = None) -> SavedGraph:
     """A saved graph from its files (relative path -> bytes, as `serialize` gives them):
     checksums verified, graph rebuilt, a Session (on `device`) holding the saved variables.
     `where` names the source in errors and becomes `SavedGraph.path`."""

@@ -54,8 +54,8 @@ def _s3(netloc: str, query: dict[str, str]) -> pafs.FileSystem:
     if "://" in endpoint:
         parsed = urlsplit(endpoint)
         scheme, endpoint = scheme or parsed.scheme, parsed.netloc
-    region = query.get("region") or os.environ.get("AWS_REGION") or os.environ.get(
-        "AWS_DEFAULT_REGION"
+    region = (
+        query.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     )
     if not endpoint:
         # Real AWS: the bucket's own region, as `FileSystem.from_uri` would find it.

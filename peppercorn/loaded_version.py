@@ -272,7 +272,8 @@ def _read_vocabs(assets: Mapping[str, bytes]) -> dict[str, Vocab]:
         if not rel.startswith("vocab/") or not rel.endswith(".json"):
             continue
         data = _read_json(assets, rel)
-        if not isinstance(data, dict) or not isinstance(data.get("tokens"), list) or not data["tokens"]:
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(tokens, list) or not tokens:
             raise VersionError("INVALID_ARGUMENT", f"{rel}: expected {{'tokens': ['<unk>', ...]}}")
         vocabs[rel[len("vocab/") : -len(".json")]] = Vocab(
             data["tokens"], str(data.get("id_type", "string"))

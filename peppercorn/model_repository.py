@@ -80,9 +80,7 @@ class ExportedVersion:
     def fingerprint(self) -> tuple:
         """(file, size, mtime) of every file: changes whenever the version's files do."""
         try:
-            infos = self.repository.fs.get_file_info(
-                pafs.FileSelector(self._path, recursive=True)
-            )
+            infos = self.repository.fs.get_file_info(pafs.FileSelector(self._path, recursive=True))
         except OSError:
             return ("<unreadable>",)
         return tuple(sorted((i.path, i.size, i.mtime_ns) for i in infos))

@@ -90,7 +90,9 @@ def test_polling_reader_never_sees_a_partial_version(trained, tmp_path):
     reader = threading.Thread(target=poll)
     reader.start()
     try:
-        versions = [export_model(result, dataset, trainer.seen, repo, "gmf", None) for _ in range(4)]
+        versions = [
+            export_model(result, dataset, trainer.seen, repo, "gmf", None) for _ in range(4)
+        ]
     finally:
         stop.set()
         reader.join()
