@@ -1,5 +1,5 @@
-# Peppercorn: every target is a thin wrapper over `python -m <package> ...`,
-# so each step also runs without make.  `make setup` is implied by all of them.
+# Peppercorn: every target is a thin wrapper over `python -m pipeline <command> ...`
+# (pipeline/cli.py), so each step also runs without make.  `make setup` is implied by all.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -24,24 +24,24 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# Generates the synthetic raw logs when the config asks for them, then runs ETL and features.
+# Generates the synthetic raw logs when missing or stale, then runs ETL and features.
 etl: setup
-	$(PY) -m etl --config $(CONFIG)
+	$(PY) -m pipeline etl --config $(CONFIG)
 
 generate: setup
-	$(PY) -m datagen --config $(CONFIG)
+	$(PY) -m pipeline generate --config $(CONFIG)
 
 train: setup
-	$(PY) -m training --config $(CONFIG)
+	$(PY) -m pipeline train --config $(CONFIG)
 
 serve: setup
-	$(PY) -m serving --config $(CONFIG) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+	$(PY) -m pipeline serve --config $(CONFIG) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 batch: setup
-	$(PY) -m batch --config $(CONFIG)
+	$(PY) -m pipeline batch --config $(CONFIG) $(if $(DT),--dt $(DT))
 
 daily: setup
-	$(PY) -m batch.daily --config $(CONFIG) $(if $(DT),--dt $(DT))
+	$(PY) -m pipeline daily --config $(CONFIG) $(if $(DT),--dt $(DT))
 
 bench: bench-engine bench-etl bench-train bench-serve bench-distributed
 

@@ -12,19 +12,36 @@ version: long`, raw ids as in the vocabularies.
 from __future__ import annotations
 
 import datetime as dt_
-import json
+import shutil
+import tempfile
 import time
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch.scoring import score_batches
-from batch.versions import BatchError, ModelVersion, resolve, ship
 from peppercorn.config import Config, join_uri
+from peppercorn.fs import is_local
+from peppercorn.loaded_version import LoadedVersion
+from peppercorn.model_repository import ExportedVersion, ModelRepository
 
-__all__ = ["candidate_pool", "extract", "load", "output_uri", "run", "transform"]
+__all__ = [
+    "BatchError",
+    "candidate_pool",
+    "extract",
+    "load",
+    "output_uri",
+    "run",
+    "ship",
+    "transform",
+]
+
+
+class BatchError(RuntimeError):
+    """A batch run that cannot go on; the message says what to fix."""
 
 SCORED_SCHEMA = "user_id string, rank int, item_id string, score float"
 
@@ -34,21 +51,31 @@ def output_uri(cfg: Config) -> str:
     return cfg.batch.output or join_uri(cfg.dataset_root(), "recommendations")
 
 
-def candidate_pool(spark, uri: str, version: ModelVersion) -> np.ndarray:
+def candidate_pool(spark, uri: str, loaded: LoadedVersion) -> np.ndarray:
     """Sorted unique item indices of a candidates file (one raw item id per line)."""
     # Bounded by the catalogue, not by the interaction data, so collecting it is fine.
     ids = [r.value.strip() for r in spark.read.text(uri).collect() if r.value.strip()]
     if not ids:
         raise BatchError(f"batch.candidates {uri}: no item ids in the file")
-    vocab = json.loads((version.path / "assets" / "vocab" / "item_id.json").read_text())
-    index = {str(t): i for i, t in enumerate(vocab["tokens"]) if i > 0}
-    unknown = sorted({i for i in ids if i not in index})
+    index = [loaded.items.lookup(i) for i in ids]
+    unknown = sorted({i for i, idx in zip(ids, index, strict=True) if idx == 0})
     if unknown:
         raise BatchError(
             f"batch.candidates {uri}: {len(unknown)} item ids unknown to model "
-            f"{version.name} v{version.version}, e.g. {unknown[:10]}"
+            f"{loaded.name} v{loaded.version}, e.g. {unknown[:10]}"
         )
-    return np.unique(np.asarray([index[i] for i in ids], dtype=np.int32))
+    return np.unique(np.asarray(index, dtype=np.int32))
+
+
+def ship(spark, version: ExportedVersion) -> str:
+    """Send the version to every executor as a Spark archive (for clusters whose executors
+    cannot reach the repository); returns the reference `batch.scoring` resolves there."""
+    folder = Path(tempfile.mkdtemp(prefix="peppercorn-ship-"))
+    version.download(folder / "repository")
+    name = f"{version.name}-v{version.version}"
+    archive = shutil.make_archive(str(folder / name), "zip", root_dir=folder / "repository")
+    spark.sparkContext.addArchive(archive)
+    return f"spark-archive:{Path(archive).name}"
 
 
 def extract(spark, n_users: int, partitions: int) -> DataFrame:
@@ -60,15 +87,18 @@ def extract(spark, n_users: int, partitions: int) -> DataFrame:
 
 def transform(
     users: DataFrame,
-    model_ref: str,
+    repository: str,
     model: str,
     version: int,
     k: int,
     day: str,
     pool: np.ndarray | None = None,
 ) -> DataFrame:
-    """Top-`k` rows per user scored by the version at `model_ref` (a path or shipped archive)."""
-    body = partial(score_batches, path=model_ref, pool=pool, k=k)
+    """Top-`k` rows per user scored by `model` v`version` of `repository` (a repository URI,
+    or the reference `ship` returned)."""
+    body = partial(
+        score_batches, repository=repository, name=model, version=version, pool=pool, k=k
+    )
     return users.mapInPandas(body, SCORED_SCHEMA).select(
         "user_id",
         "rank",
@@ -108,20 +138,42 @@ def check_day(day: str) -> str:
         raise BatchError(f"--dt {day!r}: expected a date like 2026-10-31") from None
 
 
+def _open(cfg: Config, name: str, version: int | None) -> tuple[ExportedVersion, LoadedVersion]:
+    from peppercorn.loaded_version import VersionError
+    from peppercorn.model_repository import RepositoryError
+
+    try:
+        chosen = ModelRepository(cfg.paths.model_repository).version(name, version)
+        # Opened here first so a version that cannot be served fails once, on the driver,
+        # with its reason, instead of in every executor.
+        return chosen, chosen.open()
+    except RepositoryError as exc:
+        raise BatchError(str(exc)) from None
+    except VersionError as exc:
+        raise BatchError(f"model {name} v{chosen.version} cannot be loaded: {exc}") from None
+
+
 def run(cfg: Config, spark, day: str, version: int | None = None) -> dict:
     """Score and write one day's top-K; returns a summary (rows, users, model, version, ...)."""
     start = time.perf_counter()
     day = check_day(day)
     name = cfg.batch.model or cfg.model.name
-    chosen = resolve(cfg.paths.model_repository, name, version)
-    n_users, _ = chosen.sizes()
-    pool = candidate_pool(spark, cfg.batch.candidates, chosen) if cfg.batch.candidates else None
-    ref = ship(spark, chosen) if cfg.batch.ship_model else str(chosen.path)
+    chosen, loaded = _open(cfg, name, version)
+    n_users = len(loaded.users)
+    pool = candidate_pool(spark, cfg.batch.candidates, loaded) if cfg.batch.candidates else None
+    if cfg.batch.ship_model:
+        repository = ship(spark, chosen)
+    elif is_local(cfg.paths.model_repository):
+        # Executors do not share the driver's working directory: the resolved absolute path.
+        repository = chosen.repository.path
+    else:
+        repository = cfg.paths.model_repository
     _one_blas_thread_per_worker(spark)
     partitions = spark.sparkContext.defaultParallelism
     scored = transform(
-        extract(spark, n_users, partitions), ref, name, chosen.version, cfg.batch.k, day, pool
-    )
+        extract(spark, n_users, partitions), repository, name, chosen.version, cfg.batch.k, day,
+        pool,
+    )  # fmt: skip
     out = output_uri(cfg)
     load(scored, out)
     written = spark.read.parquet(join_uri(out, f"dt={day}"))

@@ -28,14 +28,14 @@ TARGET_SECONDS = 30.0
 def _one_run(config: str, day: str) -> dict:
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "batch", "--config", config, "--dt", day],
+        [sys.executable, "-m", "pipeline", "batch", "--config", config, "--dt", day],
         capture_output=True,
         text=True,
         check=False,
     )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        sys.exit(f"bench.batch: python -m batch failed: {proc.stderr.strip().splitlines()[-1:]}")
+        sys.exit(f"bench.batch: the batch command failed: {proc.stderr.strip().splitlines()[-1:]}")
     summary = json.loads(proc.stdout[proc.stdout.index("{") :])
     return {"wall_seconds": round(wall, 2), "job_seconds": summary["seconds"], **summary}
 
@@ -44,7 +44,8 @@ def _markdown(result: dict) -> str:
     lines = [
         "# Batch scoring benchmark",
         "",
-        f"`python -m batch --config {result['config']}` as a fresh subprocess (Spark start-up, "
+        f"`python -m pipeline batch --config {result['config']}` as a fresh subprocess (Spark "
+        "start-up, "
         f"model load and Parquet write included); {result['users']} users x "
         f"{result['items']} items = {result['pairs']:,} pairs, top {result['k']}.",
         f"Machine: {result['machine']}; load average before/after: "
@@ -72,12 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dt", default="2000-01-01", help="output partition used by the bench")
     args = parser.parse_args(argv)
-    from batch.versions import resolve
     from peppercorn.config import load_config
+    from peppercorn.model_repository import ModelRepository
 
     cfg = load_config(args.config)
-    version = resolve(cfg.paths.model_repository, cfg.batch.model or cfg.model.name)
-    n_users, n_items = version.sizes()
+    repository = ModelRepository(cfg.paths.model_repository)
+    version = repository.version(cfg.batch.model or cfg.model.name)
+    loaded = version.open()
+    n_users, n_items = len(loaded.users), len(loaded.items)
     load_before = [round(x, 1) for x in os.getloadavg()]
     runs = [_one_run(args.config, args.dt) for _ in range(args.repeats)]
     result = {

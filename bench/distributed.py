@@ -67,7 +67,7 @@ def _exchange_latency(spark, payload_bytes: int, rounds: int) -> dict[str, float
 
 
 def _train(config: str, epochs: int, workers: int, sync_every: int, repository: str) -> dict:
-    from training.__main__ import run
+    from pipeline.stages import train_and_export
 
     cfg = load_config(
         config,
@@ -79,7 +79,7 @@ def _train(config: str, epochs: int, workers: int, sync_every: int, repository: 
         },
     )  # fmt: skip
     load_before, start = _load_average(), time.perf_counter()
-    _, metrics = run(cfg, progress=False)
+    _, metrics = train_and_export(cfg)
     return {
         "workers": workers,
         "sync_every": sync_every if workers > 1 else None,

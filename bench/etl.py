@@ -1,16 +1,16 @@
-"""ETL benchmark: `python -m etl` end to end (ETL + features) as a fresh subprocess.
+"""ETL benchmark: `python -m pipeline etl` end to end (ETL + features) as a fresh subprocess.
 
 Run with ``python -m bench.etl`` (``make bench-etl``).  Measures, for ML-100K (from
 ``../shared/datasets/ml-100k``) and for synthetic logs of each ``--sizes`` event count:
-wall time of ``python -m etl --config ...`` including Spark start-up, the ETL and features
-stages' own seconds (as the CLI reports them), and peak memory.
+wall time of ``python -m pipeline etl --config ...`` including Spark start-up, the ETL and
+features stages' own seconds (as the CLI reports them), and peak memory.
 
 Memory is sampled with psutil every ``--interval`` seconds over the subprocess's tree:
 ``driver_peak_rss_mb`` is the largest sum of RSS of the driver Python process and its JVM
 (in local mode the JVM also runs the executor threads); ``tree_peak_rss_mb`` adds the
-PySpark Python workers.  Synthetic raw logs are generated first (``python -m datagen``,
-timed separately, not part of the ETL figure).  Outputs go to a temporary data root that is
-deleted afterwards.  Writes ``etl.json`` and ``etl.md`` under ``--out-dir``.
+PySpark Python workers.  Synthetic raw logs are generated first (``python -m pipeline
+generate``, timed separately, not part of the ETL figure).  Outputs go to a temporary data
+root that is deleted afterwards.  Writes ``etl.json`` and ``etl.md`` under ``--out-dir``.
 """
 
 from __future__ import annotations
@@ -127,7 +127,8 @@ def _synthetic(args, work: Path, events: int) -> dict:
     base["dataset"]["synthetic"]["events"] = events
     cfg = _config(work / f"syn{events}.yaml", base, work / "data", args.master,
                   args.driver_memory)  # fmt: skip
-    gen = _measure([sys.executable, "-m", "datagen", "--config", str(cfg)], args.interval)
+    generate = [sys.executable, "-m", "pipeline", "generate", "--config", str(cfg)]
+    gen = _measure(generate, args.interval)
     run = _measure(_etl_command(cfg, args), args.interval)
     shutil.rmtree(work / "data" / f"bench{events}", ignore_errors=True)
     return {
@@ -141,7 +142,7 @@ def _synthetic(args, work: Path, events: int) -> dict:
 
 def _etl_command(cfg: Path, args) -> list[str]:
     extra = ["--skip-features"] if args.skip_features else []
-    return [sys.executable, "-m", "etl", "--config", str(cfg), *extra]
+    return [sys.executable, "-m", "pipeline", "etl", "--config", str(cfg), *extra]
 
 
 def _suffix(args) -> str:

@@ -9,34 +9,27 @@ metrics is wrong.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from engine.saved import load
+from peppercorn.model_repository import ExportedVersion
 
 __all__ = ["score_raw_test"]
 
 
-def score_raw_test(version_dir: Path, split_dir: Path) -> dict[str, float]:
+def score_raw_test(version: ExportedVersion, split_dir: Path) -> dict[str, float]:
     """HR@10 and NDCG@10 (ties against the held-out item) of an export on the raw test file."""
-    saved = load(version_dir)
-    vocab = {
-        name: {t: i for i, t in enumerate(json.loads(saved.assets[f"vocab/{name}.json"])["tokens"])}
-        for name in ("user_id", "item_id")
-    }
+    loaded = version.open()
     users, candidates = [], []
     for line in (Path(split_dir) / "test.negative").read_text().splitlines():
         head, *negatives = line.strip().split("\t")
         user, held_out = head.strip("()").split(",")
-        users.append(vocab["user_id"].get(user, 0))
-        candidates.append([vocab["item_id"].get(i, 0) for i in [held_out, *negatives]])
+        users.append(loaded.users.lookup(user))
+        candidates.append([loaded.items.lookup(i) for i in [held_out, *negatives]])
     items = np.asarray(candidates, np.int32)
     user_idx = np.repeat(np.asarray(users, np.int32), items.shape[1])
-    scores = saved.predict(
-        "serving_default", {"user_idx": user_idx, "item_idx": items.reshape(-1)}
-    )["score"].reshape(items.shape)
+    scores = loaded.score_pairs(user_idx, items.reshape(-1)).reshape(items.shape)
     rank = (scores[:, 1:] >= scores[:, :1]).sum(axis=1)
     hit = rank < 10
     return {

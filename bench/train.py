@@ -87,7 +87,7 @@ def _table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from bench.ncf_check import score_raw_test
-    from training.__main__ import run
+    from pipeline.stages import train_and_export
 
     parser = argparse.ArgumentParser(prog="python -m bench.train")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS)
@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
                 seeded = {} if seed is None else {"training.seed": seed}
                 cfg = load_config(config, {"model.name": model, **overrides, **seeded})
                 load_before, start = _load_average(), time.perf_counter()
-                path, metrics = run(cfg, progress=False)
+                version, metrics = train_and_export(cfg)
                 rows.append({
-                    "config": config, "dataset": dataset, "model": model, "export": str(path),
+                    "config": config, "dataset": dataset, "model": model, "export": version.uri,
                     "seed": cfg.training.seed, "metrics": metrics,
                     "wall_seconds": round(time.perf_counter() - start, 1),
                     "load_before": load_before, "load_after": _load_average(),
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{config} {model} seed {cfg.training.seed}: HR@10 {hr:.4f} "
                       f"NDCG@10 {ndcg:.4f}", flush=True)  # fmt: skip
                 if cfg.dataset.kind == "ncf":
-                    raw = score_raw_test(path, Path(cfg.dataset.path))
+                    raw = score_raw_test(version, Path(cfg.dataset.path))
                     rows[-1]["raw_file_check"] = raw
                     print(f"  the export on the raw test.negative: HR@10 {raw['hr@10']:.4f} "
                           f"NDCG@10 {raw['ndcg@10']:.4f}", flush=True)  # fmt: skip

@@ -1,5 +1,5 @@
-"""End to end, as a user runs it: etl -> train -> serve, each `python -m ...` in a subprocess,
-on a fresh small synthetic dataset under tmp_path."""
+"""End to end, as a user runs it: etl -> train -> serve, each `python -m pipeline ...` in a
+subprocess, on a fresh small synthetic dataset under tmp_path."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def _free_port() -> int:
 
 def _step(args: list[str], timeout: float) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False,
+        [sys.executable, "-m", "pipeline", *args], cwd=ROOT, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stderr[-3000:]}"
     return proc
@@ -65,7 +65,7 @@ def test_etl_train_serve(tmp_path):
         "serving": {"host": "127.0.0.1", "port": port, "poll_interval_s": 0.5},
     }))  # fmt: skip
     _step(["etl", "--config", str(config)], timeout=600)
-    _step(["training", "--config", str(config)], timeout=600)
+    _step(["train", "--config", str(config)], timeout=600)
     version = tmp_path / "models" / "gmf" / "1"
     metrics = json.loads((version / "assets" / "metrics.json").read_text())
     assert metrics["hr@10"] > metrics["popularity_hr@10"], metrics
@@ -74,7 +74,7 @@ def test_etl_train_serve(tmp_path):
     items = json.loads((version / "assets" / "vocab" / "item_id.json").read_text())["tokens"]
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--config", str(config)], cwd=ROOT,
+        [sys.executable, "-m", "pipeline", "serve", "--config", str(config)], cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

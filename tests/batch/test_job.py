@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batch.job import output_uri, run
-from batch.scoring import load_counts, top_k
-from batch.versions import BatchError
+from batch.job import BatchError, output_uri, run
+from batch.scoring import load_counts
 from tests.batch.conftest import make_config
 
 DAY, NEXT_DAY = "2026-10-31", "2026-11-01"
@@ -42,15 +41,6 @@ def three_runs(spark, dot_model):
     return cfg, built, summaries
 
 
-def test_top_k_by_hand():
-    scores = np.array([[0.5, 0.9, 0.5, 0.1], [0.2, 0.2, 0.2, 0.2]], dtype=np.float32)
-    excluded = np.array([[False, True, False, False], [True, True, True, False]])
-    order, valid = top_k(scores, excluded, 3)
-    assert order[0].tolist() == [0, 2, 3]  # 0.9 is excluded; the tie 0.5/0.5 goes to column 0
-    assert valid[0].tolist() == [True, True, True]
-    assert order[1][valid[1]].tolist() == [3]  # one eligible column only
-
-
 def test_every_user_gets_the_oracle_top_k(three_runs):
     cfg, built, summaries = three_runs
     assert [(s["version"], s["users"], s["rows"]) for s in summaries] == [(1, 25, 125)] * 3
@@ -71,11 +61,11 @@ def test_rerun_replaces_the_day_and_keeps_other_days(three_runs):
 
 
 def test_model_is_loaded_once_per_worker_process(spark, three_runs, dot_model):
-    path = str(dot_model[1].path.resolve())
+    key = f"{dot_model[0].resolve() / 'models'}/neumf/1"
 
     def probe(batches):
         for _ in batches:
-            yield pd.DataFrame({"loads": [load_counts().get(path, 0)]})
+            yield pd.DataFrame({"loads": [load_counts().get(key, 0)]})
 
     # Three runs over 2 partitions each on local[2]: every worker scored several partitions.
     # The probe is an Arrow UDF too, so it lands in the same pool of Python workers.
@@ -122,7 +112,7 @@ def test_cli_errors_are_one_line_exit_2(spark, tmp_path, dot_model, capsys):
 
     import yaml
 
-    from batch.__main__ import main
+    from pipeline.cli import main
 
     repo = tmp_path / "models" / "neumf"
     shutil.copytree(dot_model[1].path, repo / "1")
@@ -130,9 +120,9 @@ def test_cli_errors_are_one_line_exit_2(spark, tmp_path, dot_model, capsys):
     config = tmp_path / "c.yaml"
     paths = {"data_root": str(tmp_path / "d"), "model_repository": str(tmp_path / "models")}
     config.write_text(yaml.safe_dump({"paths": paths}))
-    assert main(["--config", str(config), "--dt", DAY]) == 2
+    assert main(["batch", "--config", str(config), "--dt", DAY]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "batch scoring failed" in err
-    assert "variables.npz" in err, err
-    assert main(["--config", str(config), "--dt", DAY, "--version", "9"]) == 2
+    assert len(err.splitlines()) == 1 and "model neumf v1 cannot be loaded" in err
+    assert "checksum mismatch" in err and "variables.npz" in err, err
+    assert main(["batch", "--config", str(config), "--dt", DAY, "--version", "9"]) == 2
     assert "has no version 9" in capsys.readouterr().err

@@ -21,8 +21,8 @@ def test_hits_ties_and_misses_by_hand(tmp_path):
     lines = [f"({u},{held})\t" + "\t".join(i for i in RAW_ITEMS if i != held) for u, held in
              (("0", "2"), ("1", "5"))]  # fmt: skip
     (split / "test.negative").write_text("\n".join(lines) + "\n")
-    path = table_version(tmp_path / "1", table, ["<unk>", "0", "1"], ["<unk>", *RAW_ITEMS])
-    got = score_raw_test(path, split)
+    version = table_version(tmp_path, "m", 1, table, ["<unk>", "0", "1"], ["<unk>", *RAW_ITEMS])
+    got = score_raw_test(version, split)
     assert got["users"] == 2 and got["unknown_ids"] == 0
     assert got["hr@10"] == 0.5
     assert np.isclose(got["ndcg@10"], (0.5 + 0.0) / 2)

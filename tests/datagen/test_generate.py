@@ -249,15 +249,15 @@ def test_rejects_non_synthetic_datasets(spark, tmp_path):
 
 
 def test_cli_reports_config_errors(tmp_path, capsys):
-    from datagen.__main__ import main
+    from pipeline.cli import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("dataset:\n  synthetic:\n    events: -5\n")
-    assert main(["--config", str(bad)]) == 2
+    assert main(["generate", "--config", str(bad)]) == 2
     assert "dataset.synthetic.events" in capsys.readouterr().err
     ncf = tmp_path / "ncf.yaml"
     ncf.write_text("dataset:\n  kind: ncf\n  path: /nowhere\n")
-    assert main(["--config", str(ncf)]) == 2
+    assert main(["generate", "--config", str(ncf)]) == 2
     assert "only generates" in capsys.readouterr().err
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import etl
-from etl.__main__ import main
+from pipeline.cli import main
 from tests.etl.conftest import make_config, summary_of, write_lines
 from tests.etl.test_movielens import ITEMS, RATINGS, USERS
 
@@ -76,7 +76,7 @@ def test_crash_on_first_run_publishes_nothing(spark, ml_config, tmp_path):
 def test_cli_bad_config_is_one_line_and_exit_2(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("dataset:\n  kind: movielens-100k\n  colour: blue\n")
-    assert main(["--config", str(bad)]) == 2
+    assert main(["etl", "--config", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "dataset.colour" in err and len(err.splitlines()) == 1
 
@@ -87,7 +87,7 @@ def test_cli_missing_input_is_one_line_and_exit_2(spark, tmp_path, capsys):
         "dataset:\n  kind: movielens-100k\n  name: gone\n"
         f"  path: {tmp_path / 'nowhere'}\npaths:\n  data_root: {tmp_path / 'out'}\n"
     )
-    assert main(["--config", str(cfg), "--skip-features"]) == 2
+    assert main(["etl", "--config", str(cfg), "--skip-features"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: MovieLens 100K folder not found: {tmp_path / 'nowhere'}"
     assert spark.range(3).count() == 3  # the caller's session is left running
@@ -99,7 +99,7 @@ def test_cli_runs_etl_and_prints_counts(spark, ml_config, tmp_path, capsys):
         "dataset:\n  kind: movielens-100k\n  name: cli\n"
         f"  path: {ml_config.dataset.path}\npaths:\n  data_root: {tmp_path / 'cli'}\n"
     )
-    assert main(["--config", str(cfg), "--skip-features"]) == 0
+    assert main(["etl", "--config", str(cfg), "--skip-features"]) == 0
     out = capsys.readouterr().out
     assert "events: read 19, kept 8, quarantined:" in out
     assert f"clean data: {tmp_path / 'cli' / 'cli' / 'clean'}" in out

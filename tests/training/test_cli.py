@@ -1,4 +1,4 @@
-"""`python -m training`: end to end on a synthetic dataset, and one-line errors with exit 2."""
+"""`python -m pipeline train`: end to end on a synthetic dataset, one-line errors with exit 2."""
 
 import json
 
@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from engine.saved import load
-from training.__main__ import main
+from pipeline.cli import main
 from training.data.synthetic import write_synthetic_dataset
 
 
@@ -25,8 +25,8 @@ def _config(tmp_path, **model):
 def test_train_exports_a_version_with_report(tmp_path, capsys):
     write_synthetic_dataset(tmp_path / "data/syn", users=20, items=30, per_user=6)
     cfg = _config(tmp_path)
-    assert main(["--config", str(cfg)]) == 0
-    assert main(["--config", str(cfg), "--model", "ranker", "--epochs", "1"]) == 0
+    assert main(["train", "--config", str(cfg)]) == 0
+    assert main(["train", "--config", str(cfg), "--model", "ranker", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "exported" in out and str(tmp_path / "m/gmf/1") in out
     saved = load(tmp_path / "m/gmf/1")
@@ -39,7 +39,7 @@ def test_train_exports_a_version_with_report(tmp_path, capsys):
     declared = {i["name"] for i in ranker["params"]["inputs"]}
     assert {"user_idx", "item_idx", "segment", "genre", "genre_mix"} <= declared
     # a second run of the same model gets the next version
-    assert main(["--config", str(cfg), "--epochs", "1"]) == 0
+    assert main(["train", "--config", str(cfg), "--epochs", "1"]) == 0
     assert (tmp_path / "m/gmf/2/manifest.json").is_file()
 
 
@@ -53,7 +53,7 @@ def test_train_exports_a_version_with_report(tmp_path, capsys):
 )
 def test_errors_are_one_line_exit_2(tmp_path, capsys, args, message):
     cfg = _config(tmp_path)
-    assert main(["--config", str(cfg), *args]) == 2
+    assert main(["train", "--config", str(cfg), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
 
@@ -61,10 +61,10 @@ def test_errors_are_one_line_exit_2(tmp_path, capsys, args, message):
 def test_bad_config_and_params(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("training: {epochs: -1}\n")
-    assert main(["--config", str(bad)]) == 2
+    assert main(["train", "--config", str(bad)]) == 2
     assert "training.epochs" in capsys.readouterr().err
     root = tmp_path / "data/syn"
     write_synthetic_dataset(root, users=10, items=30, per_user=5, eval_negatives=10)
     cfg = _config(tmp_path, name="gmf", params={"factorz": 3})
-    assert main(["--config", str(cfg)]) == 2
+    assert main(["train", "--config", str(cfg)]) == 2
     assert "unknown key(s) ['factorz']" in capsys.readouterr().err

@@ -19,7 +19,8 @@ import yaml
 from engine import IndexedSlices
 from engine.saved import load
 from peppercorn.config import load_config
-from training.__main__ import main, run
+from pipeline.cli import main
+from pipeline.stages import train_and_export as run
 from training.data import Batch, open_dataset
 from training.data.synthetic import write_synthetic_dataset
 from training.distributed.codec import MessageError, decode, encode
@@ -50,8 +51,8 @@ def _config(tmp_path, master="local[2]", workers=2, sync_every=1, name="cfg", mo
     return path
 
 
-def _weights(version_dir: Path) -> dict[str, np.ndarray]:
-    saved = load(version_dir)
+def _weights(version) -> dict[str, np.ndarray]:
+    saved = load(version.uri)
     return {v.name: saved.session.get_value(v) for v in saved.graph.variables if v.trainable}
 
 
@@ -208,7 +209,7 @@ def test_two_workers_with_sync_every_1_end_where_the_global_batches_end(spark, s
     assert metrics["distributed_workers"] == 2 and metrics["epochs"] == single_metrics["epochs"]
     assert metrics["hr@10"] == pytest.approx(single_metrics["hr@10"], abs=1e-9)
     assert 0.0 < metrics["distributed_sync_share"] < 1.0
-    exported = json.loads(load(path).assets["metrics.json"])
+    exported = json.loads(load(path.uri).assets["metrics.json"])
     assert exported["distributed_sync_every"] == 1
 
 
@@ -233,17 +234,17 @@ def test_sync_every_k_averages_parameters_and_still_learns(spark, synthetic):
     diff = max(np.abs(one[name] - two[name]).max() for name in one)
     assert diff > 1e-4
     # ... but it trains (the replicas agreed at the end: the stage checks their digests).
-    history = json.loads(load(path).assets["metrics.json"])
+    history = json.loads(load(path.uri).assets["metrics.json"])
     assert history["distributed_sync_every"] == 4
     assert metrics["hr@10"] > metrics["popularity_hr@10"]
 
 
 def test_user_errors_end_with_one_line(spark, synthetic, tmp_path, capsys):
     root, _, _ = synthetic
-    assert main(["--config", str(_config(root, workers=3, name="three"))]) == 2
+    assert main(["train", "--config", str(_config(root, workers=3, name="three"))]) == 2
     err = capsys.readouterr().err.strip()
     assert "workers is 3" in err and "local[3]" in err and "\n" not in err
-    assert main(["--config", str(_config(root, name="resume")), "--resume"]) == 2
+    assert main(["train", "--config", str(_config(root, name="resume")), "--resume"]) == 2
     err = capsys.readouterr().err.strip()
     assert "cannot resume" in err and "\n" not in err
 
@@ -328,7 +329,7 @@ def test_the_same_command_trains_through_a_standalone_cluster(standalone, synthe
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
     # Its own process group: a hung run is stopped with the driver JVM it started.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "training", "--config", str(path)], cwd=ROOT, env=env,
+        [sys.executable, "-m", "pipeline", "train", "--config", str(path)], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:

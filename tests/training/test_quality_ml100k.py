@@ -24,7 +24,7 @@ def test_configured_model_meets_the_quality_target(shared_datasets, spark, tmp_p
     import features
     from bench.ncf_check import score_raw_test
     from peppercorn.config import load_config
-    from training.__main__ import run
+    from pipeline.stages import train_and_export
 
     cfg = yaml.safe_load((ROOT / "configs/ml100k-ncf.yaml").read_text())
     cfg["dataset"]["path"] = str(shared_datasets / "ml-100k-ncf")
@@ -35,7 +35,7 @@ def test_configured_model_meets_the_quality_target(shared_datasets, spark, tmp_p
     config = load_config(path)
     etl.run(config, spark)
     features.run(config, spark)
-    version, metrics = run(config, progress=False)
+    version, metrics = train_and_export(config)
 
     assert metrics["hr@10"] >= 0.66 and metrics["ndcg@10"] >= 0.36, metrics
     assert metrics["popularity_hr@10"] == pytest.approx(0.311, abs=0.005)  # the split's figure

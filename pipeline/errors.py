@@ -1,12 +1,8 @@
-"""The batch package's error type and one-line error messages."""
+"""One-line error messages for the pipeline's commands and run summaries."""
 
 from __future__ import annotations
 
-__all__ = ["BatchError", "error_line"]
-
-
-class BatchError(RuntimeError):
-    """A batch or daily run that cannot go on; the message says what to fix."""
+__all__ = ["error_line"]
 
 
 def error_line(exc: BaseException) -> str:

@@ -18,11 +18,9 @@ refuses it too), the candidate passes and the reason says why.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
-from engine.saved import load
+from peppercorn.loaded_version import LoadedVersion
 from training.data import EvalSet
 from training.metrics import evaluate_scores
 from training.trainer import score_eval_set
@@ -30,7 +28,6 @@ from training.trainer import score_eval_set
 __all__ = ["METRIC", "decide", "index_map", "rescore"]
 
 METRIC = "ndcg@10"
-_SCORE_BATCH = 65_536
 
 
 def decide(
@@ -66,29 +63,18 @@ def decide(
 def index_map(today: list, serving: list) -> np.ndarray:
     """For each index of today's vocabulary, the serving vocabulary's index of the same raw id
     (0, "unknown", where it has none)."""
-    where = {token: i for i, token in enumerate(serving)}
-    out = np.array([where.get(token, 0) for token in today], np.int32)
+    where = {str(token): i for i, token in enumerate(serving)}
+    out = np.array([where.get(str(token), 0) for token in today], np.int32)
     out[:1] = 0  # index 0 is "unknown" in both
     return out
 
 
-def rescore(version_dir, vocabs: dict, data: EvalSet) -> dict[str, float]:
-    """Metrics of the saved version at `version_dir` on `data` (indices in `vocabs`' space)."""
-    saved = load(version_dir)
-    own = {
-        name: json.loads(saved.assets[f"vocab/{name}.json"])["tokens"]
-        for name in ("user_id", "item_id")
-    }
-    user_map = index_map(vocabs["user_id"]["tokens"], own["user_id"])
-    item_map = index_map(vocabs["item_id"]["tokens"], own["item_id"])
+def rescore(serving: LoadedVersion, vocabs: dict, data: EvalSet) -> dict[str, float]:
+    """Metrics of the loaded `serving` version on `data` (indices in `vocabs`' space)."""
+    user_map = index_map(vocabs["user_id"]["tokens"], serving.users.tokens)
+    item_map = index_map(vocabs["item_id"]["tokens"], serving.items.tokens)
 
     def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        users, items = user_map[users], item_map[items]
-        out = np.empty(items.size, np.float64)
-        for start in range(0, items.size, _SCORE_BATCH):
-            part = slice(start, start + _SCORE_BATCH)
-            inputs = {"user_idx": users[part], "item_idx": items[part]}
-            out[part] = np.asarray(saved.predict("serving_default", inputs)["score"]).reshape(-1)
-        return out
+        return serving.score_pairs(user_map[users], item_map[items])
 
     return evaluate_scores(*score_eval_set(score, data))

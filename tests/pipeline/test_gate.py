@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from batch.gate import decide, index_map, rescore
+from pipeline.gate import decide, index_map, rescore
 from tests.table_version import table_version
 from training.data import PAD_ITEM, EvalSet
 
@@ -43,7 +43,7 @@ def test_rescore_scores_todays_rows_in_the_serving_index_space(tmp_path):
     # u1: a 0.9, b 0.1, c 0.5, unknown 0.0;  u2: a 0.2, b 0.8, c 0.3, unknown 0.6.
     serving_items = ["<unk>", "c", "a", "b"]
     table = [[0, 0, 0, 0], [0.0, 0.5, 0.9, 0.1], [0.6, 0.3, 0.2, 0.8]]
-    path = table_version(tmp_path / "3", table, ["<unk>", "u1", "u2"], serving_items)
+    serving = table_version(tmp_path, "m", 3, table, ["<unk>", "u1", "u2"], serving_items).open()
     # Today's vocabularies: another order and a new item "d" (unknown to the serving version).
     vocabs = {"user_id": {"tokens": ["<unk>", "u2", "u1"]},
               "item_id": {"tokens": ["<unk>", "a", "b", "c", "d"]}}  # fmt: skip
@@ -54,6 +54,6 @@ def test_rescore_scores_todays_rows_in_the_serving_index_space(tmp_path):
         items=np.array([3, 1], np.int32),
         negatives=np.array([[1, 2, PAD_ITEM], [4, 2, PAD_ITEM]], np.int32),
     )
-    got = rescore(path, vocabs, data)
+    got = rescore(serving, vocabs, data)
     assert got["hr@10"] == 1.0
     assert got["ndcg@10"] == pytest.approx((1 / np.log2(3) + 1 / np.log2(4)) / 2)
