@@ -112,7 +112,9 @@ class ModelRepository:
     def _names(self, path: str, pattern: re.Pattern) -> list[str]:
         try:
             infos = self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-        except OSError:
+        except NotADirectoryError:
+            # Only "not a folder" means "nothing here": any other error (a remote store's
+            # hiccup) must not read as an empty repository, or a server retires every version.
             return []
         names = (i.base_name for i in infos if i.type == pafs.FileType.Directory)
         return sorted(n for n in names if pattern.match(n))
