@@ -13,7 +13,7 @@ DT ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup etl generate train serve batch daily bench bench-engine bench-etl bench-train \
-        bench-serve bench-distributed test test-gpu fuzz lint format clean
+        bench-serve bench-distributed test test-fast test-gpu fuzz lint format clean
 
 setup: $(STAMP)
 
@@ -63,6 +63,10 @@ bench-distributed: setup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The suite without the tests marked slow (end to end, MovieLens quality, Spark clusters).
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Exploratory API fuzzing: random examples, many of them (the suite runs a fixed 20).
 fuzz: setup

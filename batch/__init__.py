@@ -1,2 +1,2 @@
-"""Batch jobs: Spark top-K scoring of every user (`python -m batch`) and the scheduled daily
-chain etl -> train -> gate -> export -> batch (`python -m batch.daily`); see batch/README.md."""
+"""Batch scoring: every user's top-K in Spark (`batch.job`, executor side in `batch.scoring`),
+run by `python -m pipeline batch` and as the daily chain's last step; see batch/README.md."""

@@ -123,7 +123,6 @@ class TrainingConfig(_Section):
     early_stopping_patience: int = Field(3, ge=1)
     memory_budget_mb: int = Field(1024, gt=0)
     device: Literal["cpu", "gpu"] = "cpu"
-    dtype: Literal["float32", "float64"] = "float32"
     distributed: DistributedConfig = DistributedConfig()
     # After early stopping picks the best epoch count on validation, retrain from scratch on
     # train + validation positives for that many epochs and export that model.

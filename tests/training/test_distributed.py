@@ -319,6 +319,8 @@ def standalone(tmp_path_factory):
                 proc.wait(timeout=10)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_the_same_command_trains_through_a_standalone_cluster(standalone, synthetic):
     root, single, _ = synthetic
     url, ui = standalone
@@ -396,6 +398,8 @@ def _ncf_features(src: Path, root: Path) -> None:
     (base / "manifest.json").write_text(json.dumps(manifest))
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_ml100k_ncf_hit_rate_matches_single_process(shared_datasets, spark, tmp_path):
     _ncf_features(shared_datasets / "ml-100k-ncf", tmp_path / "data" / "ml100k-ncf")
     cfg = yaml.safe_load((ROOT / "configs/ml100k-ncf.yaml").read_text())

@@ -19,6 +19,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_configured_model_meets_the_quality_target(shared_datasets, spark, tmp_path):
     import etl
     import features
