@@ -121,25 +121,22 @@ def main(argv: list[str] | None = None) -> None:
     """Run the benchmark (`--help` describes it and its one setting)."""
     parser = argparse.ArgumentParser(prog="python -m bench.serve", description=__doc__)
     parser.parse_args(argv)  # no options yet: the load length is $BENCH_SERVE_SECONDS
-    from serving.model import load_version
+    from peppercorn.config import load_config
+    from peppercorn.model_repository import ModelRepository
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    from peppercorn.config import load_config
-
     name = load_config(ROOT / "configs" / "ml100k-ncf.yaml").model.name
     repo, source = ROOT / "models", f"trained ml-100k NCF export (models/{name})"
-    numbered = [p for p in (repo / name).glob("[0-9]*") if p.name.isascii() and p.name.isdigit()]
-    versions = sorted(numbered, key=lambda p: int(p.name))
-    if not versions:
+    if ModelRepository(str(repo)).latest(name) is None:
         name = "neumf"
         from bench.serve_model import build_ml100k_shaped
 
         repo = tmp / "models"
         build_ml100k_shaped(repo)
-        versions = [repo / "neumf" / "1"]
         source = "no trained export found: built an ML-100K-shaped NeuMF-like model (random)"
-    source += f", version {versions[-1].name}"
-    served = load_version(name, int(versions[-1].name), versions[-1])
+    exported = ModelRepository(str(repo)).version(name)
+    source += f", version {exported.version}"
+    served = exported.open()
     users = [served.users.raw(i) for i in range(1, len(served.users))]
     items = [served.items.raw(i) for i in range(1, len(served.items))]
     predict_bodies = _bodies(tmp, users, items, 100, recommend=False)
@@ -154,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     results: dict = {
         "model_source": source,
-        "model_dir": str(versions[-1]),
+        "model_dir": exported.uri,
         "items_in_model": len(items),
         "seconds_per_rate": SECONDS,
         "machine": {

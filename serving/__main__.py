@@ -29,17 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from serving.main import create_app
-    from serving.settings import Settings, local_path
+    from serving.settings import Settings
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     try:
         cfg = load_config(args.config)
         settings = Settings.from_config(cfg, host=args.host, port=args.port)
-        local_path(settings.model_repository)
-    except (ConfigError, ValidationError, ValueError) as exc:
+        # Builds the repository too: a URI whose filesystem cannot be opened stops here.
+        app = create_app(settings)
+    except (ConfigError, ValidationError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    app = create_app(settings)
     uvicorn.run(
         app,
         host=settings.host,

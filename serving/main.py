@@ -1,27 +1,27 @@
 """The app factory: `create_app(settings)` wires the model manager, routers, error handlers
-and metrics; its lifespan starts and stops the repository poller."""
+and metrics; its lifespan starts and stops the repository poller.
+
+Scoring handlers are plain `def`s, run in FastAPI's thread pool (numpy releases the GIL), so
+the event loop stays free to answer `/healthz` and `/readyz` while they work."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from peppercorn.model_repository import ModelRepository
 from serving.errors import ServingError
-from serving.manager import ModelManager
+from serving.manager import Loader, ModelManager, open_version
 from serving.metrics import ServerMetrics
 from serving.middleware import LimitsAndMetrics
-from serving.model import default_loader
 from serving.precomputed import PrecomputedTopK
 from serving.routers import ops, tf_serving, web
-from serving.settings import Settings, local_path
+from serving.settings import Settings
 
 __all__ = ["create_app"]
 
@@ -58,11 +58,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": "internal server error (logged)"}, 500)
 
 
-def create_app(settings: Settings, loader: Callable[[Path], Any] = default_loader) -> FastAPI:
-    """A server for `settings.model_repository`; `loader` reads one saved version directory."""
+def create_app(settings: Settings, loader: Loader = open_version) -> FastAPI:
+    """A server for `settings.model_repository` (a path or URI); `loader` opens one version
+    (`ExportedVersion.open()` unless a test swaps it)."""
     metrics = ServerMetrics()
     manager = ModelManager(
-        local_path(settings.model_repository),
+        ModelRepository(settings.model_repository),
         settings.models,
         metrics,
         loader=loader,

@@ -1,33 +1,43 @@
-"""The model manager: scans the model repository, loads the versions each model's policy
+"""The model manager: polls the model repository, loads the versions each model's policy
 selects, and swaps them in and out without failing a request.
 
-A version goes LOADING -> (load, validate signature/assets, warm up) -> AVAILABLE, or
+Everything about the repository goes through `peppercorn.model_repository`: which models
+there are (`models()`; with no `serving.models` configured, every poll picks up new names),
+which versions a policy serves (`select()`), reading one (`ExportedVersion.open()`, through
+the `loader` seam), and whether a refused version changed since (`fingerprint()`).
+
+A version goes LOADING -> (open: checksums, signature, assets; warm-up) -> AVAILABLE, or
 -> END with an error when it is refused; a refused version keeps its error in the status
-until its directory changes (then it is tried again).  A version leaves service by
-UNLOADING: it stops taking new requests at once and is dropped when its last in-flight
-request finishes (`acquire` counts them).
+until its files change (then it is tried again).  A version leaves service by UNLOADING: it
+stops taking new requests at once and is dropped when its last in-flight request finishes
+(`acquire` counts them).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from peppercorn.config import ServedModelConfig
+from peppercorn.loaded_version import LoadedVersion, VersionError
+from peppercorn.model_repository import ExportedVersion, ModelRepository
 from serving import errors
 from serving.metrics import ServerMetrics
-from serving.model import LoadError, ServedVersion, default_loader, load_version
+from serving.warmup import warm_up
 
-__all__ = ["ModelManager", "VersionSlot"]
+__all__ = ["Loader", "ModelManager", "VersionSlot", "open_version"]
 
 log = logging.getLogger(__name__)
-_VERSION_DIR = re.compile(r"^[0-9]{1,18}$")
+
+Loader = Callable[[ExportedVersion], LoadedVersion]
+
+
+def open_version(version: ExportedVersion) -> LoadedVersion:
+    """The default loader: the repository's one reader."""
+    return version.open()
 
 
 @dataclass
@@ -38,11 +48,12 @@ class VersionSlot:
     state: str = "LOADING"
     error_code: str = "OK"
     error_message: str = ""
-    served: ServedVersion | None = None
+    served: LoadedVersion | None = None
     inflight: int = 0
     fingerprint: tuple | None = None
 
     def as_tf_status(self) -> dict:
+        """TF Serving's `model_version_status` entry for this version."""
         return {
             "version": str(self.version),
             "state": self.state,
@@ -54,30 +65,26 @@ class VersionSlot:
 class _Model:
     config: ServedModelConfig
     slots: dict[int, VersionSlot]
+    configured: bool = False
+    exported: bool = False  # it had a complete version at the last poll
     unloaded: bool = False
 
-
-def _fingerprint(path: Path) -> tuple:
-    try:
-        return tuple(
-            sorted(
-                (str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
-                for p in path.rglob("*")
-            )
-        )
-    except OSError:
-        return ("<unreadable>",)
+    @property
+    def counts_for_readiness(self) -> bool:
+        # A discovered folder with nothing complete in it yet (a first export still being
+        # written) must not take a server that serves other models out of rotation.
+        return self.configured or self.exported
 
 
 class ModelManager:
-    """Loads, serves and retires model versions from one repository directory."""
+    """Loads, serves and retires model versions from one `ModelRepository`."""
 
     def __init__(
         self,
-        repository: Path,
+        repository: ModelRepository,
         models: dict[str, ServedModelConfig],
         metrics: ServerMetrics,
-        loader: Callable[[Path], Any] = default_loader,
+        loader: Loader = open_version,
         warmup_requests: int = 3,
     ):
         self.repository = repository
@@ -85,7 +92,7 @@ class ModelManager:
         self._loader = loader
         self._warmup = warmup_requests
         self._configured = bool(models)
-        self._models: dict[str, _Model] = {n: _Model(c, {}) for n, c in models.items()}
+        self._models = {n: _Model(c, {}, configured=True) for n, c in models.items()}
         self._lock = threading.Lock()  # guards _models and every slot's fields
         self._poll_lock = threading.Lock()  # one scan/load pass at a time
         self._stop = threading.Event()
@@ -101,6 +108,7 @@ class ModelManager:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop polling (a load in progress finishes first, up to 30 s)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -116,20 +124,14 @@ class ModelManager:
 
     # ---- scanning and loading --------------------------------------------------------
     def _discover(self) -> None:
-        if self._configured or not self.repository.is_dir():
+        if self._configured:
             return
+        names = self.repository.models()
         with self._lock:
-            if self._models:
-                return
-            for child in sorted(self.repository.iterdir()):
-                if child.is_dir() and not child.name.startswith("."):
-                    self._models[child.name] = _Model(ServedModelConfig(), {})
-
-    def _versions_on_disk(self, name: str) -> dict[int, Path]:
-        root = self.repository / name
-        if not root.is_dir():
-            return {}
-        return {int(p.name): p for p in root.iterdir() if _VERSION_DIR.match(p.name) and p.is_dir()}
+            for name in names:
+                if name not in self._models:
+                    self._models[name] = _Model(ServedModelConfig(), {})
+                    log.info("model %s found in %s", name, self.repository.uri)
 
     def poll(self, only: str | None = None) -> None:
         """One pass: load what each model's policy wants, retire what it no longer wants."""
@@ -139,47 +141,56 @@ class ModelManager:
                 if only is None or name == only:
                     self._poll_model(name)
 
+    def _candidates(self, name: str, config: ServedModelConfig) -> tuple[list[int], int]:
+        """The versions to try, newest first, and how many of them to serve."""
+        if config.policy == "latest":
+            # Every complete version is a candidate: while the newest is refused, the next
+            # newest keeps (or starts) serving.
+            every = config.model_copy(update={"policy": "all"})
+            return self.repository.select(name, every), config.latest
+        chosen = self.repository.select(name, config)
+        return chosen, len(chosen)
+
     def _poll_model(self, name: str) -> None:
         model = self._models[name]
         if model.unloaded:
             return
-        on_disk = self._versions_on_disk(name)
-        cfg = model.config
-        if cfg.policy == "specific":
-            wanted_list = sorted((v for v in cfg.versions if v in on_disk), reverse=True)
-            quota = len(wanted_list)
-        else:
-            wanted_list = sorted(on_disk, reverse=True)
-            quota = cfg.latest if cfg.policy == "latest" else len(wanted_list)
+        candidates, quota = self._candidates(name, model.config)
+        with self._lock:
+            model.exported = bool(candidates)
         keep: set[int] = set()
-        for version in wanted_list:
+        for version in candidates:
             if len(keep) >= quota:
                 break
-            if self._ensure_loaded(name, version, on_disk[version]):
+            if self._ensure_loaded(model, ExportedVersion(self.repository, name, version)):
                 keep.add(version)
         self._retire(name, lambda slot: slot.state == "AVAILABLE" and slot.version not in keep)
         with self._lock:
             for version in [v for v, s in model.slots.items() if s.state == "END"]:
-                if version not in on_disk:
-                    del model.slots[version]  # a refused version whose directory is gone
+                if version not in candidates:
+                    del model.slots[version]  # a refused version that is no longer there
 
-    def _ensure_loaded(self, name: str, version: int, path: Path) -> bool:
-        model = self._models[name]
+    def _ensure_loaded(self, model: _Model, exported: ExportedVersion) -> bool:
+        name, version = exported.name, exported.version
         with self._lock:
             slot = model.slots.get(version)
             if slot is not None and slot.state == "AVAILABLE":
                 return True
-        fingerprint = _fingerprint(path)
+        fingerprint = exported.fingerprint()
         if slot is not None and slot.state == "END" and slot.fingerprint == fingerprint:
             return False  # refused before and unchanged since
         new = VersionSlot(version)
         with self._lock:
             model.slots[version] = new
         try:
-            served = load_version(name, version, path, self._loader)
-            served.warm_up(self._warmup)
-        except LoadError as exc:
+            served = self._loader(exported)
+            warm_up(served, self._warmup)
+        except VersionError as exc:
             return self._refuse(name, new, fingerprint, exc.code, exc.message)
+        except OSError as exc:
+            # Reading failed (a remote store's hiccup, a version deleted while read): not a
+            # verdict on the version, so no fingerprint, and the next poll tries again.
+            return self._refuse(name, new, None, "UNAVAILABLE", f"cannot read: {exc}")
         except Exception as exc:  # an engine bug must not stop the poller either
             log.exception("loading %s version %s failed", name, version)
             return self._refuse(name, new, fingerprint, "UNKNOWN", f"{type(exc).__name__}: {exc}")
@@ -190,7 +201,9 @@ class ModelManager:
         log.info("model %s version %s is AVAILABLE", name, version)
         return True
 
-    def _refuse(self, name: str, slot: VersionSlot, fp: tuple, code: str, message: str) -> bool:
+    def _refuse(
+        self, name: str, slot: VersionSlot, fp: tuple | None, code: str, message: str
+    ) -> bool:
         with self._lock:
             slot.state, slot.error_code, slot.error_message = "END", code, message
             slot.fingerprint = fp
@@ -246,14 +259,20 @@ class ModelManager:
         return model
 
     def model_names(self) -> list[str]:
-        return sorted(self._models)
+        """Every model the server knows (configured, or found in the repository)."""
+        with self._lock:
+            return sorted(self._models)
 
     def ready(self) -> bool:
-        """At least one model, and one AVAILABLE version of each model not unloaded."""
+        """At least one served model, and one AVAILABLE version of each not unloaded.
+
+        Served: configured, or found in the repository with a complete version."""
         with self._lock:
-            live = [m for m in self._models.values() if not m.unloaded]
-            return bool(self._models) and all(
-                any(s.state == "AVAILABLE" for s in m.slots.values()) for m in live
+            served = [m for m in self._models.values() if m.counts_for_readiness]
+            return bool(served) and all(
+                any(s.state == "AVAILABLE" for s in m.slots.values())
+                for m in served
+                if not m.unloaded
             )
 
     def status(self, name: str, version: int | None = None, label: str | None = None) -> list:
@@ -280,7 +299,7 @@ class ModelManager:
     @contextmanager
     def acquire(
         self, name: str, version: int | None = None, label: str | None = None
-    ) -> Iterator[ServedVersion]:
+    ) -> Iterator[LoadedVersion]:
         """The version to serve (latest AVAILABLE unless asked), held until the block ends."""
         model = self._get(name)
         with self._lock:

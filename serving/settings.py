@@ -1,5 +1,8 @@
 """Server settings: the config file's `serving` section, overridden by the environment.
 
+`model_repository` is anything `peppercorn.model_repository.ModelRepository` accepts: a local
+path or a `file://`, `s3://`/`s3a://` or `hdfs://` URI.
+
 Precedence is command line > environment (`PEPPERCORN_HOST`, `PEPPERCORN_PORT`, ...) >
 config file > default.  The admin token is read from `PEPPERCORN_ADMIN_TOKEN` only, so it
 never has to be written into a config file.
@@ -7,7 +10,6 @@ never has to be written into a config file.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from peppercorn.config import Config, ServedModelConfig, ServingConfig
 
-__all__ = ["Settings", "local_path"]
+__all__ = ["Settings"]
 
 
 class _CliOverrides(BaseModel):
@@ -62,16 +64,3 @@ class Settings(BaseSettings):
         settings = cls(model_repository=cfg.paths.model_repository, **section)
         checked = _CliOverrides.model_validate(cli).model_dump(exclude_none=True)
         return settings.model_copy(update=checked) if checked else settings
-
-
-def local_path(uri: str) -> Path:
-    """The local directory behind a model repository root (a path or a `file://` URI)."""
-    if uri.startswith("file://"):
-        return Path(uri[len("file://") :])
-    if uri.startswith("file:"):
-        return Path(uri[len("file:") :])
-    if "://" in uri:
-        raise ValueError(
-            f"model repository {uri!r}: only local paths and file:// URIs can be served"
-        )
-    return Path(uri)

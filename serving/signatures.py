@@ -1,14 +1,15 @@
-"""Signatures of a saved graph in the server's terms: input/output names with numpy dtypes
-and shapes, their TF Serving JSON form, and JSON values -> typed numpy arrays."""
+"""Signatures in TF Serving's terms: their `signature_def` JSON, and JSON request values as
+typed numpy arrays. The specs themselves come from `peppercorn.loaded_version`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SignatureSpec", "TensorSpec", "signature_specs", "to_array", "tf_signature_def"]
+from peppercorn.loaded_version import SignatureSpec, TensorSpec
+
+__all__ = ["tf_signature_def", "to_array"]
 
 _TF_DTYPES = {
     "float16": "DT_HALF",
@@ -23,44 +24,6 @@ _TF_DTYPES = {
     "str": "DT_STRING",
     "object": "DT_STRING",
 }
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """dtype as a numpy name (`int32`), shape with -1 for any size."""
-
-    dtype: str
-    shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class SignatureSpec:
-    inputs: dict[str, TensorSpec]
-    outputs: dict[str, TensorSpec]
-
-
-def _field(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-
-
-def _tensor_spec(spec: Any) -> TensorSpec:
-    dtype = _field(spec, "dtype")
-    shape = _field(spec, "shape")
-    dtype_name = np.dtype(dtype).name if dtype is not None else "float32"
-    dims = tuple(-1 if d is None else int(d) for d in shape) if shape is not None else (-1,)
-    return TensorSpec(dtype_name, dims)
-
-
-def signature_specs(saved: Any) -> dict[str, SignatureSpec]:
-    """Signature specs of a loaded saved graph (`saved.signatures`: name -> inputs/outputs)."""
-    out = {}
-    for name, sig in (_field(saved, "signatures") or {}).items():
-        inputs, outputs = _field(sig, "inputs") or {}, _field(sig, "outputs") or {}
-        out[name] = SignatureSpec(
-            {k: _tensor_spec(v) for k, v in inputs.items()},
-            {k: _tensor_spec(v) for k, v in outputs.items()},
-        )
-    return out
 
 
 def _tf_tensor(name: str, spec: TensorSpec) -> dict:

@@ -3,6 +3,10 @@
 The admin endpoints (`:reload`, `:unload`) are off unless the server was started with
 `PEPPERCORN_ADMIN_TOKEN` set: they answer 403 saying so.  With a token, a request without
 `Authorization: Bearer <token>` (or with another token) gets 401.
+
+`/healthz`, `/readyz` and `/metrics` are cheap and `async`: they answer on the event loop
+even while every worker thread is busy scoring.  The admin calls may wait for a load, so they
+run in the thread pool.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving import errors
+from serving.dependencies import Manager, Metrics, ServerSettings
 from serving.schemas import ErrorBody, ModelStatus
+from serving.settings import Settings
 
 __all__ = ["router"]
 
@@ -30,22 +36,22 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"model": ErrorBody}})
-async def readyz(request: Request):
-    """Readiness: one version of every served model is loaded and warmed up."""
-    if request.app.state.manager.ready():
+async def readyz(manager: Manager):
+    """Readiness: every served model (not unloaded) has a version loaded and warmed up."""
+    if manager.ready():
         return {"status": "ready"}
     return JSONResponse({"error": "not ready: a model has no version loaded yet"}, 503)
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
+async def metrics(server_metrics: Metrics) -> Response:
     """Prometheus text exposition of this server's metrics."""
-    body = generate_latest(request.app.state.metrics.registry)
+    body = generate_latest(server_metrics.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def _check_token(request: Request) -> None:
-    token = request.app.state.settings.admin_token
+def _check_token(settings: Settings, request: Request) -> None:
+    token = settings.admin_token
     if not token:
         raise errors.admin_disabled()
     given = request.headers.get("authorization", "")
@@ -54,16 +60,15 @@ def _check_token(request: Request) -> None:
 
 
 @router.post("/v1/models/{name}:reload", response_model=ModelStatus, responses=_ADMIN_ERRORS)
-def reload(name: str, request: Request):
+def reload(name: str, request: Request, manager: Manager, settings: ServerSettings):
     """Serve the model again after `:unload`, retry refused versions, rescan the repository."""
-    _check_token(request)
-    return {"model_version_status": request.app.state.manager.reload(name)}
+    _check_token(settings, request)
+    return {"model_version_status": manager.reload(name)}
 
 
 @router.post("/v1/models/{name}:unload", response_model=ModelStatus, responses=_ADMIN_ERRORS)
-def unload(name: str, request: Request):
+def unload(name: str, request: Request, manager: Manager, settings: ServerSettings):
     """Stop serving every version of the model (in-flight requests finish first)."""
-    _check_token(request)
-    manager = request.app.state.manager
+    _check_token(settings, request)
     manager.unload(name)
     return {"model_version_status": manager.status(name)}

@@ -1,17 +1,21 @@
-"""TF Serving's REST API: model status, metadata and predict, at TF Serving's paths."""
+"""TF Serving's REST API: model status, metadata and predict, at TF Serving's paths.
+
+Every handler is a plain `def`: FastAPI runs it in its thread pool, off the event loop."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from peppercorn.loaded_version import LoadedVersion, SignatureSpec
 from serving import errors
+from serving.dependencies import Manager, Metrics, ServerSettings
 from serving.manager import ModelManager
-from serving.model import ServedVersion
+from serving.metrics import ServerMetrics
 from serving.schemas import ErrorBody, ModelMetadata, ModelStatus, TFPredictBody, TFPredictResponse
-from serving.signatures import SignatureSpec, tf_signature_def, to_array
+from serving.signatures import tf_signature_def, to_array
 
 __all__ = ["router"]
 
@@ -26,33 +30,27 @@ def _version(text: str) -> int:
     return int(text)
 
 
-def _manager(request: Request) -> ModelManager:
-    return request.app.state.manager
-
-
 # ---- status --------------------------------------------------------------------------
-def _status(request: Request, name: str, version: int | None = None, label: str | None = None):
-    return {"model_version_status": _manager(request).status(name, version, label)}
-
-
 @router.get("/v1/models/{name}", response_model=ModelStatus, responses=_ERRORS)
-async def model_status(name: str, request: Request):
-    return _status(request, name)
+def model_status(name: str, manager: Manager):
+    return {"model_version_status": manager.status(name)}
 
 
 @router.get("/v1/models/{name}/versions/{version}", response_model=ModelStatus, responses=_ERRORS)
-async def version_status(name: str, version: str, request: Request):
-    return _status(request, name, version=_version(version))
+def version_status(name: str, version: str, manager: Manager):
+    return {"model_version_status": manager.status(name, version=_version(version))}
 
 
 @router.get("/v1/models/{name}/labels/{label}", response_model=ModelStatus, responses=_ERRORS)
-async def label_status(name: str, label: str, request: Request):
-    return _status(request, name, label=label)
+def label_status(name: str, label: str, manager: Manager):
+    return {"model_version_status": manager.status(name, label=label)}
 
 
 # ---- metadata ------------------------------------------------------------------------
-def _metadata(request: Request, name: str, version: int | None = None, label: str | None = None):
-    with _manager(request).acquire(name, version, label) as served:
+def _metadata(
+    manager: ModelManager, name: str, version: int | None = None, label: str | None = None
+):
+    with manager.acquire(name, version, label) as served:
         return {
             "model_spec": {"name": name, "signature_name": "", "version": str(served.version)},
             "metadata": {"signature_def": {"signature_def": tf_signature_def(served.signatures)}},
@@ -60,8 +58,8 @@ def _metadata(request: Request, name: str, version: int | None = None, label: st
 
 
 @router.get("/v1/models/{name}/metadata", response_model=ModelMetadata, responses=_ERRORS)
-async def model_metadata(name: str, request: Request):
-    return _metadata(request, name)
+def model_metadata(name: str, manager: Manager):
+    return _metadata(manager, name)
 
 
 @router.get(
@@ -69,15 +67,15 @@ async def model_metadata(name: str, request: Request):
     response_model=ModelMetadata,
     responses=_ERRORS,
 )
-async def version_metadata(name: str, version: str, request: Request):
-    return _metadata(request, name, version=_version(version))
+def version_metadata(name: str, version: str, manager: Manager):
+    return _metadata(manager, name, version=_version(version))
 
 
 @router.get(
     "/v1/models/{name}/labels/{label}/metadata", response_model=ModelMetadata, responses=_ERRORS
 )
-async def label_metadata(name: str, label: str, request: Request):
-    return _metadata(request, name, label=label)
+def label_metadata(name: str, label: str, manager: Manager):
+    return _metadata(manager, name, label=label)
 
 
 # ---- predict -------------------------------------------------------------------------
@@ -109,7 +107,9 @@ def _columns_from_inputs(inputs: dict | list, sig: SignatureSpec) -> dict[str, A
     return inputs
 
 
-def _predict(request: Request, body: TFPredictBody, served: ServedVersion) -> JSONResponse:
+def _predict(
+    body: TFPredictBody, served: LoadedVersion, max_instances: int, metrics: ServerMetrics
+) -> JSONResponse:
     sig = served.signatures.get(body.signature_name)
     if sig is None:
         raise errors.bad_argument(
@@ -117,10 +117,9 @@ def _predict(request: Request, body: TFPredictBody, served: ServedVersion) -> JS
         )
     if (body.instances is None) == (body.inputs is None):
         raise errors.bad_argument("the body needs exactly one of 'instances' or 'inputs'")
-    settings = request.app.state.settings
     row_format = body.instances is not None
-    if row_format and len(body.instances) > settings.max_instances:
-        raise errors.too_large("instances", len(body.instances), settings.max_instances)
+    if row_format and len(body.instances) > max_instances:
+        raise errors.too_large("instances", len(body.instances), max_instances)
     if row_format:
         columns = _columns_from_instances(body.instances, sig)
     else:
@@ -133,9 +132,9 @@ def _predict(request: Request, body: TFPredictBody, served: ServedVersion) -> JS
     if len(batch) > 1:
         raise errors.bad_argument(f"inputs have different batch sizes: {sorted(batch)}")
     n = batch.pop() if batch else 1
-    if n > settings.max_instances:
-        raise errors.too_large("batch", n, settings.max_instances)
-    request.app.state.metrics.batch_size.labels("tf_predict").observe(n)
+    if n > max_instances:
+        raise errors.too_large("batch", n, max_instances)
+    metrics.batch_size.labels("tf_predict").observe(n)
     try:
         out = served.predict(body.signature_name, arrays)
     except ValueError as exc:
@@ -153,9 +152,11 @@ def _predict(request: Request, body: TFPredictBody, served: ServedVersion) -> JS
 
 
 @router.post("/v1/models/{name}:predict", response_model=TFPredictResponse, responses=_ERRORS)
-async def predict(name: str, body: TFPredictBody, request: Request):
-    with _manager(request).acquire(name) as served:
-        return _predict(request, body, served)
+def predict(
+    name: str, body: TFPredictBody, manager: Manager, settings: ServerSettings, metrics: Metrics
+):
+    with manager.acquire(name) as served:
+        return _predict(body, served, settings.max_instances, metrics)
 
 
 @router.post(
@@ -163,14 +164,28 @@ async def predict(name: str, body: TFPredictBody, request: Request):
     response_model=TFPredictResponse,
     responses=_ERRORS,
 )
-async def version_predict(name: str, version: str, body: TFPredictBody, request: Request):
-    with _manager(request).acquire(name, version=_version(version)) as served:
-        return _predict(request, body, served)
+def version_predict(
+    name: str,
+    version: str,
+    body: TFPredictBody,
+    manager: Manager,
+    settings: ServerSettings,
+    metrics: Metrics,
+):
+    with manager.acquire(name, version=_version(version)) as served:
+        return _predict(body, served, settings.max_instances, metrics)
 
 
 @router.post(
     "/v1/models/{name}/labels/{label}:predict", response_model=TFPredictResponse, responses=_ERRORS
 )
-async def label_predict(name: str, label: str, body: TFPredictBody, request: Request):
-    with _manager(request).acquire(name, label=label) as served:
-        return _predict(request, body, served)
+def label_predict(
+    name: str,
+    label: str,
+    body: TFPredictBody,
+    manager: Manager,
+    settings: ServerSettings,
+    metrics: Metrics,
+):
+    with manager.acquire(name, label=label) as served:
+        return _predict(body, served, settings.max_instances, metrics)

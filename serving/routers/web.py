@@ -4,6 +4,9 @@ Unknown item ids are a client error (400 naming them): scoring a string the mode
 would silently return the unknown-item embedding's score.  An unknown user is normal (a new
 user): /predict scores with the model's unknown-user embedding (index 0) and says
 `"user_known": false`; /recommend answers with the most popular items and `"fallback": true`.
+
+Both handlers are plain `def`s: a full-catalogue /recommend runs in FastAPI's thread pool,
+off the event loop.
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from peppercorn.loaded_version import LoadedVersion, Vocab
 from serving import errors
-from serving.model import Vocab
+from serving.dependencies import Manager, Metrics, Precomputed, ServerSettings
+from serving.manager import ModelManager
+from serving.precomputed import PrecomputedTopK
 from serving.schemas import (
     ErrorBody,
     RecommendBody,
@@ -23,6 +29,7 @@ from serving.schemas import (
     ScoreBody,
     ScoreResponse,
 )
+from serving.settings import Settings
 
 __all__ = ["router"]
 
@@ -30,11 +37,11 @@ router = APIRouter(tags=["web"])
 _ERRORS: dict[int | str, dict[str, Any]] = {c: {"model": ErrorBody} for c in (400, 404, 413, 503)}
 
 
-def _model_name(request: Request, requested: str | None) -> str:
+def _model_name(settings: Settings, manager: ModelManager, requested: str | None) -> str:
     if requested is not None:
         return requested
-    default = request.app.state.settings.default_model
-    names = request.app.state.manager.model_names()
+    default = settings.default_model
+    names = manager.model_names()
     if default is not None and default in names:
         return default
     if len(names) == 1:
@@ -52,21 +59,20 @@ def _item_indices(vocab: Vocab, ids: list, field: str) -> np.ndarray:
     return np.asarray(idx, dtype=np.int32)
 
 
-def _check_count(request: Request, what: str, n: int) -> None:
-    limit = request.app.state.settings.max_instances
-    if n > limit:
-        raise errors.too_large(what, n, limit)
+def _check_count(settings: Settings, what: str, n: int) -> None:
+    if n > settings.max_instances:
+        raise errors.too_large(what, n, settings.max_instances)
 
 
 @router.post("/predict", response_model=ScoreResponse, responses=_ERRORS)
-async def predict(body: ScoreBody, request: Request):
+def predict(body: ScoreBody, settings: ServerSettings, manager: Manager, metrics: Metrics):
     """Scores of `item_ids` (in request order) for `user_id`."""
-    _check_count(request, "item_ids", len(body.item_ids))
-    name = _model_name(request, body.model)
-    with request.app.state.manager.acquire(name) as served:
+    _check_count(settings, "item_ids", len(body.item_ids))
+    name = _model_name(settings, manager, body.model)
+    with manager.acquire(name) as served:
         items = _item_indices(served.items, body.item_ids, "item_ids")
         user = served.users.lookup(body.user_id)
-        request.app.state.metrics.batch_size.labels("predict").observe(items.shape[0])
+        metrics.batch_size.labels("predict").observe(items.shape[0])
         scores = served.score(user, items)
         return JSONResponse(
             {
@@ -79,13 +85,19 @@ async def predict(body: ScoreBody, request: Request):
 
 
 @router.post("/recommend", response_model=RecommendResponse, responses=_ERRORS)
-async def recommend(body: RecommendBody, request: Request):
+def recommend(
+    body: RecommendBody,
+    settings: ServerSettings,
+    manager: Manager,
+    metrics: Metrics,
+    precomputed: Precomputed,
+):
     """The top `k` items for `user_id`; the most popular items for an unknown user."""
-    _check_count(request, "k", body.k)
+    _check_count(settings, "k", body.k)
     if body.candidates is not None:
-        _check_count(request, "candidates", len(body.candidates))
-    name = _model_name(request, body.model)
-    with request.app.state.manager.acquire(name) as served:
+        _check_count(settings, "candidates", len(body.candidates))
+    name = _model_name(settings, manager, body.model)
+    with manager.acquire(name) as served:
         candidates = None
         if body.candidates is not None:
             candidates = _item_indices(served.items, body.candidates, "candidates")
@@ -94,11 +106,11 @@ async def recommend(body: RecommendBody, request: Request):
         if fallback:
             idx, scores = served.popular(body.k, candidates)
         else:
-            hit = _precomputed(request, name, served, body)
+            hit = _precomputed(precomputed, name, served, body)
             if hit is not None:
                 return hit
             n = len(served.items) - 1 if candidates is None else candidates.shape[0]
-            request.app.state.metrics.batch_size.labels("recommend").observe(n)
+            metrics.batch_size.labels("recommend").observe(n)
             idx, scores = served.recommend(user, body.k, body.exclude_seen, candidates)
         raw = served.items.raw
         items = [
@@ -110,9 +122,10 @@ async def recommend(body: RecommendBody, request: Request):
         )
 
 
-def _precomputed(request: Request, name: str, served, body: RecommendBody):
+def _precomputed(
+    store: PrecomputedTopK | None, name: str, served: LoadedVersion, body: RecommendBody
+):
     """The batch top-K answer (header `X-Peppercorn-Source: batch`), or None to score online."""
-    store = getattr(request.app.state, "precomputed", None)
     if store is None:
         return None
     user = str(body.user_id)

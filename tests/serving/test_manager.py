@@ -1,5 +1,5 @@
-"""The model manager: version policies, hot loading, refusal of corrupt versions, and
-retiring a version only after its in-flight requests finish."""
+"""The model manager: version policies, hot loading, discovery of new models, refusal of
+corrupt versions, and retiring a version only after its in-flight requests finish."""
 
 from __future__ import annotations
 
@@ -10,14 +10,16 @@ import numpy as np
 import pytest
 
 from peppercorn.config import ServedModelConfig
+from peppercorn.model_repository import ModelRepository
 from serving.manager import ModelManager
 from serving.metrics import ServerMetrics
 from tests.serving.conftest import build_version
 
 
-def _manager(repo: Path, **cfg) -> ModelManager:
+def _manager(repo: Path, loader=None, **cfg) -> ModelManager:
     models = {"neumf": ServedModelConfig(**cfg)} if cfg else {}
-    return ModelManager(repo, models, ServerMetrics())
+    extra = {"loader": loader} if loader else {}
+    return ModelManager(ModelRepository(str(repo)), models, ServerMetrics(), **extra)
 
 
 def _states(manager: ModelManager) -> dict[str, str]:
@@ -72,7 +74,7 @@ def _flip_a_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("damage", ["checksum", "half_written", "missing_asset"])
+@pytest.mark.parametrize("damage", ["checksum", "missing_asset"])
 def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(repo, tmp_path, damage):
     build_version(repo, version=1, seed=1)
     manager = _manager(repo)
@@ -82,9 +84,6 @@ def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(repo, tmp_pa
     if damage == "checksum":
         shutil.copytree(staged, target)
         _flip_a_byte(target / "variables.npz")
-    elif damage == "half_written":
-        target.mkdir()
-        shutil.copy(staged / "graph.json", target / "graph.json")
     else:  # intact by its checksum, but without an asset the server needs
         build_version(repo, version=2, seed=2, drop_assets=("popular_items.json",))
     manager.poll()
@@ -93,7 +92,6 @@ def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(repo, tmp_pa
     assert status["2"]["state"] == "END"
     code, fragment = {
         "checksum": ("DATA_LOSS", "checksum mismatch"),
-        "half_written": ("DATA_LOSS", "manifest.json is missing"),
         "missing_asset": ("NOT_FOUND", "missing asset popular_items.json"),
     }[damage]
     assert status["2"]["status"]["error_code"] == code
@@ -103,7 +101,23 @@ def test_a_corrupt_version_is_refused_and_the_old_one_keeps_serving(repo, tmp_pa
     manager.poll()  # unchanged: not retried, not counted again
     assert _failures(manager) == 1.0
     shutil.rmtree(target)
-    shutil.copytree(staged, target)  # repaired: the directory changed, so it is tried again
+    shutil.copytree(staged, target)  # repaired: the files changed, so it is tried again
+    manager.poll()
+    assert _states(manager) == {"2": "AVAILABLE"}
+    assert _score(manager)[0] == 2
+
+
+def test_a_half_written_version_is_not_a_version_until_its_manifest_lands(repo, tmp_path):
+    build_version(repo, version=1, seed=1)
+    manager = _manager(repo)
+    manager.poll()
+    staged = build_version(tmp_path / "staging", version=2, seed=2).path
+    target = repo / "neumf" / "2"
+    shutil.copytree(staged, target, ignore=shutil.ignore_patterns("manifest.json"))
+    manager.poll()
+    assert _states(manager) == {"1": "AVAILABLE"}  # not listed, not refused
+    assert _failures(manager) == 0.0 and _score(manager)[0] == 1
+    shutil.copy(staged / "manifest.json", target / "manifest.json")  # written last
     manager.poll()
     assert _states(manager) == {"2": "AVAILABLE"}
     assert _score(manager)[0] == 2
@@ -141,3 +155,84 @@ def test_a_retired_version_stays_until_its_in_flight_requests_finish(repo):
         assert _score(manager)[0] == 2  # new requests go to the new version at once
         assert old.score(1, np.array([1], dtype=np.int32)).shape == (1,)  # old still works
     assert _states(manager) == {"2": "AVAILABLE"}
+
+
+def test_every_poll_discovers_new_model_names(repo):
+    build_version(repo, "neumf", 1, seed=1)
+    manager = _manager(repo)
+    manager.poll()
+    assert manager.model_names() == ["neumf"]
+    gmf = build_version(repo, "gmf", 1, seed=7)  # a model exported after the first poll
+    manager.poll()
+    assert manager.model_names() == ["gmf", "neumf"] and manager.ready()
+    with manager.acquire("gmf") as served:
+        got = served.score(2, np.array([3, 4], dtype=np.int32))
+    np.testing.assert_allclose(got, gmf.score(2, [3, 4]), rtol=1e-5)
+    configured = _manager(repo, policy="latest")  # with models configured, only those
+    configured.poll()
+    assert configured.model_names() == ["neumf"]
+
+
+def test_readiness_counts_a_found_model_once_it_has_a_complete_version(repo, tmp_path):
+    build_version(repo, "neumf", 1, seed=1)
+    manager = _manager(repo)
+    manager.poll()
+    (repo / "gmf" / ".1.staging-abc").mkdir(parents=True)  # a first export being written
+    manager.poll()
+    assert "gmf" in manager.model_names() and manager.ready()
+    staged = build_version(tmp_path / "staging", "gmf", 1).path
+    shutil.copytree(staged, repo / "gmf" / "1")
+    _flip_a_byte(repo / "gmf" / "1" / "variables.npz")
+    manager.poll()  # complete but refused: a served model without a version
+    assert not manager.ready()
+    shutil.rmtree(repo / "gmf" / "1")
+    shutil.copytree(staged, repo / "gmf" / "1")
+    manager.poll()
+    assert manager.ready()
+
+
+def test_a_read_error_is_not_a_verdict_and_is_retried_on_the_next_poll(repo):
+    build_version(repo, version=1, seed=1)
+    calls = []
+
+    def flaky(version):
+        calls.append(version.version)
+        if len(calls) == 1:
+            raise OSError("connection reset by peer")
+        return version.open()
+
+    manager = _manager(repo, loader=flaky)
+    manager.poll()
+    (only,) = manager.status("neumf")
+    assert only["state"] == "END" and only["status"]["error_code"] == "UNAVAILABLE"
+    assert "connection reset" in only["status"]["error_message"]
+    manager.poll()  # the files did not change, yet it is tried again
+    assert _states(manager) == {"1": "AVAILABLE"} and calls == [1, 1]
+
+
+class _FlakyListing:
+    """A filesystem whose directory listings fail while `broken` (a remote store's hiccup)."""
+
+    def __init__(self, fs):
+        self.fs, self.broken = fs, False
+
+    def get_file_info(self, what):
+        if self.broken:
+            raise OSError("listing failed: 503 Slow Down")
+        return self.fs.get_file_info(what)
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+
+def test_a_repository_that_cannot_be_listed_retires_nothing(repo):
+    build_version(repo, version=1, seed=1)
+    manager = _manager(repo)
+    manager.poll()
+    flaky = _FlakyListing(manager.repository.fs)
+    manager.repository.fs = flaky
+    flaky.broken = True
+    with pytest.raises(OSError, match="Slow Down"):
+        manager.poll()  # the poller logs it and tries again next time
+    assert _states(manager) == {"1": "AVAILABLE"} and manager.ready()
+    assert _score(manager)[0] == 1

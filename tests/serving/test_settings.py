@@ -5,10 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from peppercorn.config import Config, ServingConfig
-from serving.settings import Settings, local_path
+from serving.settings import Settings
 
 
 def test_precedence_cli_env_config_default(monkeypatch):
@@ -26,10 +24,23 @@ def test_precedence_cli_env_config_default(monkeypatch):
     assert Settings.from_config(cfg).admin_token == "tok"
 
 
-def test_model_repository_must_be_local():
-    assert str(local_path("file:///srv/models")) == "/srv/models"
-    with pytest.raises(ValueError, match="only local paths and file:// URIs"):
-        local_path("hdfs://nn/models")
+def test_the_model_repository_may_be_a_uri():
+    for uri in ("models", "file:///srv/models", "s3a://bucket/models", "hdfs://nn:8020/models"):
+        assert Settings.model_validate({"model_repository": uri}).model_repository == uri
+
+
+def test_cli_reports_a_repository_it_cannot_open_without_a_traceback(tmp_path):
+    config = tmp_path / "serve.yaml"
+    config.write_text("paths:\n  model_repository: nosuchfs://host/models\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "serving", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert "nosuchfs://host/models: cannot open this filesystem" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_cli_reports_a_bad_config_without_a_traceback(tmp_path):

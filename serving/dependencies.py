@@ -1,0 +1,41 @@
+"""What the routers need from the app, as FastAPI dependencies: `Annotated` aliases to take
+as handler parameters instead of reaching into `request.app.state`.
+
+The providers are `async def` on purpose: FastAPI runs a plain `def` dependency in its thread
+pool, which would queue even `/readyz` behind the scoring requests that fill that pool.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from serving.manager import ModelManager
+from serving.metrics import ServerMetrics
+from serving.precomputed import PrecomputedTopK
+from serving.settings import Settings
+
+__all__ = ["Manager", "Metrics", "Precomputed", "ServerSettings"]
+
+
+async def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def _manager(request: Request) -> ModelManager:
+    return request.app.state.manager
+
+
+async def _metrics(request: Request) -> ServerMetrics:
+    return request.app.state.metrics
+
+
+async def _precomputed(request: Request) -> PrecomputedTopK | None:
+    return request.app.state.precomputed
+
+
+ServerSettings = Annotated[Settings, Depends(_settings)]
+Manager = Annotated[ModelManager, Depends(_manager)]
+Metrics = Annotated[ServerMetrics, Depends(_metrics)]
+Precomputed = Annotated[PrecomputedTopK | None, Depends(_precomputed)]
