@@ -43,6 +43,7 @@ __all__ = [
 class BatchError(RuntimeError):
     """A batch run that cannot go on; the message says what to fix."""
 
+
 SCORED_SCHEMA = "user_id string, rank int, item_id string, score float"
 
 

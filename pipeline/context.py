@@ -25,8 +25,10 @@ def checkpoint_dir(cfg: Config) -> Path:
     local, else in `.checkpoints/<dataset>/` here (checkpoints are written locally)."""
     root = cfg.dataset_root()
     if is_local(root):
-        return Path(root.removeprefix("file://").removeprefix("file:")) / "checkpoints" / (
-            cfg.model.name
+        return (
+            Path(root.removeprefix("file://").removeprefix("file:"))
+            / "checkpoints"
+            / (cfg.model.name)
         )
     return Path(".checkpoints") / cfg.dataset.name / cfg.model.name
 

@@ -19,6 +19,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from peppercorn.config import join_uri
+from peppercorn.fs import filesystem
 from training.data.errors import DatasetError
 from training.data.positives import TrainPositives
 
@@ -35,12 +36,6 @@ __all__ = [
 
 # Fills the short rows of an evaluation set's negatives; scored as absent.
 PAD_ITEM = -1
-
-
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
-    return pafs.LocalFileSystem(), uri
 
 
 def _read_json(fs: pafs.FileSystem, path: str) -> Any:
@@ -259,13 +254,10 @@ class FeatureDataset:
                 "the dataset and its vocabularies disagree, rerun `make etl`"
             )
 
-    def vocab_names(self) -> list[str]:
-        return sorted(self.vocabs)
-
 
 def open_dataset(root: str) -> FeatureDataset:
     """Open `<root>/features` (root = `Config.dataset_root()`); missing → a `make etl` hint."""
-    fs, base_root = _filesystem(root)
+    fs, base_root = filesystem(root)
     base = join_uri(base_root, "features")
     manifest = _read_json(fs, f"{base}/manifest.json")
     if not isinstance(manifest, dict):

@@ -33,7 +33,7 @@ class TrainPositives:
         memory_budget_bytes: int,
         extra: tuple[np.ndarray, np.ndarray] | None = None,
     ):
-        self._fs, self._path = fs, path
+        self._path = path
         # Extra positives (the validation pairs, when refitting) travel as one more chunk.
         self._extra = (
             None if extra is None else (extra[0].astype(np.int32), extra[1].astype(np.int32))

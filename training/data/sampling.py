@@ -89,4 +89,6 @@ def batches(rows: Batch, batch_size: int) -> Iterator[Batch]:
     for start in range(0, len(rows), batch_size):
         stop = start + batch_size
         anchors = None if rows.anchors is None else rows.anchors[start:stop]
-        yield Batch(rows.users[start:stop], rows.items[start:stop], rows.labels[start:stop], anchors)
+        yield Batch(
+            rows.users[start:stop], rows.items[start:stop], rows.labels[start:stop], anchors
+        )
