@@ -1,5 +1,6 @@
-"""A real server (uvicorn in a subprocess on loopback) swapping model versions 10 times
-while a client sends requests without pause: no request may fail."""
+"""A real server (uvicorn in a subprocess on loopback): swapping model versions 10 times while
+a client sends requests without pause fails no request, and a server started on an empty
+repository serves the models exported after it started, without a restart."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
+from peppercorn.model_repository import ModelRepository
 from tests.serving.conftest import build_version, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,3 +122,34 @@ def test_ten_version_swaps_under_load_fail_no_request(repo, live_server):
     assert versions_seen == set(range(1, 12))
     metrics = httpx.get(f"{base}/metrics", timeout=5).text
     assert 'peppercorn_model_swaps_total{model="neumf"} 11.0' in metrics
+
+
+def test_a_server_started_on_an_empty_repository_serves_models_exported_later(
+    repo, tmp_path, live_server
+):
+    base, ready = live_server
+    time.sleep(1.0)  # several polls of an empty repository
+    assert not ready()
+    r = httpx.get(f"{base}/readyz", timeout=5)
+    assert r.status_code == 503 and "not ready" in r.json()["error"]
+    neumf = build_version(repo, "neumf", 1, seed=1)  # engine.saved.save: staged, renamed
+    wait_until(ready, timeout=60)
+    # A second model name, published the way training exports (manifest written last).
+    gmf = build_version(tmp_path / "elsewhere", "gmf", 1, seed=5, item_id_type="string")
+    files = ModelRepository(str(tmp_path / "elsewhere")).version("gmf", 1).files()
+    assert ModelRepository(str(repo)).publish("gmf", files).version == 1
+
+    def gmf_answers() -> bool:
+        body = {"model": "gmf", "user_id": "u004", "item_ids": ["r003", "r007"]}
+        return httpx.post(f"{base}/predict", json=body, timeout=5).status_code == 200
+
+    wait_until(gmf_answers, timeout=60)
+    for name, built, items in (("neumf", neumf, [30, 70]), ("gmf", gmf, ["r003", "r007"])):
+        body = {"model": name, "user_id": "u004", "item_ids": items}
+        r = httpx.post(f"{base}/predict", json=body, timeout=5)
+        assert r.status_code == 200 and r.json()["version"] == 1, r.text
+        np.testing.assert_allclose(r.json()["scores"], built.score(4, [3, 7]), rtol=1e-5)
+        rows = {"instances": [{"user_idx": 4, "item_idx": 3}]}
+        r = httpx.post(f"{base}/v1/models/{name}:predict", json=rows, timeout=5)
+        np.testing.assert_allclose(r.json()["predictions"], built.score(4, [3]), rtol=1e-5)
+    assert ready()

@@ -1,6 +1,10 @@
-"""Health, readiness, metrics and the token-guarded admin endpoints."""
+"""Health, readiness, metrics and the token-guarded admin endpoints; the probes answer
+while a long request is being scored."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 from fastapi.testclient import TestClient
 
@@ -61,3 +65,52 @@ def test_admin_unload_and_reload_need_the_bearer_token(repo):
         assert (
             client.post("/predict", json={"user_id": "u001", "item_ids": [10]}).status_code == 200
         )
+
+
+class _SlowGraph:
+    """A saved graph that takes `seconds` over any batch bigger than warm-up's (16 pairs),
+    as a full-catalogue /recommend over a large catalogue does."""
+
+    def __init__(self, saved, seconds: float):
+        self._saved, self._seconds = saved, seconds
+        self.scoring = threading.Event()
+
+    def predict(self, signature_name, inputs):
+        if inputs["item_idx"].size > 16:
+            self.scoring.set()
+            time.sleep(self._seconds)
+        return self._saved.predict(signature_name, inputs)
+
+
+def test_probes_and_status_answer_while_a_long_recommend_runs(repo):
+    built = build_version(repo, "neumf", 1, seed=1)
+    graphs = []
+
+    def slow_loader(version):
+        loaded = version.open()
+        loaded.saved = _SlowGraph(loaded.saved, seconds=3.0)
+        graphs.append(loaded.saved)
+        return loaded
+
+    app = create_app(make_settings(repo), loader=slow_loader)
+    with TestClient(app) as client:
+        wait_until(lambda: client.get("/readyz").status_code == 200)
+        answer = {}
+        slow = threading.Thread(
+            target=lambda: answer.update(r=client.post("/recommend", json={"user_id": "u002"}))
+        )
+        slow.start()
+        assert graphs[0].scoring.wait(timeout=10)
+        for path in ("/readyz", "/healthz", "/metrics", "/v1/models/neumf"):
+            start = time.perf_counter()
+            assert client.get(path).status_code == 200
+            # Generous for a loaded 2-core machine; bench/serve_readyz.py measures the real
+            # figure. Blocked, the event loop would answer only after the 3 s of scoring.
+            assert time.perf_counter() - start < 1.0, path
+        assert slow.is_alive()  # the probes were answered during the scoring
+        slow.join(timeout=30)
+    assert answer["r"].status_code == 200, answer["r"].text
+    pool = [i for i in range(1, 31) if i not in built.seen[2]]
+    scores = built.score(2, pool)
+    best = sorted(range(len(pool)), key=lambda j: (-scores[j], pool[j]))[:10]
+    assert [it["item_id"] for it in answer["r"].json()["items"]] == [10 * pool[j] for j in best]
