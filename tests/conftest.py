@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.s3_server import s3_server, s3_uri  # noqa: F401  (fixtures: a local S3 server)
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 
