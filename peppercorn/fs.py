@@ -9,11 +9,18 @@ keep using Hadoop's own FileSystem (`peppercorn.storage`); this is for the Pytho
 S3 settings come from the standard AWS variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 `AWS_REGION`), plus `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` for an S3-compatible server
 (MinIO, Ceph, moto) — which pyarrow itself does not read — or URI query parameters
-(`s3://bucket/models?endpoint_override=host:9000&scheme=http`).
+(`s3://bucket/models?endpoint_override=host:9000&scheme=http`, also `region=`). `s3://`,
+`s3a://` and `s3n://` name the same objects.
+
+On object stores (S3, GCS, Azure) there are no directories: `write_bytes` writes the object and
+nothing else (no directory markers), small objects in one request. Filesystems are cached per
+location and settings; at interpreter exit the cache is dropped before pyarrow finalizes its
+S3 support (its own `atexit` hook), so no S3 client of ours outlives the AWS SDK.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from pathlib import Path
@@ -21,9 +28,20 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow.fs as pafs
 
-__all__ = ["StorageError", "filesystem", "is_local", "join", "read_bytes", "write_bytes"]
+__all__ = [
+    "StorageError",
+    "filesystem",
+    "is_local",
+    "is_object_store",
+    "join",
+    "read_bytes",
+    "write_bytes",
+]
 
 _S3_SCHEMES = ("s3", "s3a", "s3n")
+_OBJECT_STORES = ("s3", "gcs", "abfs")  # pyarrow's `FileSystem.type_name`s without directories
+# What, beside the endpoint settings, decides which S3 client a process gets.
+_S3_IDENTITY = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE")
 _cache: dict[tuple, pafs.FileSystem] = {}
 _cache_lock = threading.Lock()
 
@@ -37,6 +55,12 @@ def is_local(uri: str) -> bool:
     return uri.startswith("file:") or "://" not in uri
 
 
+def is_object_store(fs: pafs.FileSystem) -> bool:
+    """Whether `fs` is an object store (S3, GCS, Azure): no directories, no atomic rename,
+    paths are `bucket/key`."""
+    return fs.type_name in _OBJECT_STORES
+
+
 def join(base: str, *parts: str) -> str:
     """Join path segments onto a local path or a URI (before any `?query`)."""
     head, sep, query = base.partition("?")
@@ -46,22 +70,41 @@ def join(base: str, *parts: str) -> str:
     return f"{out}{sep}{query}"
 
 
-def _s3(netloc: str, query: dict[str, str]) -> pafs.FileSystem:
-    endpoint = query.get("endpoint_override") or os.environ.get(
-        "AWS_ENDPOINT_URL_S3", os.environ.get("AWS_ENDPOINT_URL", "")
+def _s3_settings(query: dict[str, str]) -> tuple[str, str, str]:
+    """(endpoint host:port or "", scheme, region or "") from the URI's query, else the
+    environment."""
+    endpoint = (
+        query.get("endpoint_override")
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+        or ""
     )
-    scheme = query.get("scheme")
+    scheme = query.get("scheme", "")
     if "://" in endpoint:
         parsed = urlsplit(endpoint)
         scheme, endpoint = scheme or parsed.scheme, parsed.netloc
     region = (
-        query.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        query.get("region")
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or ""
     )
+    return endpoint, scheme or "https", region
+
+
+def _s3(bucket: str, endpoint: str, scheme: str, region: str) -> pafs.FileSystem:
+    # allow_delayed_open: an object smaller than one part is written with one PutObject
+    # instead of a three-request multipart upload.
     if not endpoint:
         # Real AWS: the bucket's own region, as `FileSystem.from_uri` would find it.
-        return pafs.S3FileSystem(region=region or pafs.resolve_s3_region(netloc))
+        return pafs.S3FileSystem(
+            region=region or pafs.resolve_s3_region(bucket), allow_delayed_open=True
+        )
     return pafs.S3FileSystem(
-        endpoint_override=endpoint, scheme=scheme or "https", region=region or "us-east-1"
+        endpoint_override=endpoint,
+        scheme=scheme,
+        region=region or "us-east-1",
+        allow_delayed_open=True,
     )
 
 
@@ -74,13 +117,20 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     parts = urlsplit(uri)
     scheme, query = parts.scheme.lower(), dict(parse_qsl(parts.query))
     path = f"{parts.netloc}{parts.path}".rstrip("/")
-    key = (scheme, parts.netloc, tuple(sorted(query.items())), os.environ.get("AWS_ENDPOINT_URL"))
+    if scheme in _S3_SCHEMES:
+        settings = _s3_settings(query)
+        # One client per endpoint settings and credentials; the bucket matters only where
+        # its region is looked up (real AWS, no region given).
+        bucket = "" if settings[0] or settings[2] else parts.netloc
+        key: tuple = ("s3", bucket, settings, *(os.environ.get(k) for k in _S3_IDENTITY))
+    else:
+        key = (scheme, parts.netloc, tuple(sorted(query.items())))
     with _cache_lock:
         fs = _cache.get(key)
         if fs is None:
             try:
                 if scheme in _S3_SCHEMES:
-                    fs = _s3(parts.netloc, query)
+                    fs = _s3(parts.netloc, *settings)
                 else:
                     fs, _ = pafs.FileSystem.from_uri(uri.partition("?")[0])
             except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
@@ -99,7 +149,17 @@ def read_bytes(fs: pafs.FileSystem, path: str) -> bytes:
 def write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     """Write `data` to `path`, creating parent directories where the filesystem has them."""
     parent = path.rsplit("/", 1)[0]
-    if parent and parent != path:
+    if parent and parent != path and not is_object_store(fs):
         fs.create_dir(parent, recursive=True)
     with fs.open_output_stream(path) as stream:
         stream.write(data)
+
+
+def _drop_filesystems() -> None:
+    # atexit runs hooks last-registered first: this one, registered after `pyarrow.fs` was
+    # imported, runs before pyarrow's `ensure_s3_finalized`.
+    with _cache_lock:
+        _cache.clear()
+
+
+atexit.register(_drop_filesystems)

@@ -8,18 +8,25 @@ last, so a reader never takes a version that is still being written:
   hidden staging folder beside it and renamed into place whole;
 - on object stores (S3 and compatible), where a rename is a copy, the files go straight to
   the version's prefix and the manifest, which lists every file's checksum, is the completion
-  marker written last.
+  marker written last. A publisher first claims the version number with an object
+  `<model>/.claims/<version>.<token>` and goes ahead only when its claim is the only one and
+  the version's prefix is still empty (the store's listings being strongly consistent, as
+  S3's are, two racing publishers cannot both go ahead); the claim is removed afterwards.
 
 `ModelRepository` is the one place that knows this layout: listing models and versions, the
 serving version policies, publishing. `ExportedVersion.export` is the one writer of a
 version's contents and `ExportedVersion.open()` the one reader (`peppercorn.loaded_version`).
 Everything goes through `pyarrow.fs` (`peppercorn.fs`), so the root may be a local path or a
-`file://`, `s3://`/`s3a://` or `hdfs://` URI.
+`file://`, `s3://`/`s3a://` or `hdfs://` URI. A root that does not exist yet is an empty
+repository; one that cannot be read (an unreachable endpoint, a bucket that does not exist,
+no permission) raises `peppercorn.fs.StorageError` rather than looking empty.
 """
 
 from __future__ import annotations
 
+import random
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +35,14 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from peppercorn.config import ServedModelConfig
-from peppercorn.fs import filesystem, join, read_bytes, write_bytes
+from peppercorn.fs import (
+    StorageError,
+    filesystem,
+    is_object_store,
+    join,
+    read_bytes,
+    write_bytes,
+)
 from peppercorn.loaded_version import LoadedVersion, VersionContents, encode_assets, load_files
 
 __all__ = ["MANIFEST", "ExportedVersion", "ModelRepository", "RepositoryError"]
@@ -36,6 +50,8 @@ __all__ = ["MANIFEST", "ExportedVersion", "ModelRepository", "RepositoryError"]
 MANIFEST = "manifest.json"
 _VERSION = re.compile(r"^[0-9]{1,18}$")
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CLAIMS = ".claims"  # object stores: `<model>/.claims/<version>.<token>`, one per publisher
+_CLAIM_WAITS, _CLAIM_WAIT_S = 25, 0.04  # how long the lowest claim waits for the others
 
 
 class RepositoryError(ValueError):
@@ -43,7 +59,7 @@ class RepositoryError(ValueError):
 
 
 def _atomic_rename(fs: pafs.FileSystem) -> bool:
-    return isinstance(fs, pafs.LocalFileSystem) or type(fs).__name__ == "HadoopFileSystem"
+    return fs.type_name in ("local", "hdfs")
 
 
 @dataclass(frozen=True)
@@ -78,12 +94,18 @@ class ExportedVersion:
         }
 
     def fingerprint(self) -> tuple:
-        """(file, size, mtime) of every file: changes whenever the version's files do."""
+        """(file, size, mtime[, ETag]) of every file: changes whenever the version's files do.
+
+        Object stores keep modification times to the second, so there each file's ETag (one
+        HEAD request per file) tells a same-size rewrite within that second apart."""
+        fs = self.repository.fs
         try:
-            infos = self.repository.fs.get_file_info(pafs.FileSelector(self._path, recursive=True))
+            infos = fs.get_file_info(pafs.FileSelector(self._path, recursive=True))
+            if not is_object_store(fs):
+                return tuple(sorted((i.path, i.size, i.mtime_ns) for i in infos))
+            return tuple(sorted((i.path, i.size, i.mtime_ns, _etag(fs, i)) for i in infos))
         except OSError:
             return ("<unreadable>",)
-        return tuple(sorted((i.path, i.size, i.mtime_ns) for i in infos))
 
     def open(self, device: str | None = None) -> LoadedVersion:
         """Read, verify (checksums, signature, assets) and load the version; raises
@@ -99,8 +121,17 @@ class ExportedVersion:
         return target
 
 
+def _etag(fs: pafs.FileSystem, info: pafs.FileInfo) -> bytes | None:
+    if info.type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(info.path) as stream:  # a HEAD request; nothing is read
+        return stream.metadata().get("ETag")
+
+
 class ModelRepository:
-    """The versions of every model under one root (a local path or a URI)."""
+    """The versions of every model under one root (a local path or a URI).
+
+    Listing methods raise `peppercorn.fs.StorageError` where the root cannot be read."""
 
     def __init__(self, uri: str) -> None:
         self.uri = str(uri)
@@ -109,14 +140,30 @@ class ModelRepository:
     def __repr__(self) -> str:
         return f"ModelRepository({self.uri!r})"
 
-    def _names(self, path: str, pattern: re.Pattern) -> list[str]:
+    def _list(self, path: str) -> list[pafs.FileInfo]:
+        """The entries right under `path`; none where it does not exist (yet)."""
         try:
             infos = self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
         except NotADirectoryError:
             # Only "not a folder" means "nothing here": any other error (a remote store's
             # hiccup) must not read as an empty repository, or a server retires every version.
             return []
-        names = (i.base_name for i in infos if i.type == pafs.FileType.Directory)
+        except OSError as exc:
+            raise StorageError(f"{self.uri}: cannot list {path}: {exc}") from exc
+        if not infos and is_object_store(self.fs):
+            # pyarrow lists a bucket that does not exist as empty: a misspelt bucket name
+            # must not look like a repository without models either.
+            bucket = self.path.split("/", 1)[0]
+            try:
+                missing = self.fs.get_file_info(bucket).type == pafs.FileType.NotFound
+            except OSError as exc:
+                raise StorageError(f"{self.uri}: cannot reach bucket {bucket}: {exc}") from exc
+            if missing:
+                raise StorageError(f"{self.uri}: bucket {bucket!r} does not exist")
+        return infos
+
+    def _names(self, path: str, pattern: re.Pattern) -> list[str]:
+        names = (i.base_name for i in self._list(path) if i.type == pafs.FileType.Directory)
         return sorted(n for n in names if pattern.match(n))
 
     def models(self) -> list[str]:
@@ -131,7 +178,11 @@ class ModelRepository:
         numbers = self._numbers(name)
         if not numbers:
             return []
-        manifests = self.fs.get_file_info([f"{self.path}/{name}/{v}/{MANIFEST}" for v in numbers])
+        paths = [f"{self.path}/{name}/{v}/{MANIFEST}" for v in numbers]
+        try:
+            manifests = self.fs.get_file_info(paths)
+        except OSError as exc:
+            raise StorageError(f"{self.uri}: cannot read the manifests of {name}: {exc}") from exc
         return [v for v, info in zip(numbers, manifests, strict=True) if info.is_file]
 
     def latest(self, name: str) -> int | None:
@@ -175,14 +226,18 @@ class ModelRepository:
         return self.publish(name, files, attempts)
 
     def publish(self, name: str, files: Mapping[str, bytes], attempts: int = 5) -> ExportedVersion:
-        """Write a saved graph's files as the next version of `name`, whole or not at all."""
+        """Write a saved graph's files as the next version of `name`, whole or not at all
+        (numbered above every version folder, complete or not, and every claim on a number)."""
         if not _MODEL.match(name):
             raise RepositoryError(f"model name {name!r}: use letters, digits, '_', '.', '-'")
         if MANIFEST not in files:
             raise RepositoryError("a version needs its manifest.json (engine.saved.serialize)")
         last: Exception | None = None
-        for _ in range(attempts):
-            version = max(self._numbers(name), default=0) + 1
+        for attempt in range(attempts):
+            if attempt:  # publishers that all backed off from one number must not meet again
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))
+            claimed = {} if _atomic_rename(self.fs) else self._claims(name)
+            version = max([*self._numbers(name), *claimed], default=0) + 1
             try:
                 self._write(name, version, files)
                 return ExportedVersion(self, name, version)
@@ -190,14 +245,48 @@ class ModelRepository:
                 last = exc
         raise RepositoryError(f"could not claim a new version of {name!r} in {self.uri}: {last}")
 
+    def _claims(self, name: str) -> dict[int, list[str]]:
+        """Version -> the paths of the claims on it (`<model>/.claims/`; object stores)."""
+        claims: dict[int, list[str]] = {}
+        for info in self._list(f"{self.path}/{name}/{_CLAIMS}"):
+            number, _, token = info.base_name.partition(".")
+            if info.type == pafs.FileType.File and _VERSION.match(number) and token:
+                claims.setdefault(int(number), []).append(info.path)
+        return claims
+
+    def _sole_claim(self, name: str, version: int, claim: str) -> bool:
+        """Whether `claim`, already written, is or becomes the only claim on `version`.
+
+        Listed only after the claim is written, so of two publishers racing for a number the
+        later to list sees the other's claim. Each that sees another backs off, except the
+        lowest claim, which waits a little for the others to give way: racers that all see
+        each other do not all back off."""
+        for _ in range(_CLAIM_WAITS):
+            claims = self._claims(name).get(version, [])
+            if claims == [claim]:
+                return True
+            if min(claims, default=claim) != claim or claim not in claims:
+                return False
+            time.sleep(_CLAIM_WAIT_S)
+        return False
+
     def _write(self, name: str, version: int, files: Mapping[str, bytes]) -> None:
         target = f"{self.path}/{name}/{version}"
         ordered = sorted(rel for rel in files if rel != MANIFEST) + [MANIFEST]
         if not _atomic_rename(self.fs):
-            if self.fs.get_file_info(target).type != pafs.FileType.NotFound:
-                raise FileExistsError(target)
-            for rel in ordered:
-                write_bytes(self.fs, f"{target}/{rel}", files[rel])
+            claim = f"{self.path}/{name}/{_CLAIMS}/{version}.{uuid.uuid4().hex}"
+            write_bytes(self.fs, claim, b"")
+            try:
+                if not self._sole_claim(name, version, claim):
+                    raise FileExistsError(f"{target} (claimed by another publisher)")
+                # A claim is removed only once its files are written (or given up): the
+                # folder is looked at after the claims for that case.
+                if self.fs.get_file_info(target).type != pafs.FileType.NotFound:
+                    raise FileExistsError(target)
+                for rel in ordered:
+                    write_bytes(self.fs, f"{target}/{rel}", files[rel])
+            finally:
+                self.fs.delete_file(claim)
             return
         staging = f"{self.path}/{name}/.{version}.staging-{uuid.uuid4().hex[:12]}"
         try:
