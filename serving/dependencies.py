@@ -7,6 +7,7 @@ pool, which would queue even `/readyz` behind the scoring requests that fill tha
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,7 +17,7 @@ from serving.metrics import ServerMetrics
 from serving.precomputed import PrecomputedTopK
 from serving.settings import Settings
 
-__all__ = ["Manager", "Metrics", "Precomputed", "ServerSettings"]
+__all__ = ["Manager", "Metrics", "Precomputed", "Scoring", "ServerSettings"]
 
 
 async def _settings(request: Request) -> Settings:
@@ -35,7 +36,13 @@ async def _precomputed(request: Request) -> PrecomputedTopK | None:
     return request.app.state.precomputed
 
 
+async def _scoring(request: Request) -> threading.BoundedSemaphore:
+    return request.app.state.scoring
+
+
 ServerSettings = Annotated[Settings, Depends(_settings)]
 Manager = Annotated[ModelManager, Depends(_manager)]
 Metrics = Annotated[ServerMetrics, Depends(_metrics)]
 Precomputed = Annotated[PrecomputedTopK | None, Depends(_precomputed)]
+# Held while a request is scored: `settings.scoring_threads` requests at a time.
+Scoring = Annotated[threading.BoundedSemaphore, Depends(_scoring)]

@@ -7,6 +7,7 @@ the event loop stays free to answer `/healthz` and `/readyz` while they work."""
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -87,6 +88,7 @@ def create_app(settings: Settings, loader: Loader = open_version) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.manager = manager
+    app.state.scoring = threading.BoundedSemaphore(settings.scoring_threads)
     app.state.precomputed = (
         PrecomputedTopK(settings.batch_output, settings.poll_interval_s)
         if settings.batch_output

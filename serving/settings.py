@@ -10,6 +10,7 @@ never has to be written into a config file.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +32,13 @@ class _CliOverrides(BaseModel):
 _DEFAULTS = ServingConfig()
 
 
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class Settings(BaseSettings):
     """Everything the server needs; build it with `Settings.from_config`."""
 
@@ -47,6 +55,9 @@ class Settings(BaseSettings):
     # Latest `python -m batch` output answers /recommend when it matches (serving.precomputed).
     batch_output: str | None = None
     warmup_requests: int = Field(3, ge=1)
+    # Requests scored at once, one per core (each scores with one BLAS thread); the others
+    # wait their turn off the GIL, so the event loop still gets it to answer /readyz.
+    scoring_threads: int = Field(default_factory=_cpus, ge=1)
     admin_token: str | None = None
 
     @classmethod

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from peppercorn.loaded_version import LoadedVersion, SignatureSpec
 from serving import errors
-from serving.dependencies import Manager, Metrics, ServerSettings
+from serving.dependencies import Manager, Metrics, Scoring, ServerSettings
 from serving.manager import ModelManager
 from serving.metrics import ServerMetrics
 from serving.schemas import ErrorBody, ModelMetadata, ModelStatus, TFPredictBody, TFPredictResponse
@@ -153,9 +153,14 @@ def _predict(
 
 @router.post("/v1/models/{name}:predict", response_model=TFPredictResponse, responses=_ERRORS)
 def predict(
-    name: str, body: TFPredictBody, manager: Manager, settings: ServerSettings, metrics: Metrics
+    name: str,
+    body: TFPredictBody,
+    manager: Manager,
+    settings: ServerSettings,
+    metrics: Metrics,
+    scoring: Scoring,
 ):
-    with manager.acquire(name) as served:
+    with scoring, manager.acquire(name) as served:
         return _predict(body, served, settings.max_instances, metrics)
 
 
@@ -171,8 +176,9 @@ def version_predict(
     manager: Manager,
     settings: ServerSettings,
     metrics: Metrics,
+    scoring: Scoring,
 ):
-    with manager.acquire(name, version=_version(version)) as served:
+    with scoring, manager.acquire(name, version=_version(version)) as served:
         return _predict(body, served, settings.max_instances, metrics)
 
 
@@ -186,6 +192,7 @@ def label_predict(
     manager: Manager,
     settings: ServerSettings,
     metrics: Metrics,
+    scoring: Scoring,
 ):
-    with manager.acquire(name, label=label) as served:
+    with scoring, manager.acquire(name, label=label) as served:
         return _predict(body, served, settings.max_instances, metrics)

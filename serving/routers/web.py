@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from peppercorn.loaded_version import LoadedVersion, Vocab
 from serving import errors
-from serving.dependencies import Manager, Metrics, Precomputed, ServerSettings
+from serving.dependencies import Manager, Metrics, Precomputed, Scoring, ServerSettings
 from serving.manager import ModelManager
 from serving.precomputed import PrecomputedTopK
 from serving.schemas import (
@@ -65,11 +65,13 @@ def _check_count(settings: Settings, what: str, n: int) -> None:
 
 
 @router.post("/predict", response_model=ScoreResponse, responses=_ERRORS)
-def predict(body: ScoreBody, settings: ServerSettings, manager: Manager, metrics: Metrics):
+def predict(
+    body: ScoreBody, settings: ServerSettings, manager: Manager, metrics: Metrics, scoring: Scoring
+):
     """Scores of `item_ids` (in request order) for `user_id`."""
     _check_count(settings, "item_ids", len(body.item_ids))
     name = _model_name(settings, manager, body.model)
-    with manager.acquire(name) as served:
+    with scoring, manager.acquire(name) as served:
         items = _item_indices(served.items, body.item_ids, "item_ids")
         user = served.users.lookup(body.user_id)
         metrics.batch_size.labels("predict").observe(items.shape[0])
@@ -91,13 +93,14 @@ def recommend(
     manager: Manager,
     metrics: Metrics,
     precomputed: Precomputed,
+    scoring: Scoring,
 ):
     """The top `k` items for `user_id`; the most popular items for an unknown user."""
     _check_count(settings, "k", body.k)
     if body.candidates is not None:
         _check_count(settings, "candidates", len(body.candidates))
     name = _model_name(settings, manager, body.model)
-    with manager.acquire(name) as served:
+    with scoring, manager.acquire(name) as served:
         candidates = None
         if body.candidates is not None:
             candidates = _item_indices(served.items, body.candidates, "candidates")

@@ -74,25 +74,35 @@ class _SlowGraph:
     def __init__(self, saved, seconds: float):
         self._saved, self._seconds = saved, seconds
         self.scoring = threading.Event()
+        self._lock = threading.Lock()
+        self.running = self.most_at_once = 0
 
     def predict(self, signature_name, inputs):
         if inputs["item_idx"].size > 16:
+            with self._lock:
+                self.running += 1
+                self.most_at_once = max(self.most_at_once, self.running)
             self.scoring.set()
             time.sleep(self._seconds)
+            with self._lock:
+                self.running -= 1
         return self._saved.predict(signature_name, inputs)
+
+
+def _slow_loader(graphs: list, seconds: float):
+    def load(version):
+        loaded = version.open()
+        loaded.saved = _SlowGraph(loaded.saved, seconds)
+        graphs.append(loaded.saved)
+        return loaded
+
+    return load
 
 
 def test_probes_and_status_answer_while_a_long_recommend_runs(repo):
     built = build_version(repo, "neumf", 1, seed=1)
     graphs = []
-
-    def slow_loader(version):
-        loaded = version.open()
-        loaded.saved = _SlowGraph(loaded.saved, seconds=3.0)
-        graphs.append(loaded.saved)
-        return loaded
-
-    app = create_app(make_settings(repo), loader=slow_loader)
+    app = create_app(make_settings(repo), loader=_slow_loader(graphs, seconds=3.0))
     with TestClient(app) as client:
         wait_until(lambda: client.get("/readyz").status_code == 200)
         answer = {}
@@ -114,3 +124,30 @@ def test_probes_and_status_answer_while_a_long_recommend_runs(repo):
     scores = built.score(2, pool)
     best = sorted(range(len(pool)), key=lambda j: (-scores[j], pool[j]))[:10]
     assert [it["item_id"] for it in answer["r"].json()["items"]] == [10 * pool[j] for j in best]
+
+
+def test_at_most_scoring_threads_requests_are_scored_at_once(repo):
+    build_version(repo, "neumf", 1, seed=1)
+    graphs = []
+    settings = make_settings(repo, scoring_threads=2)
+    app = create_app(settings, loader=_slow_loader(graphs, seconds=0.5))
+    with TestClient(app) as client:
+        wait_until(lambda: client.get("/readyz").status_code == 200)
+        codes = []
+        all_items, first_20 = list(range(10, 310, 10)), list(range(1, 21))
+        posts = [  # every scoring endpoint, each over more than 16 pairs
+            ("/recommend", {"user_id": "u001"}),
+            ("/recommend", {"user_id": "u002"}),
+            ("/predict", {"user_id": "u003", "item_ids": all_items}),
+            ("/v1/models/neumf:predict", {"inputs": {"user_idx": [1] * 20, "item_idx": first_20}}),
+        ]
+        requests = [lambda p=p, b=b: client.post(p, json=b) for p, b in posts]
+        threads = [
+            threading.Thread(target=lambda f=f: codes.append(f().status_code)) for f in requests
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    assert codes == [200] * 4
+    assert graphs[0].most_at_once == 2
