@@ -3,9 +3,11 @@ while a long request is being scored."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from serving.main import create_app
@@ -151,3 +153,10 @@ def test_at_most_scoring_threads_requests_are_scored_at_once(repo):
             t.join(timeout=30)
     assert codes == [200] * 4
     assert graphs[0].most_at_once == 2
+
+
+def test_a_running_server_hands_the_gil_over_within_1_ms(repo):
+    before = sys.getswitchinterval()
+    with TestClient(create_app(make_settings(repo))):
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    assert sys.getswitchinterval() == before  # restored at shutdown
