@@ -28,16 +28,21 @@ RESULTS = ROOT / "bench" / "results"
 SECONDS = float(os.environ.get("BENCH_SERVE_SECONDS", "8"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on loopback."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _start(args: list[str], ready_url: str) -> subprocess.Popen:
+def start_process(
+    args: list[str], ready_url: str, cwd: Path = ROOT, env: dict | None = None
+) -> subprocess.Popen:
+    """`python *args` in `cwd`, once `ready_url` answers 200 (RuntimeError after 120 s)."""
     proc = subprocess.Popen(
         [sys.executable, *args],
-        cwd=ROOT,
+        cwd=cwd,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -143,9 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     recommend_bodies = _bodies(tmp, users, items, 0, recommend=True)
     config = tmp / "serve.yaml"
     config.write_text(f"paths:\n  model_repository: {repo}\nserving:\n  poll_interval_s: 5\n")
-    port, bare_port = _free_port(), _free_port()
+    port, bare_port = free_port(), free_port()
     base, bare = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
-    server = _start(
+    server = start_process(
         ["-m", "serving", "--config", str(config), "--port", str(port), "--log-level", "warning"],
         f"{base}/readyz",
     )
@@ -177,7 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    bare_proc = _start(["-m", "bench.serve_bare", "--port", str(bare_port)], f"{bare}/readyz")
+    bare_proc = start_process(
+        ["-m", "bench.serve_bare", "--port", str(bare_port)], f"{bare}/readyz"
+    )
     try:
         best_bare, bare_runs = _max_rate(f"{bare}/constant", predict_bodies, 400)
         results["bare_fastapi_max_sustainable_rps"] = best_bare

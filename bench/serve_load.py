@@ -19,14 +19,17 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-__all__ = ["run_load"]
+__all__ = ["Conn", "raw_requests", "run_load"]
 
 
-class _Conn:
+class Conn:
+    """One keep-alive HTTP/1.1 connection: send a raw request, read the status and body."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.reader, self.writer = reader, writer
 
     async def request(self, raw: bytes) -> int:
+        """Send `raw`, read the whole response; its status code."""
         self.writer.write(raw)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
@@ -38,7 +41,8 @@ class _Conn:
         return status
 
 
-def _requests(url: str, bodies: list[bytes]) -> list[bytes]:
+def raw_requests(url: str, bodies: list[bytes]) -> list[bytes]:
+    """The raw HTTP requests for `url`: one POST per body, or a single GET without bodies."""
     parts = urlsplit(url)
     method = "POST" if bodies else "GET"
     head = f"{method} {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
@@ -54,9 +58,9 @@ async def run_load(url: str, bodies: list[bytes], rate: float, seconds: float) -
     """Offer `rate` requests/s for `seconds`; latencies from each request's scheduled time."""
     parts = urlsplit(url)
     host, port = parts.hostname, parts.port
-    raws = _requests(url, bodies)
+    raws = raw_requests(url, bodies)
     n = max(1, int(rate * seconds))
-    idle: list[_Conn] = []
+    idle: list[Conn] = []
     latencies = np.full(n, np.nan)
     errors: dict[str, int] = {}
     # perf_counter, not loop.time(): uvloop's clock has millisecond resolution.
@@ -68,7 +72,7 @@ async def run_load(url: str, bodies: list[bytes], rate: float, seconds: float) -
         conn = idle.pop() if idle else None
         try:
             if conn is None:
-                conn = _Conn(*await asyncio.open_connection(host, port))
+                conn = Conn(*await asyncio.open_connection(host, port))
             status = await conn.request(raws[i % len(raws)])
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
