@@ -146,6 +146,10 @@ class Trainer:
         self._load_history(self.train)
 
     def _load_history(self, positives) -> None:
+        # Only read what the model's history tables ask for: gathering every pair (or their
+        # timestamps) is a pass over the whole training split.
+        if not self.model.has_history:
+            return
         if self.model.needs_order:
             self.model.load_history(self.session, *positives.history())
             return

@@ -178,7 +178,7 @@ def test_popularity_baseline_skips_padded_negatives():
 
 
 def test_fism_history_holds_trained_positives_and_never_a_held_out_item(dataset, tmp_path):
-    from training.models.base import USER_HISTORY
+    from training.models.fism import USER_HISTORY
 
     def history(trainer):
         var = next(v for v in trainer.model.graph.variables if v.name == USER_HISTORY)

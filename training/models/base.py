@@ -1,4 +1,8 @@
-"""The model contract: a registry of builders and the graph every model produces."""
+"""The model contract: a registry of builders and the graph every model produces.
+
+The contract knows no model: a model describes itself in its `ModelSpec`, history tables
+included (`HistoryTables`), so this module imports none of the modules that register models.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +19,17 @@ from training.models.layers import embedding_penalty
 __all__ = [
     "ANCHOR_ITEM",
     "BuildContext",
+    "Builder",
+    "HistoryFiller",
+    "HistoryTables",
     "ModelGraph",
     "ModelSpec",
     "REGISTRY",
-    "USER_HISTORY",
     "build_model",
     "register",
+    "resolve_params",
 ]
 
-# The name of the non-trainable [n_users, n_items] history table of a model that scores from the
-# user's history; the trainer fills it from the positives it trains on (`load_history`).
-USER_HISTORY = "user_history"
 # The node a model that scores from the scored item's place in the user's history reads that
 # place from (an identity of item_idx). Training feeds it each row's anchor (`Batch.anchors`), so
 # a sampled negative is scored in its positive's context; serving leaves it unfed.
@@ -43,83 +47,108 @@ class BuildContext:
     features: tuple[dict[str, Any], ...] = ()
 
 
+# build(ctx, params, user_idx, item_idx, rng) -> (logits [batch], rows to regularise, inputs it
+# declares beyond user_idx/item_idx as [{"name", "dtype", "table"}]); it adds its nodes to the
+# default graph.
+Builder = Callable[
+    [BuildContext, dict[str, Any], tf.Placeholder, tf.Placeholder, np.random.Generator],
+    tuple[tf.Node, list[tf.Node], list[dict[str, Any]]],
+]
+
+# fill(model, session, users, items, order): write the model's history tables into `session`
+# from positive (user, item) pairs; `order` ranks them in time (larger = newer, e.g.
+# timestamps) and is None unless the model's `HistoryTables.needs_order`.
+HistoryFiller = Callable[
+    ["ModelGraph", tf.Session, np.ndarray, np.ndarray, "np.ndarray | None"], None
+]
+
+
+@dataclass(frozen=True)
+class HistoryTables:
+    """A model's non-trainable tables that hold each user's history.
+
+    They are part of the graph, so an export serves them as they are; the trainer fills them
+    (`ModelGraph.load_history`) from the positives it trains on, never from held-out items.
+    """
+
+    fill: HistoryFiller
+    needs_order: bool = False  # whether `fill` reads the positives' time order
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """A named model: default hyperparameters and a builder.
-
-    `build(ctx, params, user_idx, item_idx, rng)` returns (logits [batch], rows to regularise,
-    inputs it declares beyond user_idx/item_idx as [{"name", "dtype", "table"}]).
-    """
+    """A named model: default hyperparameters, a builder and its history tables, if any."""
 
     name: str
     defaults: dict[str, Any]
-    build: Callable
+    build: Builder
     description: str
+    history: HistoryTables | None = None
 
 
 REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register(spec: ModelSpec) -> ModelSpec:
+    """Add `spec` to `REGISTRY` under its name and return it (models call this on import)."""
     REGISTRY[spec.name] = spec
     return spec
 
 
 @dataclass
 class ModelGraph:
-    """A built model: its graph, placeholders, score (probability) and training loss."""
+    """A built model: its spec, graph, placeholders, score (probability) and training loss."""
 
-    name: str
+    spec: ModelSpec
     params: dict[str, Any]
-    graph: Any
-    user_idx: Any
-    item_idx: Any
-    labels: Any
-    logits: Any
-    score: Any
-    loss: Any
+    graph: tf.Graph
+    user_idx: tf.Placeholder
+    item_idx: tf.Placeholder
+    labels: tf.Placeholder
+    logits: tf.Node
+    score: tf.Node
+    loss: tf.Node
     inputs: list[dict[str, Any]]
-    anchor: Any = None  # the ANCHOR_ITEM node, where the model has one
+    anchor: tf.Node | None = None  # the ANCHOR_ITEM node, where the model has one
+
+    def variable(self, name: str) -> tf.Variable:
+        """The graph's variable called `name`; KeyError when there is none."""
+        found = next((var for var in self.graph.variables if var.name == name), None)
+        if found is None:
+            raise KeyError(f"model {self.spec.name!r} has no variable named {name!r}")
+        return found
+
+    @property
+    def has_history(self) -> bool:
+        """Whether the model has history tables for `load_history` to fill."""
+        return self.spec.history is not None
 
     @property
     def needs_order(self) -> bool:
-        """Whether `load_history` needs the positives' time order (sequence tables)."""
-        from training.models.seqfism import SEQUENCE_TABLES
-
-        return any(var.name in SEQUENCE_TABLES for var in self.graph.variables)
+        """Whether `load_history` needs the positives' time order."""
+        return self.spec.history is not None and self.spec.history.needs_order
 
     def load_history(
         self,
-        session,
+        session: tf.Session,
         users: np.ndarray,
         items: np.ndarray,
         order: np.ndarray | None = None,
     ) -> None:
         """Fill the model's history tables (if any) from positive (user, item) pairs.
 
-        `order` ranks the pairs in time (larger = newer, e.g. timestamps); a model with
-        sequence tables needs it.
+        `order` ranks the pairs in time (larger = newer, e.g. timestamps); a model whose
+        history `needs_order` refuses to load without it.
         """
-        from training.models.fism import history_weights
-        from training.models.seqfism import SEQUENCE_TABLES, USER_SEQUENCE, sequence_tables
-
-        by_name = {var.name: var for var in self.graph.variables}
-        if USER_HISTORY in by_name:
-            n_users, n_items = by_name[USER_HISTORY].shape
-            alpha = float(self.params["alpha"])
-            weights = history_weights(users, items, n_users, n_items, alpha)
-            session.set_value(by_name[USER_HISTORY], weights)
-        if USER_SEQUENCE in by_name:
-            if order is None:
-                raise ValueError(
-                    f"model {self.name!r} scores from the time order of each user's history: "
-                    "load_history needs the positives' order (timestamps)"
-                )
-            n_users, n_items = by_name[USER_SEQUENCE].shape
-            tables = sequence_tables(users, items, order, n_users, n_items, self.params)
-            for name in SEQUENCE_TABLES:
-                if name in by_name:
-                    session.set_value(by_name[name], tables[name])
+        history = self.spec.history
+        if history is None:
+            return
+        if history.needs_order and order is None:
+            raise ValueError(
+                f"model {self.spec.name!r} scores from the time order of each user's history: "
+                "load_history needs the positives' order (timestamps)"
+            )
+        history.fill(self, session, users, items, order if history.needs_order else None)
 
     def feed(self, users: np.ndarray, items: np.ndarray, labels: np.ndarray | None = None):
         """The feed_dict for scoring (user, item) pairs, with labels for the loss."""
@@ -155,13 +184,14 @@ def build_model(
 ) -> ModelGraph:
     """Build model `name` in a new graph; loss = mean log loss + l2 * embedding penalty."""
     resolved = resolve_params(name, params)
+    spec = REGISTRY[name]
     rng = np.random.default_rng(seed)
     graph = tf.Graph()
     with graph.as_default():
         user_idx = tf.placeholder(np.int32, shape=(None,), name="user_idx")
         item_idx = tf.placeholder(np.int32, shape=(None,), name="item_idx")
         labels = tf.placeholder(np.float32, shape=(None,), name="labels")
-        logits, rows, extra_inputs = REGISTRY[name].build(ctx, resolved, user_idx, item_idx, rng)
+        logits, rows, extra_inputs = spec.build(ctx, resolved, user_idx, item_idx, rng)
         score = tf.sigmoid(logits, name="score")
         loss = tf.reduce_mean(tf.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
         if l2 > 0 and rows:
@@ -174,5 +204,5 @@ def build_model(
         *extra_inputs,
     ]
     return ModelGraph(
-        name, resolved, graph, user_idx, item_idx, labels, logits, score, loss, inputs, anchor
+        spec, resolved, graph, user_idx, item_idx, labels, logits, score, loss, inputs, anchor
     )

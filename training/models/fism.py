@@ -5,7 +5,7 @@ their history: score(u, i) = (p_u + |N_u|^-alpha * sum_{j in N_u, j != i} y_j) .
 Users are then described by what they consumed, which generalises well to the one held-out
 item of a leave-one-out split. The history is a non-trainable [n_users, n_items] weight table
 in the graph (so an export serves it as it is); the trainer fills it from the positives being
-trained on (`ModelGraph.load_history`), never from held-out items.
+trained on (`ModelGraph.load_history` -> `history_weights`), never from held-out items.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 import engine as tf
-from training.models.base import USER_HISTORY, ModelSpec, register
+from training.models.base import HistoryTables, ModelGraph, ModelSpec, register
 from training.models.layers import embedding, output_layer
 
-__all__ = ["FISM", "history_weights"]
+__all__ = ["FISM", "USER_HISTORY", "history_weights"]
+
+# The non-trainable [n_users, n_items] history table: |N_u|^-alpha at the user's items.
+USER_HISTORY = "user_history"
 
 
 def history_weights(
@@ -27,6 +30,20 @@ def history_weights(
     table[users, items] = 1.0
     counts = table.sum(axis=1, keepdims=True)
     return np.where(table > 0, np.power(np.maximum(counts, 1.0), -alpha), 0.0).astype(np.float32)
+
+
+def _fill_history(
+    model: ModelGraph,
+    session: tf.Session,
+    users: np.ndarray,
+    items: np.ndarray,
+    order: np.ndarray | None,
+) -> None:
+    # FISM's history is a set: `order` (None, as it does not ask for it) is not read.
+    table = model.variable(USER_HISTORY)
+    n_users, n_items = table.shape
+    alpha = float(model.params["alpha"])
+    session.set_value(table, history_weights(users, items, n_users, n_items, alpha))
 
 
 def _build_fism(ctx, params, user_idx, item_idx, rng):
@@ -57,5 +74,6 @@ FISM = register(
         {"factors": 32, "alpha": 1.0},  # alpha 1 (mean) beat 0.5 on ml100k-ncf validation
         _build_fism,
         "user embedding plus normalised sum of history-item embeddings (FISM / SVD++ style)",
+        HistoryTables(_fill_history),
     )
 )

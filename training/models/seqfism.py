@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 import engine as tf
-from training.models.base import ANCHOR_ITEM, ModelSpec, register
+from training.models.base import ANCHOR_ITEM, HistoryTables, ModelGraph, ModelSpec, register
 from training.models.layers import embedding
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
 USER_SEQUENCE = "seqfism/position"  # [n_users, n_items] 1 = latest item, 2 = the one before..
 USER_SEQUENCE_ITEMS = "seqfism/sequence"  # [n_users, n_items + 2 pad] item_idx, 0 where empty
 USER_SEQUENCE_VALID = "seqfism/sequence_valid"  # same shape: 1 where a real item is, else 0
-SEQUENCE_TABLES = (USER_SEQUENCE, USER_SEQUENCE_ITEMS, USER_SEQUENCE_VALID)
 
 
 def _check_params(params) -> None:
@@ -132,6 +131,21 @@ def sequence_tables(
     return out
 
 
+def _fill_sequence_tables(
+    model: ModelGraph,
+    session: tf.Session,
+    users: np.ndarray,
+    items: np.ndarray,
+    order: np.ndarray | None,
+) -> None:
+    # The contract passes `order` to a model whose history needs_order, and refuses without it.
+    assert order is not None
+    n_users, n_items = model.variable(USER_SEQUENCE).shape
+    tables = sequence_tables(users, items, order, n_users, n_items, model.params)
+    for name, value in tables.items():
+        session.set_value(model.variable(name), value)
+
+
 def _build_seqfism(ctx, params, user_idx, item_idx, rng):
     _check_params(params)
     factors, pad, window = int(params["factors"]), _pad(params), int(params["window"])
@@ -199,5 +213,6 @@ SEQFISM = register(
         _build_seqfism,
         "FISM over a decay-weighted window around the scored item's place in the user's "
         "time-ordered history, optionally plus the items just before it (FPMC-style)",
+        HistoryTables(_fill_sequence_tables, needs_order=True),
     )
 )
