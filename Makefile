@@ -13,7 +13,7 @@ DT ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup etl generate train serve batch daily bench bench-engine bench-etl bench-train \
-        bench-serve bench-distributed test test-fast test-gpu fuzz lint format clean
+        bench-serve bench-serve-readyz bench-distributed test test-fast test-gpu fuzz lint format clean
 
 setup: $(STAMP)
 
@@ -43,7 +43,7 @@ batch: setup
 daily: setup
 	$(PY) -m pipeline daily --config $(CONFIG) $(if $(DT),--dt $(DT))
 
-bench: bench-engine bench-etl bench-train bench-serve bench-distributed
+bench: bench-engine bench-etl bench-train bench-serve bench-serve-readyz bench-distributed
 
 bench-engine: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
@@ -57,6 +57,10 @@ bench-train: setup
 
 bench-serve: setup
 	$(PY) -m bench.serve
+
+# /readyz latency while 4 clients send full-catalogue /recommend (bench/results/serve_readyz.md).
+bench-serve-readyz: setup
+	$(PY) -m bench.serve_readyz
 
 bench-distributed: setup
 	$(PY) -m bench.distributed

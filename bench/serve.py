@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     port, bare_port = free_port(), free_port()
     base, bare = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
     server = start_process(
-        ["-m", "serving", "--config", str(config), "--port", str(port), "--log-level", "warning"],
+        ["-m", "pipeline", "serve", "--config", str(config), "--port", str(port)]
+        + ["--log-level", "warning"],
         f"{base}/readyz",
     )
     results: dict = {

@@ -1,6 +1,6 @@
 """`python -m bench.serve_readyz`: does /readyz stay fast while the server is busy scoring?
 
-Starts the real server (`python -m serving`, one uvicorn worker) on a NeuMF-like model with a
+Starts the real server (`python -m pipeline serve`, one uvicorn worker) on a NeuMF-like model with a
 large catalogue (100,000 items, random weights, built with the engine by bench/serve_model.py),
 so one full-catalogue /recommend takes tens of milliseconds.  Four clients (a separate
 process, closed loop, one keep-alive connection each) send full-catalogue /recommend for
@@ -145,8 +145,11 @@ def _run(label: str, code_dir: Path, repo: Path, bodies: Path, seconds: float) -
     config.write_text(f"paths:\n  model_repository: {repo}\nserving:\n  poll_interval_s: 5\n")
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(code_dir)}
+    # Checkouts before the one CLI started the server with `python -m serving`.
+    old_cli = (code_dir / "serving" / "__main__.py").is_file()
+    command = ["-m", "serving"] if old_cli else ["-m", "pipeline", "serve"]
     server = start_process(
-        ["-m", "serving", "--config", str(config), "--port", str(port), "--log-level", "warning"],
+        [*command, "--config", str(config), "--port", str(port), "--log-level", "warning"],
         f"http://127.0.0.1:{port}/readyz",
         cwd=code_dir,
         env=env,

@@ -149,6 +149,8 @@ class ServingConfig(_Section):
     max_body_bytes: int = Field(1_048_576, gt=0)
     max_instances: int = Field(10_000, gt=0)
     batch_output: str | None = None
+    # Requests scored at once; None: one per core the process may use.
+    scoring_threads: int | None = Field(None, ge=1)
 
 
 class BatchConfig(_Section):

@@ -162,8 +162,9 @@ def _serve(ctx: RunContext, args) -> int:
         settings = Settings.from_config(ctx.cfg, host=args.host, port=args.port)
     except ValidationError as exc:
         raise UsageError(str(exc).replace("\n", "; ")) from None
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=args.log_level, access_log=False)  # fmt: skip
+    app = create_app(settings)  # opens the repository: a URI it cannot reach stops here
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                access_log=False)  # fmt: skip
     return 0
 
 

@@ -1,4 +1,4 @@
 """The model server: TF Serving's REST API and a raw-id web API over the model repository.
 
-Run it with `python -m serving --config configs/default.yaml` (or `make serve`).
+Run it with `python -m pipeline serve --config configs/default.yaml` (or `make serve`).
 """

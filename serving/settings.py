@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     def from_config(cls, cfg: Config, **cli: Any) -> Settings:
         """Settings from a loaded config, the environment, then non-None `cli` overrides
         (`host`, `port`)."""
-        section = cfg.serving.model_dump()
+        section = cfg.serving.model_dump(exclude_none=True)  # unset: the defaults above
         # Requests without a model name go to the model this config trains.
         section["default_model"] = cfg.serving.default_model or cfg.model.name
         settings = cls(model_repository=cfg.paths.model_repository, **section)

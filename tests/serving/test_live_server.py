@@ -41,7 +41,8 @@ def live_server(repo: Path, tmp_path: Path):
         [
             sys.executable,
             "-m",
-            "serving",
+            "pipeline",
+            "serve",
             "--config",
             str(config),
             "--port",

@@ -24,6 +24,17 @@ def test_precedence_cli_env_config_default(monkeypatch):
     assert Settings.from_config(cfg).admin_token == "tok"
 
 
+def test_scoring_threads_default_to_the_usable_cores_and_follow_the_config(monkeypatch):
+    import os
+
+    monkeypatch.delenv("PEPPERCORN_SCORING_THREADS", raising=False)
+    assert Settings.from_config(Config()).scoring_threads == len(os.sched_getaffinity(0))
+    cfg = Config(serving=ServingConfig(scoring_threads=3))
+    assert Settings.from_config(cfg).scoring_threads == 3
+    monkeypatch.setenv("PEPPERCORN_SCORING_THREADS", "5")
+    assert Settings.from_config(cfg).scoring_threads == 5
+
+
 def test_the_model_repository_may_be_a_uri():
     for uri in ("models", "file:///srv/models", "s3a://bucket/models", "hdfs://nn:8020/models"):
         assert Settings.model_validate({"model_repository": uri}).model_repository == uri
@@ -33,7 +44,7 @@ def test_cli_reports_a_repository_it_cannot_open_without_a_traceback(tmp_path):
     config = tmp_path / "serve.yaml"
     config.write_text("paths:\n  model_repository: nosuchfs://host/models\n")
     r = subprocess.run(
-        [sys.executable, "-m", "serving", "--config", str(config)],
+        [sys.executable, "-m", "pipeline", "serve", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -47,7 +58,7 @@ def test_cli_reports_a_bad_config_without_a_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("serving:\n  prot: 1\n")
     r = subprocess.run(
-        [sys.executable, "-m", "serving", "--config", str(bad)],
+        [sys.executable, "-m", "pipeline", "serve", "--config", str(bad)],
         capture_output=True,
         text=True,
         timeout=60,

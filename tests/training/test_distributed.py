@@ -51,8 +51,8 @@ def _config(tmp_path, master="local[2]", workers=2, sync_every=1, name="cfg", mo
     return path
 
 
-def _weights(version) -> dict[str, np.ndarray]:
-    saved = load(version.uri)
+def _weights(where) -> dict[str, np.ndarray]:
+    saved = load(where)
     return {v.name: saved.session.get_value(v) for v in saved.graph.variables if v.trainable}
 
 
@@ -205,7 +205,7 @@ def test_socket_all_gather_in_rank_order_and_out_of_step_tasks_fail(spark):
 def test_two_workers_with_sync_every_1_end_where_the_global_batches_end(spark, synthetic):
     root, single, single_metrics = synthetic
     path, metrics = run(load_config(_config(root, name="k1")), progress=False)
-    _assert_same_weights(single, _weights(path))
+    _assert_same_weights(single, _weights(path.uri))
     assert metrics["distributed_workers"] == 2 and metrics["epochs"] == single_metrics["epochs"]
     assert metrics["hr@10"] == pytest.approx(single_metrics["hr@10"], abs=1e-9)
     assert 0.0 < metrics["distributed_sync_share"] < 1.0
@@ -221,7 +221,7 @@ def test_seqfism_negatives_keep_their_positives_context_across_workers(spark, sy
     single = _config(root, workers=1, name="seq-single", model=model)
     want, want_metrics = _global_batch_run(single, root / "seq-reference")
     path, metrics = run(load_config(_config(root, name="seq-k1", model=model)), progress=False)
-    _assert_same_weights(want, _weights(path))
+    _assert_same_weights(want, _weights(path.uri))
     assert metrics["hr@10"] == pytest.approx(want_metrics["hr@10"], abs=1e-9)
 
 
@@ -230,7 +230,7 @@ def test_sync_every_k_averages_parameters_and_still_learns(spark, synthetic):
     cfg = _config(root, sync_every=4, name="k4", epochs=6, early_stopping_patience=6)
     path, metrics = run(load_config(cfg), progress=False)
     # Local steps on half batches then averaging is not the single-process run ...
-    one, two = single, _weights(path)
+    one, two = single, _weights(path.uri)
     diff = max(np.abs(one[name] - two[name]).max() for name in one)
     assert diff > 1e-4
     # ... but it trains (the replicas agreed at the end: the stage checks their digests).
