@@ -1,23 +1,23 @@
 """An ML-100K-shaped NeuMF-like model (943 users, 1682 items; GMF dim 8 + MLP 64-32-16-8,
-random weights) saved with the §4 assets, for when no trained export exists."""
+random weights) exported with the §4 assets, for when no trained export exists."""
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 
 import numpy as np
+
+from peppercorn.loaded_version import VersionContents
+from peppercorn.model_repository import ExportedVersion, ModelRepository
 
 __all__ = ["build_ml100k_shaped"]
 
 
 def build_ml100k_shaped(
     repo: Path, name: str = "neumf", n_users: int = 943, n_items: int = 1682, seed: int = 0
-) -> Path:
-    """Save version 1 of `name` under `repo`; returns the version directory."""
+) -> ExportedVersion:
+    """Export the model as the next version of `name` in the repository at `repo`."""
     import engine as tf
-    from engine.saved import save
 
     rng = np.random.default_rng(seed)
 
@@ -56,31 +56,23 @@ def build_ml100k_shaped(
     seen_idx = [
         np.sort(rng.choice(np.arange(1, n_items + 1), 100, replace=False)) for _ in range(n_users)
     ]
-    indptr = np.concatenate([[0, 0], np.cumsum([len(s) for s in seen_idx])]).astype(np.int64)
-    seen = io.BytesIO()
-    np.savez(seen, indptr=indptr, indices=np.concatenate(seen_idx).astype(np.int32))
 
-    def vocab(feature: str, n: int) -> bytes:
+    def vocab(feature: str, n: int) -> dict:
         tokens = ["<unk>", *(str(i) for i in range(1, n + 1))]
-        return json.dumps(
-            {"name": feature, "min_frequency": 1, "id_type": "int", "tokens": tokens}
-        ).encode()
+        return {"name": feature, "min_frequency": 1, "id_type": "int", "tokens": tokens}
 
-    popular = list(range(1, 1001))
-    assets = {
-        "vocab/user_id.json": vocab("user_id", n_users),
-        "vocab/item_id.json": vocab("item_id", n_items),
-        "popular_items.json": json.dumps(
-            {"item_idx": popular, "count": list(range(2000, 1000, -1))}
-        ).encode(),
-        "seen.npz": seen.getvalue(),
-        "metrics.json": b"{}",
-        "feature_spec.json": json.dumps({"model": name, "params": {"synthetic": True}}).encode(),
-    }
+    contents = VersionContents(
+        vocabs={"user_id": vocab("user_id", n_users), "item_id": vocab("item_id", n_items)},
+        popular_idx=np.arange(1, 1001),
+        popular_count=np.arange(2000, 1000, -1),
+        seen_indptr=np.concatenate([[0, 0], np.cumsum([len(s) for s in seen_idx])]),
+        seen_indices=np.concatenate(seen_idx),
+        feature_spec={"model": name, "params": {"synthetic": True}},
+    )
     signatures = {
         "serving_default": {
             "inputs": {"user_idx": user_idx, "item_idx": item_idx},
             "outputs": {"score": score},
         }
     }
-    return save(repo / name / "1", session, signatures, assets=assets)
+    return ModelRepository(str(repo)).export(name, session, signatures, contents)
