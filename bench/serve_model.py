@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from peppercorn.loaded_version import VersionContents
 from peppercorn.model_repository import ExportedVersion, ModelRepository
+from peppercorn.version_assets import VersionContents
 
 __all__ = ["build_ml100k_shaped"]
 

@@ -14,8 +14,8 @@ last, so a reader never takes a version that is still being written:
   S3's are, two racing publishers cannot both go ahead); the claim is removed afterwards.
 
 `ModelRepository` is the one place that knows this layout: listing models and versions, the
-serving version policies, publishing. `ExportedVersion.export` is the one writer of a
-version's contents and `ExportedVersion.open()` the one reader (`peppercorn.loaded_version`).
+serving version policies, publishing. `ModelRepository.export` is the one writer of a
+version's contents and `ExportedVersion.open()` the one reader (`peppercorn.version_assets`).
 Everything goes through `pyarrow.fs` (`peppercorn.fs`), so the root may be a local path or a
 `file://`, `s3://`/`s3a://` or `hdfs://` URI. A root that does not exist yet is an empty
 repository; one that cannot be read (an unreachable endpoint, a bucket that does not exist,
@@ -43,7 +43,8 @@ from peppercorn.fs import (
     read_bytes,
     write_bytes,
 )
-from peppercorn.loaded_version import LoadedVersion, VersionContents, encode_assets, load_files
+from peppercorn.loaded_version import LoadedVersion
+from peppercorn.version_assets import VersionContents, encode_assets, load_files
 
 __all__ = ["MANIFEST", "ExportedVersion", "ModelRepository", "RepositoryError"]
 

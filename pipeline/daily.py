@@ -28,7 +28,6 @@ from peppercorn.fs import filesystem, is_local, read_bytes, write_bytes
 from pipeline import stages
 from pipeline.context import RunContext
 from pipeline.errors import error_line
-from pipeline.gate import METRIC, decide, rescore
 
 __all__ = ["STEP_NAMES", "lock_path", "run_daily", "summary_uri"]
 
@@ -44,6 +43,7 @@ def gate(ctx: RunContext) -> dict:
     """Whether the trained model replaces the serving version, both scored on this run's
     test split (see pipeline.gate)."""
     from peppercorn.loaded_version import VersionError
+    from pipeline.gate import METRIC, decide, rescore
 
     serving, value, why = ctx.serving, None, "no serving version"
     if serving is not None:

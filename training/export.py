@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from peppercorn.loaded_version import VersionContents
 from peppercorn.model_repository import ExportedVersion, ModelRepository
+from peppercorn.version_assets import VersionContents
 from training.data import FeatureDataset, SeenItems
 
 __all__ = ["MAX_POPULAR_ITEMS", "export_model", "popular_items", "version_contents"]

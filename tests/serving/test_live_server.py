@@ -129,6 +129,14 @@ def test_a_server_started_on_an_empty_repository_serves_models_exported_later(
     repo, tmp_path, live_server
 ):
     base, ready = live_server
+
+    def listening() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(listening, timeout=60)
     time.sleep(1.0)  # several polls of an empty repository
     assert not ready()
     r = httpx.get(f"{base}/readyz", timeout=5)
