@@ -5,25 +5,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+from tests.processes import free_port, wait_ready
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _step(args: list[str], timeout: float) -> subprocess.CompletedProcess:
@@ -35,21 +29,8 @@ def _step(args: list[str], timeout: float) -> subprocess.CompletedProcess:
     return proc
 
 
-def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"server exited: {server.stderr.read()[-3000:]}"
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"server not ready within {timeout} s")
-
-
 def test_etl_train_serve(tmp_path):
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "e2e.yaml"
     config.write_text(yaml.safe_dump({
         "dataset": {"kind": "synthetic", "name": "e2e", "synthetic": {
@@ -78,7 +59,7 @@ def test_etl_train_serve(tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _wait_ready(base, server)
+        wait_ready(base, server)
         r = httpx.post(f"{base}/predict", json={"user_id": users[1], "item_ids": items[1:6]})
         assert r.status_code == 200, r.text
         scores = r.json()["scores"]

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,6 +18,7 @@ import pytest
 import yaml
 
 from pipeline.cli import main
+from tests.processes import free_port, wait_ready
 from training.data.synthetic import write_synthetic_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -28,32 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DAY = "2026-10-31"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(base: str, server: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"server exited: {server.stderr.read()[-3000:]}"
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"server not ready within {timeout} s")
-
-
 def test_export_serve_and_batch_score_from_s3(s3_server, s3_uri, tmp_path):
     from engine.saved import load
     from peppercorn.model_repository import ModelRepository
 
     write_synthetic_dataset(tmp_path / "data" / "tiny", users=30, items=40, per_user=8,
                             eval_negatives=10)  # fmt: skip
-    port = _free_port()
+    port = free_port()
     repository = f"{s3_uri}/models"
     config = tmp_path / "s3.yaml"
     config.write_text(yaml.safe_dump({
@@ -89,7 +69,7 @@ def test_export_serve_and_batch_score_from_s3(s3_server, s3_uri, tmp_path):
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, server)
+        wait_ready(base, server)
         body = {"user_id": user_ids[3], "item_ids": item_ids[1:6]}
         r = httpx.post(f"{base}/predict", json=body, timeout=10)
         assert r.status_code == 200, r.text

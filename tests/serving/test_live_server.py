@@ -5,7 +5,6 @@ repository serves the models exported after it started, without a restart."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,20 +16,15 @@ import numpy as np
 import pytest
 
 from peppercorn.model_repository import ModelRepository
+from tests.processes import free_port
 from tests.serving.conftest import build_version, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(repo: Path, tmp_path: Path):
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "serve.yaml"
     config.write_text(
         f"paths:\n  model_repository: {repo}\nserving:\n  poll_interval_s: 0.1\n"
