@@ -22,6 +22,7 @@ import argparse  # noqa: E402
 import datetime as dt_  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -74,6 +75,7 @@ def _generate(ctx: RunContext, args) -> int:
 def _etl(ctx: RunContext, args) -> int:
     from pipeline import stages
 
+    began = time.perf_counter()
     ctx.regenerate = args.regenerate
     chain = stages.ETL[:-1] if args.skip_features else stages.ETL
     out = stages.run_chain(ctx, chain)
@@ -88,6 +90,7 @@ def _etl(ctx: RunContext, args) -> int:
         counts = {k: v for k, v in out["features"].items() if isinstance(v, int)}
         print(f"features: {counts}")
         print(f"features: {out['features']['seconds']:.1f} s")
+    print(f"done in {time.perf_counter() - began:.1f} s (Spark start-up included)")
     return 0
 
 
