@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from peppercorn.finite import NonFiniteError, non_finite_report
+
 __all__ = [
     "REQUIRED_INPUTS",
     "REQUIRED_OUTPUT",
@@ -116,14 +118,18 @@ class LoadedVersion:
         return self.vocabs["item_id"]
 
     def predict(self, signature_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run a signature on typed input arrays; ValueError for an index out of range."""
+        """Run a signature on typed input arrays; ValueError for an index out of range,
+        `NonFiniteError` for an output with NaN or inf."""
         for name, limit in (("user_idx", len(self.users)), ("item_idx", len(self.items))):
             values = inputs.get(name)
             if values is not None and values.size and (values.min() < 0 or values.max() >= limit):
                 bad = values[(values < 0) | (values >= limit)][:10].tolist()
                 raise ValueError(f"{name} out of range [0, {limit}): {bad}")
-        out = self.saved.predict(signature_name, inputs)
-        return {k: np.asarray(v) for k, v in out.items()}
+        out = {k: np.asarray(v) for k, v in self.saved.predict(signature_name, inputs).items()}
+        problem = non_finite_report(out, kind="output")
+        if problem is not None:  # JSON has no NaN, and a NaN score ranks nowhere sensible
+            raise NonFiniteError(f"model {self.name} version {self.version}: {problem}")
+        return out
 
     def score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Scores (float32) of (user, item) index pairs, in bounded chunks."""

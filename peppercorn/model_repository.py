@@ -24,6 +24,7 @@ no permission) raises `peppercorn.fs.StorageError` rather than looking empty.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import time
@@ -35,6 +36,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 
 from peppercorn.config import ServedModelConfig
+from peppercorn.finite import non_finite_report
 from peppercorn.fs import (
     StorageError,
     filesystem,
@@ -46,13 +48,24 @@ from peppercorn.fs import (
 from peppercorn.loaded_version import LoadedVersion
 from peppercorn.version_assets import VersionContents, encode_assets, load_files
 
-__all__ = ["MANIFEST", "ExportedVersion", "ModelRepository", "RepositoryError"]
+__all__ = [
+    "MANIFEST",
+    "STALE_AFTER_SECONDS",
+    "ExportedVersion",
+    "ModelRepository",
+    "RepositoryError",
+]
 
 MANIFEST = "manifest.json"
+log = logging.getLogger(__name__)
 _VERSION = re.compile(r"^[0-9]{1,18}$")
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CLAIMS = ".claims"  # object stores: `<model>/.claims/<version>.<token>`, one per publisher
 _CLAIM_WAITS, _CLAIM_WAIT_S = 25, 0.04  # how long the lowest claim waits for the others
+_STAGING = re.compile(r"^\.[0-9]{1,18}\.staging-[0-9a-f]+$")
+# A killed export leaves its staging folder (or claim) behind; one younger than this may
+# belong to an export still running, as with `peppercorn.storage.recover_leftovers`.
+STALE_AFTER_SECONDS = 6 * 3600
 
 
 class RepositoryError(ValueError):
@@ -223,6 +236,10 @@ class ModelRepository:
         """Publish the graph of `session` with its `contents` as a new version of `name`."""
         from engine.saved import serialize
 
+        weights = {v.name: session.get_value(v) for v in session.graph.variables}
+        problem = non_finite_report(weights)
+        if problem is not None:  # a diverged model must not become a version anyone loads
+            raise RepositoryError(f"refusing to export {name!r}: non-finite weights: {problem}")
         files = serialize(session, signatures, assets=encode_assets(contents))
         return self.publish(name, files, attempts)
 
@@ -233,6 +250,7 @@ class ModelRepository:
             raise RepositoryError(f"model name {name!r}: use letters, digits, '_', '.', '-'")
         if MANIFEST not in files:
             raise RepositoryError("a version needs its manifest.json (engine.saved.serialize)")
+        self.remove_leftovers(name)
         last: Exception | None = None
         for attempt in range(attempts):
             if attempt:  # publishers that all backed off from one number must not meet again
@@ -245,6 +263,29 @@ class ModelRepository:
             except FileExistsError as exc:  # another export claimed the number first
                 last = exc
         raise RepositoryError(f"could not claim a new version of {name!r} in {self.uri}: {last}")
+
+    def remove_leftovers(self, name: str, stale_after: float = STALE_AFTER_SECONDS) -> list[str]:
+        """Delete the staging folders and claims of `name` that killed exports left, once
+        older than `stale_after` seconds; returns their paths (every publish calls this)."""
+        now = time.time()
+
+        def stale(info: pafs.FileInfo) -> bool:
+            return info.mtime is not None and now - info.mtime.timestamp() > stale_after
+
+        removed = []
+        for info in self._list(f"{self.path}/{name}"):
+            staging = info.type == pafs.FileType.Directory and _STAGING.match(info.base_name)
+            if staging and stale(info):
+                self.fs.delete_dir(info.path)
+                removed.append(info.path)
+        for paths in self._claims(name).values():
+            for path in paths:
+                if stale(self.fs.get_file_info(path)):
+                    self.fs.delete_file(path)
+                    removed.append(path)
+        for path in removed:
+            log.warning("model repository: removed %s, left by an export that did not finish", path)
+        return removed
 
     def _claims(self, name: str) -> dict[int, list[str]]:
         """Version -> the paths of the claims on it (`<model>/.claims/`; object stores)."""

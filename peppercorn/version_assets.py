@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from peppercorn.finite import non_finite_report
 from peppercorn.loaded_version import (
     REQUIRED_INPUTS,
     REQUIRED_OUTPUT,
@@ -181,6 +182,10 @@ def load_files(
         saved = deserialize(files, uri, device=device)
     except Exception as exc:  # checksum, format, unknown op, unreadable tensors, ...
         raise VersionError("DATA_LOSS", f"cannot load saved graph: {exc}") from exc
+    weights = {v.name: saved.session.get_value(v) for v in saved.graph.variables}
+    problem = non_finite_report(weights)
+    if problem is not None:
+        raise VersionError("INVALID_ARGUMENT", f"non-finite weights: {problem}")
     specs = _signature_specs(saved)
     assets = saved.assets
     vocabs = _read_vocabs(assets)

@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 _EPOCH_DIR = re.compile(r"^epoch-([0-9]{4,})$")
+_STAGING_DIR = re.compile(r"^\.epoch-[0-9]{4,}\.tmp-")
 
 
 @dataclass
@@ -101,7 +102,13 @@ def latest_checkpoint(folder: Path) -> Path | None:
 
 
 def prune_checkpoints(folder: Path, keep: set[int]) -> None:
-    """Delete epoch checkpoints other than `keep` (the latest and the best are all resume needs)."""
+    """Delete epoch checkpoints other than `keep` (the latest and the best are all resume
+    needs), and the half-written ones a killed run left (`.epoch-NNNN.tmp-*`, engine.save's
+    staging folders: one run owns this folder, so none of them is still being written)."""
     for epoch, path in _epochs(folder):
         if epoch not in keep:
             shutil.rmtree(path, ignore_errors=True)
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if _STAGING_DIR.match(path.name) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)

@@ -28,6 +28,7 @@ from training.data import (
     batches,
     with_negatives,
 )
+from training.divergence import check_finite
 from training.metrics import evaluate_scores
 from training.models import BuildContext, ModelGraph, build_model
 
@@ -268,6 +269,7 @@ class Trainer:
                 break
             wall = time.perf_counter()
             loss, samples, seconds = self.run_epoch(epoch, rng)
+            check_finite(self.session, self.model.graph, epoch, loss)
             val = self.evaluate(self.validation)
             record = {
                 "epoch": epoch, "loss": loss, "val_hr@10": val["hr@10"],
@@ -304,6 +306,7 @@ class Trainer:
         for epoch in range(state["refit_epoch"] + 1, state["best_epoch"] + 1):
             wall = time.perf_counter()
             loss, samples, seconds = self.run_epoch(epoch, rng, positives, exclude, "refit epoch")
+            check_finite(self.session, self.model.graph, epoch, loss, "refit epoch")
             state["refit_history"].append({"epoch": epoch, "loss": loss, "seconds": seconds})
             state["train_seconds"] += seconds
             state["train_samples"] += samples

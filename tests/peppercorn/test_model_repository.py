@@ -3,14 +3,17 @@ reader's checks; ranking against hand-worked examples."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from peppercorn.config import ServedModelConfig
 from peppercorn.loaded_version import VersionError, rank_top_k
-from peppercorn.model_repository import ModelRepository, RepositoryError
+from peppercorn.model_repository import STALE_AFTER_SECONDS, ModelRepository, RepositoryError
+from peppercorn.version_assets import VersionContents
 from tests.serving.conftest import build_version
 
 
@@ -114,3 +117,51 @@ def test_rank_top_k_by_hand():
     assert order[1, 0] == 3 and valid[1].tolist() == [True, False, False]
     ties, _ = rank_top_k(np.array([[0.5, 0.7, 0.5, 0.7]]), np.zeros((1, 4), bool), 4)
     assert ties[0].tolist() == [1, 3, 0, 2]  # equal scores: lower column first
+
+
+def test_a_version_with_non_finite_weights_is_not_loaded(tmp_path):
+    build_version(tmp_path, "m", 1, nan_users=(4,))
+    with pytest.raises(VersionError) as info:
+        ModelRepository(str(tmp_path)).version("m").open()
+    assert info.value.code == "INVALID_ARGUMENT"
+    assert info.value.message == (
+        "non-finite weights: variable 'user_embedding' has 4 non-finite values (4 NaN, 0 inf) "
+        "of 84, first at index [4, 0]"
+    )
+
+
+def test_export_refuses_non_finite_weights_and_writes_nothing(tmp_path):
+    build_version(tmp_path / "good", "m", 1)
+    saved = ModelRepository(str(tmp_path / "good")).version("m").open().saved
+    var = next(v for v in saved.graph.variables if v.name == "item_embedding")
+    value = saved.session.get_value(var)
+    value[2, 1] = np.inf
+    saved.session.set_value(var, value)
+    signatures = {
+        "serving_default": {
+            "inputs": {"user_idx": saved.node("user_idx"), "item_idx": saved.node("item_idx")},
+            "outputs": {"score": saved.node("score")},
+        }
+    }
+    contents = VersionContents({}, np.zeros(0), np.zeros(0), np.zeros(1), np.zeros(0))
+    repo = ModelRepository(str(tmp_path / "repo"))
+    with pytest.raises(RepositoryError, match=r"refusing to export 'm': non-finite weights: "
+                       r"variable 'item_embedding' has 1 non-finite values \(0 NaN, 1 inf\)"):
+        repo.export("m", saved.session, signatures, contents)  # fmt: skip
+    assert not (tmp_path / "repo").exists()
+
+
+def test_a_publish_removes_what_killed_exports_left_once_stale(tmp_path):
+    build_version(tmp_path, "m", 1)
+    repo = ModelRepository(str(tmp_path))
+    old = tmp_path / "m" / ".2.staging-0123abcd"
+    young = tmp_path / "m" / ".3.staging-4567ef01"
+    for folder in (old, young):
+        folder.mkdir()
+        (folder / "graph.json").write_text("{}")
+    hours_ago = time.time() - STALE_AFTER_SECONDS - 60
+    os.utime(old, (hours_ago, hours_ago))
+    assert repo.publish("m", repo.version("m", 1).files()).version == 2
+    # The young one may belong to an export still running: left alone.
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [young.name, "1", "2"]
+    assert repo.remove_leftovers("m", stale_after=0) == [f"{repo.path}/m/{young.name}"]

@@ -42,14 +42,17 @@ def build_version(
     dim: int = 4,
     item_id_type: str = "int",
     drop_assets: tuple[str, ...] = (),
+    nan_users: tuple[int, ...] = (),
 ) -> BuiltModel:
-    """Save a dot-product model (placeholders user_idx/item_idx -> score) with §4 assets."""
+    """Save a dot-product model (placeholders user_idx/item_idx -> score) with §4 assets;
+    the embedding rows of `nan_users` are NaN (a version that must be refused)."""
     import engine as tf
     from engine.saved import save
 
     rng = np.random.default_rng(seed)
     user_emb = rng.normal(0, 1, (n_users + 1, dim)).astype(np.float32)
     item_emb = rng.normal(0, 1, (n_items + 1, dim)).astype(np.float32)
+    user_emb[list(nan_users)] = np.nan
     graph = tf.Graph()
     with graph.as_default():
         user_idx = tf.placeholder("int32", [None], name="user_idx")

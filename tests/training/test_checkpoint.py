@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from peppercorn.config import TrainingConfig
+from training import checkpoint as ckpt
 from training.data import open_dataset
 from training.data.synthetic import write_synthetic_dataset
 from training.trainer import Trainer
@@ -34,3 +35,10 @@ def test_resume_matches_an_uninterrupted_run(dataset, tmp_path, optimizer):
             straight.session.get_value(var),
             err_msg=var.name,
         )
+
+
+def test_pruning_removes_the_half_written_checkpoints_a_killed_run_left(tmp_path):
+    for name in ("epoch-0001", ".epoch-0002.tmp-k3j4h5", "notes"):
+        (tmp_path / name).mkdir()
+    ckpt.prune_checkpoints(tmp_path, keep={1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-0001", "notes"]

@@ -68,3 +68,18 @@ def test_bad_config_and_params(tmp_path, capsys):
     cfg = _config(tmp_path, name="gmf", params={"factorz": 3})
     assert main(["train", "--config", str(cfg)]) == 2
     assert "unknown key(s) ['factorz']" in capsys.readouterr().err
+
+
+def test_a_diverging_run_fails_before_export_naming_the_variable(tmp_path, capsys):
+    write_synthetic_dataset(tmp_path / "data/syn", users=20, items=30, per_user=6)
+    cfg = _config(tmp_path)
+    body = yaml.safe_load(cfg.read_text())
+    # Plain SGD at 1e30: the first steps overflow the logits, the next ones the weights.
+    body["training"].update(optimizer="sgd", learning_rate=1e30)
+    cfg.write_text(yaml.safe_dump(body))
+    assert main(["train", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().split("\r")[-1]  # after the progress bar
+    assert err.startswith("error: training diverged in epoch 1 (mean loss ")
+    assert "variable 'gmf/" in err and "non-finite values" in err and "\n" not in err
+    assert "lower training.learning_rate" in err
+    assert not (tmp_path / "m").exists()  # nothing exported, not even an empty model folder
