@@ -6,7 +6,13 @@ Every error body is `{"error": "<message>"}`, as TF Serving's REST API answers.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
 __all__ = [
+    "ErrorResponse",
     "ServingError",
     "admin_disabled",
     "bad_argument",
@@ -18,6 +24,14 @@ __all__ = [
     "unknown_ids",
     "version_not_found",
 ]
+
+
+class ErrorResponse(JSONResponse):
+    """An error body, ASCII-escaped: a message that echoes a client's string (a lone
+    surrogate, say) must not fail to encode and turn a 400 into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode()
 
 
 class ServingError(Exception):

@@ -13,11 +13,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from peppercorn.finite import NonFiniteError
 from peppercorn.model_repository import ModelRepository
-from serving.errors import ServingError
+from serving.errors import ErrorResponse, ServingError
 from serving.manager import Loader, ModelManager, open_version
 from serving.metrics import ServerMetrics
 from serving.middleware import LimitsAndMetrics
@@ -43,22 +43,25 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    # A server bug (any other exception) is answered by serving.middleware.LimitsAndMetrics.
     @app.exception_handler(ServingError)
     async def serving_error(_: Request, exc: ServingError):
-        return JSONResponse({"error": exc.message}, exc.status_code)
+        return ErrorResponse({"error": exc.message}, exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError):
-        return JSONResponse({"error": _validation_message(exc)}, 400)
+        return ErrorResponse({"error": _validation_message(exc)}, 400)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException):
-        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
+        return ErrorResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
-    @app.exception_handler(Exception)
-    async def server_bug(request: Request, exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": "internal server error (logged)"}, 500)
+    @app.exception_handler(NonFiniteError)
+    async def non_finite(request: Request, exc: NonFiniteError):
+        # The version's weights were checked when it was loaded, so this is an input that
+        # overflowed; the client gets an error, never a NaN.
+        log.error("non-finite scores on %s: %s", request.url.path, exc)
+        return ErrorResponse({"error": f"the model produced non-finite scores: {exc}"}, 500)
 
 
 def create_app(settings: Settings, loader: Loader = open_version) -> FastAPI:

@@ -205,11 +205,19 @@ class ModelManager:
         self, name: str, slot: VersionSlot, fp: tuple | None, code: str, message: str
     ) -> bool:
         with self._lock:
-            slot.state, slot.error_code, slot.error_message = "END", code, message
+            slot.state, slot.error_code = "END", code
+            slot.error_message = self._relative(message)
             slot.fingerprint = fp
         self.metrics.load_failures.labels(name).inc()
         log.error("model %s version %s refused: %s: %s", name, slot.version, code, message)
         return False
+
+    def _relative(self, message: str) -> str:
+        # The status endpoints answer anyone: paths there are relative to the repository,
+        # and only the log shows where the repository is.
+        for root in sorted({self.repository.uri, self.repository.path}, key=len, reverse=True):
+            message = message.replace(root.rstrip("/") + "/", "")
+        return message
 
     def _retire(self, name: str, which: Callable[[VersionSlot], bool]) -> None:
         model = self._models[name]
@@ -263,17 +271,24 @@ class ModelManager:
         with self._lock:
             return sorted(self._models)
 
-    def ready(self) -> bool:
-        """At least one served model, and one AVAILABLE version of each not unloaded.
-
-        Served: configured, or found in the repository with a complete version."""
+    def not_ready(self) -> list[str]:
+        """Why the server is not ready (empty when it is): it is ready when it serves at
+        least one model and every served model has an AVAILABLE version. Served: configured,
+        or found in the repository with a complete version; an unloaded model has none, so
+        a load balancer stops sending requests that would all get 404."""
         with self._lock:
-            served = [m for m in self._models.values() if m.counts_for_readiness]
-            return bool(served) and all(
-                any(s.state == "AVAILABLE" for s in m.slots.values())
-                for m in served
-                if not m.unloaded
-            )
+            served = {n: m for n, m in self._models.items() if m.counts_for_readiness}
+            if not served:
+                return ["no model is served yet"]
+            return [
+                f"model {name} is unloaded" if m.unloaded else f"model {name} has no version loaded"
+                for name, m in sorted(served.items())
+                if not any(s.state == "AVAILABLE" for s in m.slots.values())
+            ]
+
+    def ready(self) -> bool:
+        """Every served model has a version to answer with (see `not_ready`)."""
+        return not self.not_ready()
 
     def status(self, name: str, version: int | None = None, label: str | None = None) -> list:
         """TF Serving's `model_version_status` entries (all versions, or the one asked for)."""

@@ -1,8 +1,10 @@
-"""Pure-ASGI middleware around every request: JSON bodies, the body-size limit, metrics."""
+"""Pure-ASGI middleware around every request: JSON bodies, the body-size limit, metrics, and
+the 500 for a server bug."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from starlette.exceptions import HTTPException
@@ -10,6 +12,8 @@ from starlette.exceptions import HTTPException
 from serving.metrics import ServerMetrics
 
 __all__ = ["LimitsAndMetrics"]
+
+log = logging.getLogger(__name__)
 
 
 class LimitsAndMetrics:
@@ -27,18 +31,19 @@ class LimitsAndMetrics:
             return
         scope = _json_body(scope)
         start = time.perf_counter()
-        status = [500]
+        status, started = [500], [False]
         limit = self.max_body
 
         async def send_and_record(message):
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
+                status[0], started[0] = message["status"], True
             await send(message)
 
         try:
             length = _content_length(scope)
             if length is not None and length > limit:
-                await _send_413(send_and_record, f"request body too large: {length} > {limit}")
+                message = f"request body too large: {length} > {limit}"
+                await _send_json(send_and_record, 413, message)
                 return
             received = 0
 
@@ -52,7 +57,16 @@ class LimitsAndMetrics:
                         raise HTTPException(413, f"request body too large: over {limit} bytes")
                 return message
 
-            await self.app(scope, limited_receive, send_and_record)
+            try:
+                await self.app(scope, limited_receive, send_and_record)
+            except Exception:
+                if started[0]:
+                    raise
+                # Answered here rather than by Starlette's ServerErrorMiddleware, which
+                # re-raises after answering, so the server also drops the keep-alive
+                # connection and prints the traceback a second time.
+                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+                await _send_json(send_and_record, 500, "internal server error (logged)")
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
@@ -68,10 +82,9 @@ def _json_body(scope):
     """
     if scope.get("method") not in ("POST", "PUT", "PATCH"):
         return scope
+    # Even JSON-ish types are replaced: FastAPI parses only application/json and */*+json,
+    # so `text/json` would reach the handler as bytes and fail validation.
     headers = [(k, v) for k, v in scope.get("headers", ()) if k != b"content-type"]
-    original = [v for k, v in scope.get("headers", ()) if k == b"content-type"]
-    if original and original[0].split(b";")[0].strip().endswith(b"json"):
-        return scope
     return {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
 
 
@@ -85,8 +98,8 @@ def _content_length(scope) -> int | None:
     return None
 
 
-async def _send_413(send, message: str) -> None:
+async def _send_json(send, status: int, message: str) -> None:
     body = json.dumps({"error": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

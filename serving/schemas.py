@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 __all__ = [
     "ErrorBody",
@@ -21,7 +21,24 @@ __all__ = [
     "VersionStatus",
 ]
 
-RawId = StrictInt | StrictStr
+
+def _valid_unicode(value):
+    # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8 response, log line or
+    # vocabulary lookup can carry.
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = value[exc.start]
+        raise ValueError(
+            f"not valid Unicode: lone surrogate {ascii(char)} at position {exc.start}"
+        ) from None
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_valid_unicode)]
+RawId = Annotated[StrictInt | StrictStr, AfterValidator(_valid_unicode)]
 
 
 class _Body(BaseModel):
@@ -63,7 +80,7 @@ class ModelMetadata(BaseModel):
 class TFPredictBody(_Body):
     """TF Serving's predict request: `instances` (row format) or `inputs` (columnar)."""
 
-    signature_name: str = "serving_default"
+    signature_name: Text = "serving_default"
     instances: list[Any] | None = None
     inputs: dict[str, Any] | list[Any] | None = None
 
@@ -76,7 +93,7 @@ class TFPredictResponse(BaseModel):
 class ScoreBody(_Body):
     """Scores for one user and the given items, in request order."""
 
-    model: StrictStr | None = None
+    model: Text | None = None
     user_id: RawId
     item_ids: list[RawId] = Field(min_length=1)
     features: dict[str, Any] | None = Field(
@@ -95,10 +112,10 @@ class ScoreResponse(BaseModel):
 
 
 class RecommendBody(_Body):
-    model: StrictStr | None = None
+    model: Text | None = None
     user_id: RawId
     k: StrictInt = Field(10, ge=1)
-    exclude_seen: bool = True
+    exclude_seen: StrictBool = True
     candidates: list[RawId] | None = None
 
 

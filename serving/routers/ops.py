@@ -15,11 +15,12 @@ import hmac
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving import errors
 from serving.dependencies import Manager, Metrics, ServerSettings
+from serving.errors import ErrorResponse
 from serving.schemas import ErrorBody, ModelStatus
 from serving.settings import Settings
 
@@ -37,10 +38,12 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"model": ErrorBody}})
 async def readyz(manager: Manager):
-    """Readiness: every served model (not unloaded) has a version loaded and warmed up."""
-    if manager.ready():
+    """Readiness: every served model has a version loaded and warmed up (an unloaded model
+    has none)."""
+    reasons = manager.not_ready()
+    if not reasons:
         return {"status": "ready"}
-    return JSONResponse({"error": "not ready: a model has no version loaded yet"}, 503)
+    return ErrorResponse({"error": f"not ready: {'; '.join(reasons)}"}, 503)
 
 
 @router.get("/metrics", response_class=Response)
@@ -54,8 +57,11 @@ def _check_token(settings: Settings, request: Request) -> None:
     token = settings.admin_token
     if not token:
         raise errors.admin_disabled()
-    given = request.headers.get("authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    # RFC 7235: the scheme is case-insensitive; the token itself is compared exactly, in
+    # constant time.
+    ok = hmac.compare_digest(given.strip().encode(), token.encode())
+    if scheme.lower() != "bearer" or not ok:
         raise errors.unauthorized()
 
 
