@@ -151,6 +151,14 @@ class ServingConfig(_Section):
     batch_output: str | None = None
     # Requests scored at once; None: one per core the process may use.
     scoring_threads: int | None = Field(None, ge=1)
+    # Slow clients (serving.connections): the request line and headers must arrive within
+    # header_timeout_s, the body within body_timeout_s after them (else 408); an idle
+    # keep-alive connection closes after keep_alive_s; a request on a connection beyond
+    # max_connections is answered 503, and connections beyond twice that are closed at once.
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(30.0, gt=0)
+    keep_alive_s: float = Field(5.0, gt=0)
+    max_connections: int = Field(1000, ge=1)
 
 
 class BatchConfig(_Section):

@@ -157,6 +157,7 @@ def _serve(ctx: RunContext, args) -> int:
     import uvicorn
     from pydantic import ValidationError
 
+    from serving.connections import uvicorn_options
     from serving.main import create_app
     from serving.settings import Settings
 
@@ -167,7 +168,7 @@ def _serve(ctx: RunContext, args) -> int:
         raise UsageError(str(exc).replace("\n", "; ")) from None
     app = create_app(settings)  # opens the repository: a URI it cannot reach stops here
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
-                access_log=False)  # fmt: skip
+                access_log=False, **uvicorn_options(settings))  # fmt: skip
     return 0
 
 

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # Requests scored at once, one per core (each scores with one BLAS thread); the others
     # wait their turn off the GIL, so the event loop still gets it to answer /readyz.
     scoring_threads: int = Field(default_factory=_cpus, ge=1)
+    # Slow clients and connection counts: see serving.connections.
+    header_timeout_s: float = Field(_DEFAULTS.header_timeout_s, gt=0)
+    body_timeout_s: float = Field(_DEFAULTS.body_timeout_s, gt=0)
+    keep_alive_s: float = Field(_DEFAULTS.keep_alive_s, gt=0)
+    max_connections: int = Field(_DEFAULTS.max_connections, ge=1)
     admin_token: str | None = None
 
     @classmethod
