@@ -13,7 +13,8 @@ DT ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup etl generate train serve batch daily bench bench-engine bench-etl bench-train \
-        bench-serve bench-serve-readyz bench-distributed test test-fast test-gpu fuzz lint format clean
+        bench-serve bench-serve-readyz bench-soak bench-distributed test test-fast test-gpu fuzz \
+        lint format clean
 
 setup: $(STAMP)
 
@@ -43,7 +44,7 @@ batch: setup
 daily: setup
 	$(PY) -m pipeline daily --config $(CONFIG) $(if $(DT),--dt $(DT))
 
-bench: bench-engine bench-etl bench-train bench-serve bench-serve-readyz bench-distributed
+bench: bench-engine bench-etl bench-train bench-serve bench-serve-readyz bench-soak bench-distributed
 
 bench-engine: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
@@ -61,6 +62,11 @@ bench-serve: setup
 # /readyz latency while 4 clients send full-catalogue /recommend (bench/results/serve_readyz.md).
 bench-serve-readyz: setup
 	$(PY) -m bench.serve_readyz
+
+# 10 minutes of mixed traffic and junk at 200 req/s with a hot swap every minute and corrupt
+# versions dropped in: errors, latency, RSS and descriptors (bench/results/soak.md).
+bench-soak: setup
+	$(PY) -m bench.soak
 
 bench-distributed: setup
 	$(PY) -m bench.distributed
