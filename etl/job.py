@@ -14,7 +14,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from etl.lines import EtlInputError
+from etl.lines import EtlInputError, read_failure
 from etl.sources import movielens, movielens_csv, ncf, synthetic
 from etl.tables import Transformed
 from etl.validate import quarantine_rows
@@ -108,17 +108,25 @@ def run(cfg: Config, spark, *, on_written: Callable[[str], None] | None = None) 
     """ETL for `cfg`'s dataset; replaces `<root>/clean` atomically.
 
     Returns `{"tables": summary.json's content, "rows": rows written per clean table,
-    "output": the clean folder's URI}`.
+    "output": the clean folder's URI}`.  EtlInputError names an input that cannot be read.
     """
-    raw, params = extract(cfg, spark)
-    result = transform(cfg.dataset.kind, raw, params)
-    clean = join_uri(cfg.dataset_root(), "clean")
-    out: dict = {}
+    try:
+        raw, params = extract(cfg, spark)
+        result = transform(cfg.dataset.kind, raw, params)
+        clean = join_uri(cfg.dataset_root(), "clean")
+        out: dict = {}
 
-    def write(staging: str) -> None:
-        out["tables"], out["rows"] = load(spark, raw, result, staging, on_written)
+        def write(staging: str) -> None:
+            out["tables"], out["rows"] = load(spark, raw, result, staging, on_written)
 
-    storage.atomic_replace(spark, clean, write)
+        storage.atomic_replace(spark, clean, write)
+    except Exception as exc:
+        # Spark reads lazily: an unreadable input file (a stale .crc, a vanished file)
+        # fails whichever write or count runs first, as a long Java error.
+        failure = read_failure(exc)
+        if failure is None:
+            raise
+        raise failure from exc
     out["output"] = clean
     return out
 

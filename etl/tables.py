@@ -7,14 +7,26 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-__all__ = ["Transformed", "classified", "empty_strings", "event_columns", "item_columns", "kept"]
+__all__ = [
+    "OUTCOME",
+    "Transformed",
+    "classified",
+    "empty_strings",
+    "event_columns",
+    "item_columns",
+    "kept",
+]
+
+# What every classified row carries besides its clean columns: the line (text and exact
+# bytes, for the quarantine) and its outcome (null when kept).
+OUTCOME = ("raw", "raw_bytes", "reason")
 
 
 @dataclass
 class Transformed:
     """What a source's transform produces.
 
-    `classified`: one frame per raw table (one row per raw line, with `raw` and `reason`);
+    `classified`: one frame per raw table (one row per raw line, with OUTCOME's columns);
     `outputs`: clean tables to write, keyed by their path under `clean/`
     (`events` is partitioned by date on write).
     """
@@ -68,10 +80,10 @@ def item_columns(
 
 
 def classified(df: DataFrame, columns: list[Column]) -> DataFrame:
-    """`columns` plus `raw` and `reason`: the classified layout every transform returns."""
-    return df.select(*columns, F.col("raw"), F.col("reason"))
+    """`columns` plus OUTCOME's: the classified layout every transform returns."""
+    return df.select(*columns, *OUTCOME)
 
 
 def kept(df: DataFrame) -> DataFrame:
-    """The rows of a classified frame that passed, without `raw` and `reason`."""
-    return df.where(F.col("reason").isNull()).drop("raw", "reason")
+    """The rows of a classified frame that passed, without OUTCOME's columns."""
+    return df.where(F.col("reason").isNull()).drop(*OUTCOME)

@@ -1,8 +1,9 @@
 """Shared validation rules: first failing reason per row, unknown ids, duplicates.
 
-A *classified* frame has one row per raw line: the clean columns, `raw` (the line) and
-`reason` (null when the row is kept, else a stable snake_case code).  Rules only ever set
-a reason on rows that have none yet, so every line has exactly one outcome.
+A *classified* frame has one row per raw line: the clean columns, `raw` (the line's text),
+`raw_bytes` (its exact bytes) and `reason` (null when the row is kept, else a stable
+snake_case code).  Rules only ever set a reason on rows that have none yet, so every line
+has exactly one outcome; reading already sets `invalid_utf8` (etl.lines.read_lines).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ __all__ = [
 
 
 def blank(raw: str = "raw") -> Column:
-    """The line holds nothing but whitespace."""
-    return F.trim(F.col(raw)) == ""
+    """The line is empty or holds nothing but whitespace (spaces, tabs, CR, VT, FF)."""
+    # Not trim(): it strips spaces only, so a tab-only line would reach the parsers and
+    # be quarantined as a missing field or a malformed line.
+    return F.col(raw).rlike(r"^\s*$")
 
 
 def missing(col: str) -> Column:
@@ -78,7 +81,8 @@ def mark_duplicates(df: DataFrame, keys: Sequence[str], order: Sequence[Column])
 
 
 def quarantine_rows(classified: DataFrame, source: str) -> DataFrame:
-    """The failed rows of a classified frame in the quarantine layout."""
+    """The failed rows of a classified frame in the quarantine layout (docs/data-contracts.md
+    §2): `source`, `raw` (valid UTF-8 text), `raw_bytes` (the exact bytes), `reason`."""
     return classified.where(F.col("reason").isNotNull()).select(
-        F.lit(source).alias("source"), F.col("raw"), F.col("reason")
+        F.lit(source).alias("source"), "raw", "raw_bytes", "reason"
     )

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from etl.lines import read_lines, require, split_fields
-from etl.tables import Transformed, classified, event_columns, item_columns, kept
+from etl.tables import OUTCOME, Transformed, classified, event_columns, item_columns, kept
 from etl.validate import as_double, as_int, blank, first_failure, mark_duplicates, mark_unknown
 from peppercorn import storage
 from peppercorn.config import join_uri
@@ -174,8 +174,7 @@ def ratings_frame(
         iid.cast("string").alias("item_id"),
         rating.alias("rating"),
         F.when(ok, F.timestamp_seconds(seconds)).alias("ts"),
-        "raw",
-        "reason",
+        *OUTCOME,
     )
     if users is not None:
         df = mark_unknown(df, "user_id", users.select("user_id"), "unknown_user")

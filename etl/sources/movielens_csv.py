@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from etl.lines import CORRUPT, parse_csv, read_lines, require
-from etl.tables import Transformed, classified, event_columns, item_columns, kept
+from etl.tables import OUTCOME, Transformed, classified, event_columns, item_columns, kept
 from etl.validate import (
     as_double,
     as_int,
@@ -126,8 +126,7 @@ def _tags(lines: DataFrame, movie_ids: DataFrame) -> DataFrame:
         mid.cast("string").alias("item_id"),
         F.lower(F.trim("tag")).alias("tag"),
         seconds.alias("seconds"),
-        "raw",
-        "reason",
+        *OUTCOME,
     )
     df = mark_unknown(df, "item_id", movie_ids, "unknown_item")
     df = mark_duplicates(df, ["user_id", "item_id", "tag", "seconds"], [F.col("raw")])
@@ -158,8 +157,7 @@ def _ratings(lines: DataFrame, movie_ids: DataFrame) -> DataFrame:
         mid.cast("string").alias("item_id"),
         rating.alias("rating"),
         F.when(ok, F.timestamp_seconds(seconds)).alias("ts"),
-        "raw",
-        "reason",
+        *OUTCOME,
     )
     df = mark_unknown(df, "item_id", movie_ids, "unknown_item")
     df = mark_duplicates(df, ["user_id", "item_id", "ts"], [F.col("raw")])

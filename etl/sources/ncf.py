@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from etl.lines import read_lines, require
 from etl.sources import movielens
-from etl.tables import Transformed, empty_strings, item_columns, kept
+from etl.tables import OUTCOME, Transformed, empty_strings, item_columns, kept
 from etl.validate import as_int, blank, first_failure, mark_duplicates
 from peppercorn.config import join_uri
 
@@ -84,7 +84,7 @@ def transform(raw: dict[str, DataFrame], genres: list[str] | None = None) -> Tra
 def _negatives(lines: DataFrame) -> DataFrame:
     """Classified `(u,i)\\tneg1\\tneg2...` lines."""
     df = lines.select(
-        "raw",
+        *lines.columns,
         F.regexp_extract("raw", _NEGATIVE_LINE, 1).alias("u"),
         F.regexp_extract("raw", _NEGATIVE_LINE, 2).alias("i"),
         F.split(F.regexp_extract("raw", _NEGATIVE_LINE, 3), "\t").alias("_negs"),
@@ -103,8 +103,7 @@ def _negatives(lines: DataFrame) -> DataFrame:
         as_int("u").cast("string").alias("user_id"),
         as_int("i").cast("string").alias("item_id"),
         F.transform("_negs", lambda n: n.try_cast("long").cast("string")).alias("negatives"),
-        "raw",
-        "reason",
+        *OUTCOME,
     )
     return mark_duplicates(df, ["user_id", "item_id"], [F.col("raw")])
 

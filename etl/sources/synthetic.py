@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from etl.lines import CORRUPT, parse_csv, parse_json, read_lines, require
-from etl.tables import Transformed, classified, event_columns, item_columns, kept
+from etl.tables import OUTCOME, Transformed, classified, event_columns, item_columns, kept
 from etl.validate import (
     as_double,
     blank,
@@ -128,8 +128,7 @@ def _events(lines: DataFrame, fmt: str, users: DataFrame, items: DataFrame) -> D
         ts.alias("ts"),
         watch.alias("watch_seconds"),
         gift.alias("gift_value"),
-        "raw",
-        "reason",
+        *OUTCOME,
     )
     df = mark_unknown(df, "user_id", users, "unknown_user")
     df = mark_unknown(df, "item_id", items, "unknown_item")
