@@ -41,4 +41,17 @@ def get_spark(cfg: SparkConfig, app_name: str | None = None):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    if cfg.master.startswith("local"):
+        _quiet_task_failures(spark)
     return spark
+
+
+def _quiet_task_failures(spark) -> None:
+    # In local mode the executor runs in the driver's JVM: a failed task's stack trace, logged
+    # by the executor and again by the task scheduler, is the one the driver raises next, and
+    # the CLI reports that in one line (80-odd lines of Java frames on every bad input file
+    # otherwise). On a cluster they stay in the executors' logs, where they belong.
+    jvm = spark.sparkContext._jvm
+    off = jvm.org.apache.logging.log4j.Level.OFF
+    for name in ("org.apache.spark.executor.Executor", "org.apache.spark.scheduler.TaskSetManager"):
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, off)
