@@ -6,6 +6,10 @@ number of negatives scoring *at least* as high (ties count against it, so a cons
 cannot look good). Classification metrics treat the positive as label 1 and every negative
 as label 0. A NaN negative score marks an absent negative (a user with fewer unseen items
 than the protocol's count): it never outranks the positive and is left out of AUC and logloss.
+
+`ranked_list_metrics` is the other protocol's arithmetic (full-catalogue ranking,
+training/evaluation.py): Recall@K and NDCG@K from the positions of each user's relevant items
+in a ranking of every candidate item, for any number of relevant items per user.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ __all__ = [
     "logloss",
     "ndcg_at_k",
     "positive_ranks",
+    "ranked_list_metrics",
     "recall_at_k",
 ]
 
@@ -113,3 +118,38 @@ def evaluate_scores(
     if probabilities:
         out["logloss"] = logloss(pos_scores, neg_scores)
     return out
+
+
+def ranked_list_metrics(
+    positions: np.ndarray, owners: np.ndarray, n_relevant: np.ndarray, k: int
+) -> dict[str, float]:
+    """Mean Recall@k and NDCG@k over users, from where their relevant items ranked.
+
+    `positions[j]` is relevant item j's 0-based position in its user's ranking, `owners[j]`
+    that user's row (0..len(n_relevant)-1), `n_relevant[u]` how many relevant items user u has
+    (>= 1; positions of all of them are given). Binary relevance, as in RecBole and Krichene &
+    Rendle (KDD 2020):
+
+    - Recall@k = |top-k ∩ relevant| / |relevant| (with one relevant item, HR@k);
+    - NDCG@k = DCG@k / IDCG@k, DCG@k = sum of 1/log2(p+2) over relevant positions p < k,
+      IDCG@k the same sum over positions 0..min(k, |relevant|)-1 (a perfect ranking scores 1).
+    """
+    positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+    owners = np.asarray(owners, dtype=np.int64).reshape(-1)
+    n_relevant = np.asarray(n_relevant, dtype=np.int64).reshape(-1)
+    if positions.shape != owners.shape:
+        raise ValueError(f"positions {positions.shape} and owners {owners.shape} differ in shape")
+    if n_relevant.size == 0:
+        raise ValueError("no users to evaluate")
+    counted = np.bincount(owners, minlength=n_relevant.size) if owners.size else n_relevant * 0
+    if n_relevant.min() < 1 or not np.array_equal(counted, n_relevant):
+        raise ValueError("every user needs >= 1 relevant item, each with its position given")
+    hit = positions < k
+    gains = 1.0 / np.log2(positions[hit] + 2.0)
+    hits = np.bincount(owners[hit], minlength=n_relevant.size)
+    dcg = np.bincount(owners[hit], weights=gains, minlength=n_relevant.size)
+    ideal = np.cumsum(1.0 / np.log2(np.arange(k) + 2.0))[np.minimum(n_relevant, k) - 1]
+    return {
+        f"recall@{k}": float((hits / n_relevant).mean()),
+        f"ndcg@{k}": float((dcg / ideal).mean()),
+    }

@@ -90,3 +90,26 @@ def test_nan_negatives_are_absent_hand_worked():
     assert metrics.logloss(pos, neg) == pytest.approx(expected)
     with pytest.raises(ValueError, match="no negatives"):
         metrics.auc(np.array([0.5]), np.array([[np.nan, np.nan]]))
+
+
+def test_ranked_list_metrics_hand_worked():
+    # user 0: relevant items at positions 0 and 3; user 1: one relevant item at position 1.
+    out = metrics.ranked_list_metrics(np.array([0, 3, 1]), np.array([0, 0, 1]), np.array([2, 1]), 2)
+    g = 1 / math.log2(3)
+    assert out["recall@2"] == pytest.approx((1 / 2 + 1) / 2)
+    assert out["ndcg@2"] == pytest.approx((1 / (1 + g) + g) / 2)
+
+
+def test_ranked_list_recall_divides_by_all_relevant_and_ndcg_by_the_ideal_top_k():
+    # Three relevant items at the top three places, k = 2: two of three retrieved (recall is
+    # hits / |relevant|, not / min(k, |relevant|)), yet the ranking is ideal (NDCG 1).
+    out = metrics.ranked_list_metrics(np.array([2, 0, 1]), np.zeros(3, int), np.array([3]), 2)
+    assert out["recall@2"] == pytest.approx(2 / 3)
+    assert out["ndcg@2"] == pytest.approx(1.0)
+
+
+def test_ranked_list_metrics_need_every_relevant_position():
+    with pytest.raises(ValueError, match="relevant"):
+        metrics.ranked_list_metrics(np.array([0]), np.array([0]), np.array([2]), 10)
+    with pytest.raises(ValueError, match="no users"):
+        metrics.ranked_list_metrics(np.zeros(0), np.zeros(0), np.zeros(0), 10)
