@@ -131,6 +131,30 @@ class TrainingConfig(_Section):
     # on (held-out validation/test items stay possible negatives, so evaluation does not leak
     # into training); "seen" = every split's interactions (data-contracts §3 `seen/`).
     negatives_exclude: Literal["train", "seen"] = "train"
+    # The validation figure early stopping follows: the sampled protocol's (the held-out item
+    # against its sampled negatives) or the full-catalogue ranking's (training/evaluation.py).
+    early_stopping_metric: Literal[
+        "ndcg@10", "hr@10", "full_ndcg@10", "full_recall@10", "full_ndcg@50", "full_recall@50"
+    ] = "ndcg@10"
+    # Users the full-catalogue evaluation ranks every item for (a seeded sample when the split
+    # has more; all of them on MovieLens); 0 leaves that evaluation out.
+    full_eval_users: int = Field(20_000, ge=0)
+
+    @model_validator(mode="after")
+    def _full_stopping_needs_full_evaluation(self) -> TrainingConfig:
+        if self.early_stopping_metric.startswith("full_"):
+            if self.full_eval_users == 0:
+                raise ValueError(
+                    f"early_stopping_metric {self.early_stopping_metric!r} needs "
+                    "full_eval_users > 0"
+                )
+            if self.distributed.workers > 1:
+                # Each task holds only its users' positives, so none can rank for all users.
+                raise ValueError(
+                    f"early_stopping_metric {self.early_stopping_metric!r}: distributed "
+                    "training early-stops on the sampled metrics only (ndcg@10, hr@10)"
+                )
+        return self
 
 
 class ServedModelConfig(_Section):

@@ -29,6 +29,7 @@ from training.data import (
     with_negatives,
 )
 from training.divergence import check_finite
+from training.evaluation import FullCatalogue, popularity_scorer, trained_items
 from training.metrics import evaluate_scores
 from training.models import BuildContext, ModelGraph, build_model
 
@@ -181,6 +182,26 @@ class Trainer:
         """All metrics of the current weights on `data`."""
         return evaluate_scores(*eval_scores(self.session, self.model, data))
 
+    def evaluate_full(self, split: str) -> dict[str, float]:
+        """Full-catalogue metrics of the current weights on `split` (training/evaluation.py)."""
+        return self._full_catalogue(split).evaluate(
+            lambda users, items: score_pairs(self.session, self.model, users, items)
+        )
+
+    def _full_catalogue(self, split: str) -> FullCatalogue:
+        # A candidate is any item the user has not trained on by then: validation excludes the
+        # training positives (the test item stays a candidate: selection must not peek at it);
+        # test also excludes the validation item, which refit trains on and which is a known
+        # past interaction either way (serving never recommends it), so test figures compare
+        # with and without refit. Built on first use, once per split.
+        built = self.__dict__.setdefault("_full_catalogues", {})
+        if split not in built:
+            test = split == "test"
+            data, extra = (self.test, self.validation) if test else (self.validation, None)
+            exclude = trained_items(self.train, extra, self.dataset.n_users, self.dataset.n_items)
+            built[split] = FullCatalogue.build(data, exclude, self.cfg.full_eval_users)
+        return built[split]
+
     def run_epoch(self, epoch, rng, positives=None, exclude=None, label="epoch"):
         """One pass over `positives` (default: the training split); (loss, samples, seconds).
 
@@ -264,6 +285,14 @@ class Trainer:
         )  # fmt: skip
 
     def _select(self, state: dict[str, Any], epochs: int, rng) -> None:
+        metric = self.cfg.early_stopping_metric
+        used = state.get("early_stopping_metric", "ndcg@10") if state["epoch"] else metric
+        if used != metric:
+            raise ValueError(
+                f"--resume: the checkpoints chose epochs by validation {used}, but "
+                f"training.early_stopping_metric is {metric!r}; rerun without --resume"
+            )
+        state["early_stopping_metric"] = metric
         for epoch in range(state["epoch"] + 1, epochs + 1):
             if state["stopped"]:
                 break
@@ -271,16 +300,21 @@ class Trainer:
             loss, samples, seconds = self.run_epoch(epoch, rng)
             check_finite(self.session, self.model.graph, epoch, loss)
             val = self.evaluate(self.validation)
+            if metric.startswith("full_"):
+                val = {**val, **self.evaluate_full("validation")}
             record = {
                 "epoch": epoch, "loss": loss, "val_hr@10": val["hr@10"],
                 "val_ndcg@10": val["ndcg@10"], "val_auc": val["auc"], "seconds": seconds,
                 "samples_per_sec": samples / max(seconds, 1e-9),
             }  # fmt: skip
+            record.update({f"val_{k}": v for k, v in val.items() if k.startswith("full_")})
+            record.pop("val_full_users", None)
             state["history"].append(record)
             state["train_seconds"] += seconds
             state["train_samples"] += samples
-            if val["ndcg@10"] > state["best_ndcg"]:
-                state["best_ndcg"], state["best_epoch"], state["stale"] = val["ndcg@10"], epoch, 0
+            # "best_ndcg" holds the best value of `metric` (named before the metric was a choice).
+            if val[metric] > state["best_ndcg"]:
+                state["best_ndcg"], state["best_epoch"], state["stale"] = val[metric], epoch, 0
             else:
                 state["stale"] += 1
                 state["stopped"] = state["stale"] >= self.cfg.early_stopping_patience
@@ -292,7 +326,8 @@ class Trainer:
                 tqdm.write(
                     f"epoch {epoch}: loss {loss:.4f}  val HR@10 {val['hr@10']:.4f}  "
                     f"NDCG@10 {val['ndcg@10']:.4f}  AUC {val['auc']:.4f}  "
-                    f"{record['samples_per_sec']:.0f} ex/s"
+                    + (f"{metric} {val[metric]:.4f}  " if metric.startswith("full_") else "")
+                    + f"{record['samples_per_sec']:.0f} ex/s"
                 )
 
     def _refit(self, state: dict[str, Any], rng, folder: Path) -> None:
@@ -342,7 +377,19 @@ class Trainer:
             "validation_hr@10": best_val["val_hr@10"],
             "refit": refit,
             "negatives_exclude": self.cfg.negatives_exclude,
+            "early_stopping_metric": self.cfg.early_stopping_metric,
+            f"validation_{self.cfg.early_stopping_metric}": best_val[
+                f"val_{self.cfg.early_stopping_metric}"
+            ],
         }
+        if self.cfg.full_eval_users:
+            start = time.perf_counter()
+            metrics.update(self.evaluate_full("test"))
+            metrics["full_eval_seconds"] = time.perf_counter() - start
+            popular = self._full_catalogue("test").evaluate(popularity_scorer(self.item_counts))
+            del popular["full_users"]
+            baseline.update(popular)
+            metrics.update({f"popularity_{k}": v for k, v in popular.items()})
         return TrainResult(
             self.model, self.session, state["history"], best, metrics, baseline,
             self.item_counts, self.checkpoint_dir,
