@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from features import encode as enc
+from features.history import user_history
 from features.labels import interactions, positives
 from features.manifest import MANIFEST_NAME, build_manifest, table_digest
 from features.negatives import SALT_TEST, SALT_VALIDATION, sample_negatives
@@ -27,12 +28,14 @@ from peppercorn.config import Config, join_uri
 
 __all__ = ["TABLES", "run"]
 
-TABLES = ("user_profile", "item_profile", "train", "seen", "validation", "test")
+TABLES = ("user_profile", "item_profile", "train", "seen", "validation", "test", "history")
 _VALUE_COLUMNS = ("rating", "watch_seconds")
 
 
 def _schema_cast(df: DataFrame) -> DataFrame:
     casts = {"user_idx": "int", "item_idx": "int", "negatives": "array<int>"}
+    if "ts" in df.columns and dict(df.dtypes)["ts"].startswith("array"):
+        casts["item_idx"] = "array<int>"  # the history table: one array of items per user
     return df.select(*[F.col(c).cast(casts[c]) if c in casts else F.col(c) for c in df.columns])
 
 
@@ -134,6 +137,7 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, Any]:
         "seen": seen,
         "validation": validation,
         "test": test,
+        "history": user_history(train, fc.history_length),
     }
 
     vocab_dir = join_uri(out, "vocab")
@@ -160,6 +164,7 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, Any]:
         "validation": counts["validation"],
         "test": counts["test"],
         "seen": counts["seen"],
+        "history": counts["history"],
     }
     text = build_manifest(
         dataset=cfg.dataset.name,
@@ -170,6 +175,7 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, Any]:
         counts=summary,
         digests=digests,
         reference_time_us=ref_us,
+        history_length=fc.history_length,
     )
     storage.write_text(spark, join_uri(out, MANIFEST_NAME), text)
     for df in (events, encoded, pos, users_raw, items_raw, vocabs.tokens):

@@ -46,6 +46,7 @@ def build_manifest(
     counts: dict[str, int],
     digests: Mapping[str, str],
     reference_time_us: int,
+    history_length: int,
 ) -> str:
     """The manifest JSON text (docs/data-contracts.md §3)."""
     reference = dt.datetime.fromtimestamp(reference_time_us / 1e6, tz=dt.timezone.utc)
@@ -58,6 +59,8 @@ def build_manifest(
         "features": features,
         "paths": paths,
         "counts": counts,
+        # The cap of each user's history (`history/`): the width of a model's history input.
+        "history_length": history_length,
         "checksum": checksum(digests),
     }
     return json.dumps(manifest, indent=2, sort_keys=False) + "\n"

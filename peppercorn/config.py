@@ -100,6 +100,10 @@ class FeaturesConfig(_Section):
     label: LabelConfig = LabelConfig()
     eval_negatives: int = Field(99, ge=1)
     seed: int = 2017
+    # Items kept (the newest) of each user's history (`features/history/`): the width L of
+    # the history input of the models that read one (fism, seqfism) and of a version's
+    # exported history; seqfism's window must fit in it.
+    history_length: int = Field(50, ge=1)
 
 
 class ModelConfig(_Section):

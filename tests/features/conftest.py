@@ -20,6 +20,7 @@ MAKERS = {
 }
 # Small enough that some users have fewer unseen items than asked for, large
 # enough that others go through rejection sampling.
+HISTORY_LENGTH = 3
 EVAL_NEGATIVES = {"synthetic": 8, "movielens-100k": 4, "movielens-csv": 5, "ncf": 6}
 
 
@@ -53,7 +54,8 @@ def config_for(kind: str, data_root: Path, **features) -> Config:
 def build(spark, kind: str, data_root: Path) -> Built:
     from features import run
 
-    cfg = config_for(kind, data_root)
+    # A short history cap, so the fixtures' users exceed it and the newest-kept rule is tested.
+    cfg = config_for(kind, data_root, history_length=HISTORY_LENGTH)
     clean = MAKERS[kind]()
     cleandata.write_clean(spark, cfg.dataset_root(), clean)
     summary = run(cfg, spark)

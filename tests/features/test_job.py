@@ -5,7 +5,7 @@ import pytest
 from features import FeaturesError, run
 from features.job import TABLES
 from tests.features import cleandata, oracle
-from tests.features.conftest import EVAL_NEGATIVES, config_for
+from tests.features.conftest import EVAL_NEGATIVES, HISTORY_LENGTH, config_for
 
 KINDS = ["synthetic", "movielens-100k", "movielens-csv", "ncf"]
 
@@ -25,6 +25,9 @@ def test_outputs_follow_the_contract(spark, built, kind):
     types = {n: dict(spark.read.parquet(str(b.root / n)).dtypes) for n in TABLES}
     assert types["train"] == {"user_idx": "int", "item_idx": "int", "ts": "timestamp"}
     assert types["seen"] == {"user_idx": "int", "item_idx": "int"}
+    want = {"user_idx": "int", "item_idx": "array<int>", "ts": "array<timestamp>"}
+    assert types["history"] == want
+    assert m["history_length"] == HISTORY_LENGTH
     for split in ("validation", "test"):
         assert types[split] == {"user_idx": "int", "item_idx": "int", "negatives": "array<int>"}
     for f in m["features"]:
@@ -37,8 +40,26 @@ def test_outputs_follow_the_contract(spark, built, kind):
     tokens = oracle.token_order(set(b.clean.events.user_id) | set(b.clean.users.user_id))
     assert b.vocab("user_id")["tokens"] == ["<unk>", *tokens]
     assert m["counts"]["users"] == len(tokens)
-    for name in ("train", "validation", "test", "seen"):
+    for name in ("train", "validation", "test", "seen", "history"):
         assert m["counts"][name] == len(b.table(spark, name))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_history_is_each_users_newest_training_items(spark, built, kind):
+    # Oracle: pandas over the train table, newest first (ties: the larger item index is
+    # newer, the split's rule), the first HISTORY_LENGTH kept.
+    b = built(kind)
+    train = b.table(spark, "train")
+    want = {}
+    for user, rows in train.groupby("user_idx"):
+        rows = rows.sort_values(["ts", "item_idx"], ascending=False).head(HISTORY_LENGTH)
+        want[int(user)] = (rows.item_idx.tolist(), [pd.Timestamp(t) for t in rows.ts])
+    got = {
+        int(r.user_idx): (list(r.item_idx), [pd.Timestamp(t) for t in r.ts])
+        for r in b.table(spark, "history").itertuples()
+    }
+    assert got == want
+    assert max(len(items) for items, _ in got.values()) == HISTORY_LENGTH  # the cap bites
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -192,7 +213,9 @@ def test_rerun_is_identical(spark, built):
     assert summary["checksum"] == b.summary["checksum"]
     assert b.manifest()["checksum"] == b.summary["checksum"]
     for name in TABLES:
-        key = [k for k in ("user_idx", "item_idx") if k in before[name].columns]
+        # history's item_idx is an array per user: its rows are keyed by user alone.
+        key = ["user_idx"] if name == "history" else ["user_idx", "item_idx"]
+        key = [k for k in key if k in before[name].columns]
         a, c = (
             d.sort_values(key).reset_index(drop=True) for d in (before[name], b.table(spark, name))
         )

@@ -8,6 +8,7 @@ from training.data.dataset import (
     ProfileTable,
     SeenItems,
     TrainPositives,
+    UserHistory,
     open_dataset,
 )
 from training.data.sampling import Batch, batches, sample_negatives, with_negatives
@@ -21,6 +22,7 @@ __all__ = [
     "ProfileTable",
     "SeenItems",
     "TrainPositives",
+    "UserHistory",
     "batches",
     "open_dataset",
     "sample_negatives",

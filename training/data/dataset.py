@@ -21,6 +21,7 @@ import pyarrow.fs as pafs
 from peppercorn.config import join_uri
 from peppercorn.fs import filesystem
 from training.data.errors import DatasetError
+from training.data.history import UserHistory
 from training.data.positives import TrainPositives
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "ProfileTable",
     "SeenItems",
     "TrainPositives",
+    "UserHistory",
     "open_dataset",
 ]
 
@@ -197,6 +199,40 @@ class FeatureDataset:
         for arr, n, what in ((users, self.n_users, "user_idx"), (items, self.n_items, "item_idx")):
             self._check_range(arr, n, f"{name}.{what}")
         return EvalSet(users[order], items[order], negatives)
+
+    @property
+    def history_length(self) -> int:
+        """L: the cap of each user's history (`history/`), the width of the history input."""
+        given = self.manifest.get("history_length")
+        if given is None:  # a dataset from before the history table: its config's default
+            given = self.manifest.get("config", {}).get("features", {}).get("history_length", 50)
+        return int(given)
+
+    def user_history(self) -> UserHistory:
+        """Each user's training items newest first, at most `history_length` (§3 `history/`)."""
+        table = _read_table(self.fs, self.path("history"), ["user_idx", "item_idx"])
+        users = table.column("user_idx").to_numpy().astype(np.int64)
+        self._check_range(users, self.n_users, "history.user_idx")
+        if np.unique(users).size != users.size:
+            raise DatasetError(f"{self.path('history')}: more than one row for a user")
+        lists = table.column("item_idx").combine_chunks()
+        lengths = pa.compute.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
+        flat = pa.compute.list_flatten(lists).to_numpy(zero_copy_only=False).astype(np.int32)
+        self._check_range(flat, self.n_items, "history.item_idx")
+        if lengths.size and lengths.max() > self.history_length:
+            raise DatasetError(
+                f"{self.path('history')}: a row holds {lengths.max()} items, above the "
+                f"manifest's history_length {self.history_length}"
+            )
+        # Rows may arrive in any order: place each user's run at its user's CSR slot.
+        counts = np.zeros(self.n_users, np.int64)
+        counts[users] = lengths
+        indptr = np.zeros(self.n_users + 1, np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        indices = np.zeros(int(indptr[-1]), np.int32)
+        starts = np.repeat(indptr[users] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        indices[np.arange(flat.size) + starts] = flat
+        return UserHistory(indptr, indices, self.history_length)
 
     def profile(self, table: str) -> ProfileTable:
         """The user or item profile's manifest-declared features as index-aligned arrays."""

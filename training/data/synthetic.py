@@ -46,11 +46,14 @@ def write_synthetic_dataset(
     seed: int = 0,
     files: int = 2,
     row_group_size: int = 64,
+    history_length: int = 8,
 ) -> Path:
     """Write `<root>/features/` (vocabularies, profiles, splits, manifest); return that path.
 
     Indices run 1..users and 1..items (0 is unknown). Each user has `per_user` distinct
     positives; the last two become validation and test, each with `eval_negatives` unseen items.
+    `history/` keeps each user's newest `history_length` training items (below per_user - 2 by
+    default, so the cap is exercised).
     """
     rng = np.random.default_rng(seed)
     base = Path(root) / "features"
@@ -92,6 +95,19 @@ def write_synthetic_dataset(
         files,
         row_group_size,
     )
+    # Timestamps grow with the row number: a user's newest training items are its last rows.
+    hist_users = np.arange(1, users + 1)
+    hist_items = [pos_i[train & (pos_u == u)][::-1][:history_length].tolist() for u in hist_users]
+    hist_ts = [ts.filter(pa.array(train & (pos_u == u))).to_pylist()[::-1][:history_length]
+               for u in hist_users]  # fmt: skip
+    history = pa.table(
+        {
+            "user_idx": pa.array(hist_users, pa.int32()),
+            "item_idx": pa.array(hist_items, pa.list_(pa.int32())),
+            "ts": pa.array(hist_ts, pa.list_(pa.timestamp("us", "UTC"))),
+        }
+    )
+    _write_parquet(history, base / "history", 1, row_group_size)
     seen_table = pa.table(
         {"user_idx": pa.array(pos_u, pa.int32()), "item_idx": pa.array(pos_i, pa.int32())}
     )
@@ -148,6 +164,7 @@ def write_synthetic_dataset(
         "validation": int(val.sum()),
         "test": int(test.sum()),
         "seen": len(seen),
+        "history": users,
     }
     digest = hashlib.sha256(json.dumps([seed, users, items, groups, per_user]).encode())
     manifest = {
@@ -158,6 +175,7 @@ def write_synthetic_dataset(
         "features": features,
         "paths": {},
         "counts": counts,
+        "history_length": history_length,
         "checksum": f"sha256:{digest.hexdigest()}",
     }
     (base / "manifest.json").write_text(json.dumps(manifest, indent=2))
