@@ -248,3 +248,22 @@ def test_early_stopping_on_the_full_metric_keeps_the_best_weights(dataset, tmp_p
     want = oracle(scores, _sets(train_u, train_i),
                   _sets(trainer.validation.users, trainer.validation.items), ks=(10,))  # fmt: skip
     assert want["full_ndcg@10"] == pytest.approx(max(values))
+
+
+def test_report_names_each_protocol_and_shows_the_full_figures(tmp_path):
+    from training.report import write_report
+
+    history = [{"epoch": e, "loss": 0.5, "val_hr@10": 0.5, "val_ndcg@10": 0.25,
+                "val_full_ndcg@10": v} for e, v in ((1, 0.125), (2, 0.0625))]  # fmt: skip
+    metrics = {"best_epoch": 1, "epochs": 2, "early_stopping_metric": "full_ndcg@10",
+               "hr@10": 0.5, "full_users": 943, "full_eval_seconds": 6.5,
+               **{key: 0.1 for key in FULL_KEYS}}  # fmt: skip
+    baseline = {"hr@10": 0.25, **{key: 0.05 for key in FULL_KEYS}}
+    text = write_report(tmp_path, "gmf", {}, history, metrics, baseline).read_text()
+    assert "early stopping on validation full_ndcg@10" in text
+    assert "Sampled protocol" in text and "against the full catalogue" in text
+    assert "| full_recall@50 | 0.1000 | 0.0500 |" in text and "943 users" in text
+    assert "| 2 | 0.5000 | 0.5000 | 0.2500 | 0.0625 | 0.0 |" in text
+    del metrics["full_users"], metrics["early_stopping_metric"]
+    text = write_report(tmp_path, "gmf", {}, history, metrics, baseline).read_text()
+    assert "full catalogue" not in text and "early stopping on validation ndcg@10" in text
