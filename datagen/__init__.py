@@ -5,13 +5,16 @@
 
 - `users/` CSV with header, `items/` JSON lines, `events/` JSON lines or CSV (one header per
   file), `_SUCCESS.json` with the parameters and counts;
-- `_truth/` Parquet (`users`, `items`, `effects`): the hidden preference model, for tests and
-  offline evaluation only. ETL must ignore it (Spark's readers skip `_`-prefixed paths).
+- `_truth/` Parquet (`users`, `items`, `effects`, `live` when live windows are on): the hidden
+  model, for tests and offline evaluation only. ETL must ignore it (Spark's readers skip
+  `_`-prefixed paths).
 
 Events come from sessions: a user is shown a slate of rooms chosen by popularity and a
 category feed (exposure bias), clicks with probability sigmoid(hidden score + noise), then
 watches for a time that grows with the score and sometimes gifts or follows (see
-`datagen.world` for the score). The log has exactly `synthetic.events` lines, and exactly
+`datagen.world` for the score). Optionally rooms are created during the period and shown
+mostly while live (`datagen.live`; `_truth/items.created`, `_truth/live`); no event ever
+names a room before its creation. The log has exactly `synthetic.events` lines, and exactly
 `round(malformed_fraction * events)` of them are malformed, each breaking one rule:
 
 - `malformed_json` / `malformed_csv`: a line cut short (JSON) or with too few columns (CSV);

@@ -3,7 +3,9 @@
 The event log is produced inside Spark: `spark.range(blocks)` is mapped, block by block, to
 text lines by `datagen.lines` in the Python workers, and written straight to files; no event
 ever passes through the driver.  Each block's content depends only on (seed, block id), so
-the data is the same whatever the partitioning or cluster.
+the data is the same whatever the partitioning or cluster.  Workers rebuild the world from the
+config (a few seconds for a million users, once per Python worker) rather than receive it:
+it is hundreds of megabytes at platform size, and the seed fixes it anyway.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "generate",
     "malformed_counts",
     "stale_reason",
+    "world_for",
 ]
 
 # Rows per independently seeded block: large enough to vectorise well, small enough that a
@@ -75,11 +78,25 @@ def malformed_counts(spec: BlockSpec) -> dict[str, int]:
     return {(line_kind if k == "malformed_line" else k): v for k, v in totals.items()}
 
 
-def events_frame(spark, world: World, spec: BlockSpec, partitions: int):
+# The world a Python worker last built, by its config: Spark reuses workers across tasks.
+_WORLD_CACHE: dict[str, World] = {}
+
+
+def world_for(syn: SyntheticConfig) -> World:
+    """`build_world(syn)`, built once per process for the latest config asked for."""
+    key = syn.model_dump_json(exclude={"events", "malformed_fraction", "format", "files"})
+    if key not in _WORLD_CACHE:
+        _WORLD_CACHE.clear()  # one world at a time: at platform size each is ~1 GB
+        _WORLD_CACHE[key] = build_world(syn)
+    return _WORLD_CACHE[key]
+
+
+def events_frame(spark, syn: SyntheticConfig, spec: BlockSpec, partitions: int):
     """A one-column (`value`) DataFrame of raw event lines; CSV files each get a header."""
 
     def produce(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         first = True
+        world = world_for(syn)
         for batch in batches:
             for block_id in batch.column(0).to_pylist():
                 if first and spec.fmt == "csv":
@@ -125,13 +142,20 @@ def _items_frame(world: World, syn: SyntheticConfig, width: int) -> pd.DataFrame
     )
 
 
+def _instants(world: World, relative) -> pd.Series:
+    return pd.Series(pd.to_datetime(world.start_epoch + relative, unit="s", utc=True))
+
+
 def _truth_frames(world: World, users: pd.DataFrame, items: pd.DataFrame, syn: SyntheticConfig):
     names = category_names(syn.categories)
     truth_users = users[["user_id", "age_band", "gender", "city_tier", "device"]].assign(
         bias=world.user_bias, factors=list(world.user_factors)
     )
     truth_items = items[["item_id", "category"]].assign(
-        popularity=world.popularity, bias=world.item_bias, factors=list(world.item_factors)
+        popularity=world.popularity,
+        bias=world.item_bias,
+        factors=list(world.item_factors),
+        created=_instants(world, world.created),
     )
     effects = [
         {"feature": feature, "level": level, "category": names[c], "effect": float(table[i, c])}
@@ -142,7 +166,17 @@ def _truth_frames(world: World, users: pd.DataFrame, items: pd.DataFrame, syn: S
         for i, level in enumerate(levels)
         for c in range(len(names))
     ]
-    return truth_users, truth_items, pd.DataFrame(effects)
+    frames = {"users": truth_users, "items": truth_items, "effects": pd.DataFrame(effects)}
+    tl = world.timeline
+    if tl is not None and tl.live is not None:
+        frames["live"] = pd.DataFrame(
+            {
+                "item_id": items["item_id"].to_numpy()[tl.window_room],
+                "start": _instants(world, tl.window_start),
+                "end": _instants(world, tl.window_end),
+            }
+        )
+    return frames
 
 
 def _write_raw(spark, cfg: Config, staging: str, world: World, spec: BlockSpec) -> dict:
@@ -155,13 +189,11 @@ def _write_raw(spark, cfg: Config, staging: str, world: World, spec: BlockSpec) 
     spark.createDataFrame(items).coalesce(1).write.mode("overwrite").json(
         join_uri(staging, "items")
     )
-    for name, frame in zip(
-        ("users", "items", "effects"), _truth_frames(world, users, items, syn), strict=True
-    ):
+    for name, frame in _truth_frames(world, users, items, syn).items():
         spark.createDataFrame(frame).coalesce(1).write.mode("overwrite").parquet(
             join_uri(staging, "_truth", name)
         )
-    events_frame(spark, world, spec, syn.files).write.mode("overwrite").text(
+    events_frame(spark, syn, spec, syn.files).write.mode("overwrite").text(
         join_uri(staging, "events")
     )
     malformed = malformed_counts(spec)
@@ -204,7 +236,10 @@ def stale_reason(cfg: Config, spark) -> str | None:
         return f"written by generator version {version}, this is version {GENERATOR_VERSION}"
     # `files` only splits the same rows differently, so it alone never makes logs stale.
     wanted = cfg.dataset.synthetic.model_dump(mode="json", exclude={"files"})
-    changed = sorted(k for k in wanted if written.get("parameters", {}).get(k) != wanted[k])
+    # Logs written before a parameter existed were made with its default value.
+    defaults = SyntheticConfig().model_dump(mode="json")
+    params = {**defaults, **written.get("parameters", {})}
+    changed = sorted(k for k in wanted if params.get(k) != wanted[k])
     if changed:
         return "dataset.synthetic changed: " + ", ".join(changed)
     return None
@@ -221,7 +256,7 @@ def generate(cfg: Config, spark) -> dict:
         )
     began = time.perf_counter()
     syn = cfg.dataset.synthetic
-    world = build_world(syn)
+    world = build_world(syn)  # not cached: the driver needs it only until the files are written
     spec = block_spec(syn)
     raw = join_uri(cfg.dataset_root(), "raw")
     written: dict = {}

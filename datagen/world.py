@@ -13,6 +13,10 @@ Latent factors cluster around per-category centroids (each user has one or two f
 categories), so taste is shared within a category and is learnable from few interactions.
 `bias_u` carries a global intercept and a city-tier effect; `bias_i` is correlated with
 popularity (popular rooms are somewhat better), which is what a popularity baseline exploits.
+
+With `rooms_at_start` < 1 or `live_share` > 0 the world also has a timeline (`datagen.live`):
+rooms created during the period and live windows, drawn from a random stream of their own so
+the rest of the world is the same as without them.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datagen.live import DAY, Timeline, build_timeline, room_birth
 from peppercorn.config import SyntheticConfig
 
 __all__ = [
@@ -111,7 +116,8 @@ class World:
     # rooms
     category: np.ndarray  # int index into category_names
     tags: list[list[str]]
-    created_day: np.ndarray  # days before start_date
+    created_day: np.ndarray  # days before start_date (negative: created during the period)
+    created: np.ndarray  # creation time, seconds since start_date 00:00 UTC
     popularity: np.ndarray  # exposure share, sums to 1
     popularity_cum: np.ndarray
     by_category: np.ndarray  # room indices sorted by category
@@ -122,6 +128,9 @@ class World:
     age_effect: np.ndarray  # (age bands, categories)
     device_effect: np.ndarray  # (devices, categories)
     hourly_cum: np.ndarray
+    # When rooms exist and are live (datagen.live); None: every room, any time (the original
+    # world, kept draw for draw so existing configs give the same logs).
+    timeline: Timeline | None = None
 
     @property
     def n_users(self) -> int:
@@ -192,6 +201,16 @@ def build_world(cfg: SyntheticConfig) -> World:
     has_rooms = np.bincount(category, minlength=n_c) > 0
     browse = np.exp(age_effect[age] + _BROWSE_FAVOURITE_BOOST * favourite) * has_rooms
 
+    # Rooms over time use their own random stream: the draws above stay as they always were.
+    created = -created_day.astype(np.int64) * DAY
+    hourly_cum = _cumulative(np.asarray(_HOURLY))
+    timeline = None
+    if cfg.rooms_at_start < 1.0 or cfg.live_share > 0.0:
+        time_rng = np.random.default_rng([cfg.seed, 0x71AE])
+        created = room_birth(cfg, created_day, time_rng)
+        created_day = -(created // DAY)
+        timeline = build_timeline(cfg, created, category, popularity, hourly_cum, time_rng)
+
     start = _dt.datetime.combine(cfg.start_date, _dt.time(), tzinfo=_dt.timezone.utc)
     return World(
         start_epoch=int(start.timestamp()),
@@ -208,6 +227,7 @@ def build_world(cfg: SyntheticConfig) -> World:
         category=category,
         tags=tags,
         created_day=created_day,
+        created=created,
         popularity=popularity,
         popularity_cum=_cumulative(popularity),
         by_category=by_category,
@@ -216,5 +236,6 @@ def build_world(cfg: SyntheticConfig) -> World:
         item_bias=item_bias,
         age_effect=age_effect,
         device_effect=device_effect,
-        hourly_cum=_cumulative(np.asarray(_HOURLY)),
+        hourly_cum=hourly_cum,
+        timeline=timeline,
     )

@@ -49,6 +49,20 @@ class SyntheticConfig(_Section):
     malformed_fraction: float = Field(0.01, ge=0.0, lt=1.0)
     format: Literal["jsonl", "csv"] = "jsonl"
     files: int = Field(4, gt=0, description="raw event files written (Spark partitions)")
+    # Rooms over time (datagen.live). The defaults keep the original world, where every room
+    # exists before start_date and may be shown at any moment, so older datasets stay valid.
+    rooms_at_start: float = Field(
+        1.0, gt=0.0, le=1.0, description="share of rooms created before start_date; the rest "
+        "are created during the period, some on every day, and never shown before creation"
+    )  # fmt: skip
+    live_share: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of impressions showing a room during one of "
+        "its live windows; 0 turns live windows off (any existing room, any time)"
+    )  # fmt: skip
+    live_days: float = Field(
+        0.5, gt=0.0, le=1.0, description="mean share of days (after creation) a room goes live"
+    )
+    live_hours: int = Field(3, ge=1, le=12, description="mean length of a live window, hours")
 
 
 class DatasetConfig(_Section):

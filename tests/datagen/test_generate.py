@@ -16,6 +16,7 @@ import pytest
 import datagen.job as gen
 from datagen import generate
 from peppercorn.config import Config
+from tests.datagen.conftest import SMALL_BLOCK_ROWS
 
 EVENTS = ("impression", "click", "watch", "gift", "follow")
 CSV_COLUMNS = ["event_id", "user_id", "item_id", "event", "ts", "watch_seconds", "gift_value"]
@@ -112,7 +113,7 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
 def small_blocks():
     # Several blocks even for small logs, so block seeding and partitioning are exercised.
     saved = gen.BLOCK_ROWS
-    gen.BLOCK_ROWS = 4096
+    gen.BLOCK_ROWS = SMALL_BLOCK_ROWS
     yield
     gen.BLOCK_ROWS = saved
 
@@ -125,17 +126,31 @@ def jsonl_run(spark, tmp_path_factory, small_blocks):
     return cfg, root / "synthetic" / "raw", summary
 
 
-def test_same_seed_same_rows_whatever_the_partitioning(spark, jsonl_run, tmp_path):
-    cfg, raw, _ = jsonl_run
+def _with(cfg: Config, **synthetic) -> Config:
+    out = cfg.model_copy(deep=True)
+    for key, value in synthetic.items():
+        setattr(out.dataset.synthetic, key, value)
+    return out
+
+
+# The platform's world (live windows, rooms created over time) is rebuilt in each Python
+# worker from the seed: with 3 files two workers build it, with 1 file one does.
+@pytest.mark.parametrize("run", ["jsonl_run", "platform_run"])
+def test_same_seed_same_rows_whatever_the_partitioning(spark, run, request, small_blocks, tmp_path):
+    cfg, raw, _ = request.getfixturevalue(run)
     first = {t: sorted(read_lines(spark, raw / t)) for t in ("users", "items", "events")}
+    truth = pd.read_parquet(raw / "_truth" / "items")
     # Re-run into the same root with another file count: replaced in place, same rows.
-    generate(make_config(cfg.paths.data_root, seed=11, files=1), spark)
+    generate(_with(cfg, files=1), spark)
     again = {t: sorted(read_lines(spark, raw / t)) for t in ("users", "items", "events")}
     assert again == first
+    pd.testing.assert_frame_equal(pd.read_parquet(raw / "_truth" / "items"), truth)
     assert len(list((raw / "events").glob("part-*"))) == 1
     assert sorted(p.name for p in raw.parent.iterdir()) == ["raw"]  # no staging left over
 
-    generate(make_config(tmp_path, seed=12), spark)
+    other = _with(cfg, seed=cfg.dataset.synthetic.seed + 1)
+    other.paths.data_root = str(tmp_path)
+    generate(other, spark)
     other = sorted(read_lines(spark, tmp_path / "synthetic" / "raw" / "events"))
     assert len(other) == len(first["events"])
     assert len(set(other) & set(first["events"])) < len(other) // 10
@@ -231,7 +246,7 @@ def test_hidden_preference_beats_popularity_on_impressions(spark, jsonl_run):
 def test_events_are_produced_by_spark_workers(spark, small_blocks):
     cfg = make_config(Path("unused"), events=50_000)
     spec = gen.block_spec(cfg.dataset.synthetic)
-    frame = gen.events_frame(spark, gen.build_world(cfg.dataset.synthetic), spec, partitions=4)
+    frame = gen.events_frame(spark, cfg.dataset.synthetic, spec, partitions=4)
     plan = frame._jdf.queryExecution().executedPlan().toString()
     assert "MapInArrow" in plan and "Range" in plan
     assert frame.rdd.getNumPartitions() == 4
@@ -274,6 +289,15 @@ def test_stale_raw_logs_are_named(spark, jsonl_run):
     marker = raw / "_SUCCESS.json"
     written = json.loads(marker.read_text())
     try:
+        # Logs from before the live-platform parameters existed used their defaults: current.
+        params = {
+            k: v for k, v in written["parameters"].items() if not k.startswith(("live", "rooms"))
+        }
+        storage.write_text(spark, str(marker), json.dumps({**written, "parameters": params}))
+        assert stale_reason(cfg, spark) is None
+        assert stale_reason(_with(cfg, live_share=0.9), spark) == (
+            "dataset.synthetic changed: live_share"
+        )
         older = {**written, "generator_version": GENERATOR_VERSION - 1}
         storage.write_text(spark, str(marker), json.dumps(older))
         assert stale_reason(cfg, spark) == (
