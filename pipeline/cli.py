@@ -159,6 +159,7 @@ def _serve(ctx: RunContext, args) -> int:
 
     from serving.connections import uvicorn_options
     from serving.main import create_app
+    from serving.memory import limit_heap_fragmentation
     from serving.settings import Settings
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
@@ -166,6 +167,7 @@ def _serve(ctx: RunContext, args) -> int:
         settings = Settings.from_config(ctx.cfg, host=args.host, port=args.port)
     except ValidationError as exc:
         raise UsageError(str(exc).replace("\n", "; ")) from None
+    limit_heap_fragmentation()  # before the server's threads first allocate
     app = create_app(settings)  # opens the repository: a URI it cannot reach stops here
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
                 access_log=False, **uvicorn_options(settings))  # fmt: skip
