@@ -34,6 +34,7 @@ from engine.graph import (
     topological_order,
 )
 from engine.ops_array import (
+    cast,
     clip_by_value,
     concat,
     embedding_lookup,
@@ -99,6 +100,7 @@ __all__ = [
     "Variable",
     "add",
     "bool_",
+    "cast",
     "clip_by_value",
     "compute_gradients",
     "concat",

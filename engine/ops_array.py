@@ -5,11 +5,14 @@ Axis attrs are stored JSON-able: None, an int, or a list of ints.
 
 from __future__ import annotations
 
+import numpy as np
+
 from engine.autodiff import NotDifferentiable, RegisterGradient
 from engine.graph import Operation
 from engine.sparse import IndexedSlices
 
 __all__ = [
+    "cast",
     "clip_by_value",
     "concat",
     "embedding_lookup",
@@ -99,6 +102,14 @@ class Gather(Operation):
         return params.take(indices, axis=0)
 
 
+class Cast(Operation):
+    op_type = "cast"
+
+    def forward(self, xp, x):
+        # asarray: a weakly typed Python-scalar constant has no .astype
+        return xp.asarray(x).astype(self.dtype, copy=False)
+
+
 class ClipByValue(Operation):
     op_type = "clip_by_value"
 
@@ -161,6 +172,11 @@ def gather(params, indices, name=None):
 def embedding_lookup(params, ids, name=None):
     """Embedding rows for `ids` (a gather along axis 0, with a row-sparse gradient)."""
     return Gather([params, ids], name=name or "embedding_lookup")
+
+
+def cast(x, dtype, name=None):
+    """x converted to `dtype` (TF-1's tf.cast); the gradient flows back to a float input."""
+    return Cast([x], name=name, dtype=np.dtype(dtype).name)
 
 
 def clip_by_value(x, clip_value_min, clip_value_max, name=None):
@@ -248,6 +264,14 @@ def _gather_grad(op, g):
     params, indices = op.inputs
     rows = g.reshape((-1,) + params.shape[1:])
     return IndexedSlices(indices.reshape(-1), rows, params.shape), None
+
+
+@RegisterGradient("cast")
+def _cast_grad(op, g):
+    x = op.inputs[0]
+    if x.dtype.kind != "f":
+        return (None,)  # integers and booleans have no gradient, as in TF
+    return (g.astype(x.dtype, copy=False),)
 
 
 @RegisterGradient("clip_by_value")

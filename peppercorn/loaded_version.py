@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from peppercorn.csr import padded_rows
 from peppercorn.finite import NonFiniteError, non_finite_report
 
 __all__ = [
+    "HISTORY_INPUT",
     "REQUIRED_INPUTS",
     "REQUIRED_OUTPUT",
     "SERVING_SIGNATURE",
@@ -30,6 +32,10 @@ __all__ = [
 SERVING_SIGNATURE = "serving_default"
 REQUIRED_INPUTS = ("user_idx", "item_idx")
 REQUIRED_OUTPUT = "score"
+# The optional input of a model that reads each user's history: int32 [rows, L], the user's
+# item indices newest first, 0 = padding (and the unknown item). rows = one per scored pair, or
+# 1 for one user's history broadcast against every item.
+HISTORY_INPUT = "history"
 _PAIRS_PER_CALL = 131_072  # bounds one graph run's memory when scoring many pairs
 
 
@@ -108,6 +114,10 @@ class LoadedVersion:
     popular_count: np.ndarray
     feature_spec: dict
     metrics: dict
+    # Each user's history, newest first (CSR), and L, for a signature with a history input.
+    history_indptr: np.ndarray | None = None
+    history_indices: np.ndarray | None = None
+    history_length: int = 0
 
     @property
     def users(self) -> Vocab:
@@ -120,25 +130,79 @@ class LoadedVersion:
     def predict(self, signature_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run a signature on typed input arrays; ValueError for an index out of range,
         `NonFiniteError` for an output with NaN or inf."""
-        for name, limit in (("user_idx", len(self.users)), ("item_idx", len(self.items))):
+        n_items = len(self.items)
+        for name, limit in (("user_idx", len(self.users)), ("item_idx", n_items)):
             values = inputs.get(name)
             if values is not None and values.size and (values.min() < 0 or values.max() >= limit):
                 bad = values[(values < 0) | (values >= limit)][:10].tolist()
                 raise ValueError(f"{name} out of range [0, {limit}): {bad}")
+        if self.history_length and inputs.get(HISTORY_INPUT) is not None:
+            inputs = {**inputs, HISTORY_INPUT: self._fit_history(inputs[HISTORY_INPUT], inputs)}
         out = {k: np.asarray(v) for k, v in self.saved.predict(signature_name, inputs).items()}
         problem = non_finite_report(out, kind="output")
         if problem is not None:  # JSON has no NaN, and a NaN score ranks nowhere sensible
             raise NonFiniteError(f"model {self.name} version {self.version}: {problem}")
         return out
 
+    def _fit_history(self, history, inputs: dict) -> np.ndarray:
+        """A history input checked and cut or padded to L columns; ValueError naming a problem."""
+        history = np.asarray(history)
+        if history.ndim != 2 or (history.size and history.dtype.kind not in "iu"):
+            raise ValueError(
+                f"{HISTORY_INPUT} must be integer item indices [rows, L], newest first; got "
+                f"{history.dtype} of shape {list(history.shape)}"
+            )
+        n_items, rows = len(self.items), history.shape[0]
+        if history.size and (history.min() < 0 or history.max() >= n_items):
+            bad = history[(history < 0) | (history >= n_items)][:10].tolist()
+            raise ValueError(f"{HISTORY_INPUT} out of range [0, {n_items}) (0: padding): {bad}")
+        pairs = np.asarray(inputs.get("item_idx", ())).reshape(-1).size
+        if rows not in (1, pairs):
+            raise ValueError(
+                f"{HISTORY_INPUT} has {rows} rows: one per item_idx ({pairs}), or 1 for all"
+            )
+        # Newest first: a longer history keeps its first (newest) L items.
+        fitted = np.zeros((rows, self.history_length), np.int32)
+        kept = min(self.history_length, history.shape[1])
+        fitted[:, :kept] = history[:, :kept]
+        return fitted
+
+    def history_rows(self, users: np.ndarray) -> np.ndarray:
+        """[len(users), L] int32: each user's exported history, newest first, 0-padded."""
+        if not self.history_length:
+            raise ValueError(f"model {self.name} version {self.version} reads no history")
+        return padded_rows(self.history_indptr, self.history_indices, users, self.history_length)
+
+    def pair_inputs(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
+        """The serving signature's inputs for (user, item) pairs, exported histories included."""
+        inputs = {"user_idx": np.asarray(users, np.int32), "item_idx": np.asarray(items, np.int32)}
+        if self.history_length:
+            inputs[HISTORY_INPUT] = self.history_rows(inputs["user_idx"])
+        return inputs
+
     def score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """Scores (float32) of (user, item) index pairs, in bounded chunks."""
+        """Scores (float32) of (user, item) index pairs, in bounded chunks.
+
+        A model with a history input is run once per user (and chunk), its exported history fed
+        as one row the graph broadcasts against that user's items: [1, L] rather than a copy
+        per pair, which would cost L x factors floats per scored pair.
+        """
         users, items = np.asarray(users, np.int32), np.asarray(items, np.int32)
         out = np.empty(items.size, np.float32)
-        for start in range(0, items.size, _PAIRS_PER_CALL):
-            part = slice(start, start + _PAIRS_PER_CALL)
-            inputs = {"user_idx": users[part], "item_idx": items[part]}
-            out[part] = self.predict(SERVING_SIGNATURE, inputs)[REQUIRED_OUTPUT].reshape(-1)
+        if not self.history_length:
+            for start in range(0, items.size, _PAIRS_PER_CALL):
+                part = slice(start, start + _PAIRS_PER_CALL)
+                inputs = {"user_idx": users[part], "item_idx": items[part]}
+                out[part] = self.predict(SERVING_SIGNATURE, inputs)[REQUIRED_OUTPUT].reshape(-1)
+            return out
+        order = np.argsort(users, kind="stable")
+        bounds = np.flatnonzero(np.diff(users[order])) + 1
+        for run in np.split(order, bounds) if order.size else []:
+            history = self.history_rows(users[run[:1]])
+            for start in range(0, run.size, _PAIRS_PER_CALL):
+                part = run[start : start + _PAIRS_PER_CALL]
+                inputs = {"user_idx": users[part], "item_idx": items[part], HISTORY_INPUT: history}
+                out[part] = self.predict(SERVING_SIGNATURE, inputs)[REQUIRED_OUTPUT].reshape(-1)
         return out
 
     def score(self, user_idx: int, item_idx: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 
 from peppercorn.finite import non_finite_report
 from peppercorn.loaded_version import (
+    HISTORY_INPUT,
     REQUIRED_INPUTS,
     REQUIRED_OUTPUT,
     SERVING_SIGNATURE,
@@ -27,7 +28,9 @@ from peppercorn.loaded_version import (
     Vocab,
 )
 
-__all__ = ["VersionContents", "encode_assets", "load_files"]
+__all__ = ["HISTORY_ASSET", "VersionContents", "encode_assets", "load_files"]
+
+HISTORY_ASSET = "history.npz"
 
 
 @dataclass
@@ -42,6 +45,10 @@ class VersionContents:
     feature_spec: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     report: dict[str, bytes] = field(default_factory=dict)  # report.md and its plots
+    # CSR of each user's history, newest first, at most L items (a model with a history
+    # input only): what serving feeds a client that sends only user and item ids.
+    history_indptr: np.ndarray | None = None
+    history_indices: np.ndarray | None = None
 
 
 # ---- writing ------------------------------------------------------------------------------
@@ -74,6 +81,14 @@ def encode_assets(contents: VersionContents) -> dict[str, bytes]:
             **contents.report,
         }
     )
+    if contents.history_indptr is not None:
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            indptr=np.asarray(contents.history_indptr, np.int64),
+            indices=np.asarray(contents.history_indices, np.int32),
+        )
+        assets[HISTORY_ASSET] = buffer.getvalue()
     return assets
 
 
@@ -123,12 +138,12 @@ def _read_popular(assets: Mapping[str, bytes], n_items: int) -> tuple[np.ndarray
     return idx, count
 
 
-def _read_seen(assets: Mapping[str, bytes], n_users: int, n_items: int):
+def _read_csr(assets: Mapping[str, bytes], rel: str, n_users: int, n_items: int):
     try:
-        with np.load(io.BytesIO(_asset(assets, "seen.npz")), allow_pickle=False) as npz:
+        with np.load(io.BytesIO(_asset(assets, rel)), allow_pickle=False) as npz:
             indptr, indices = npz["indptr"].astype(np.int64), npz["indices"].astype(np.int32)
     except (OSError, ValueError, KeyError) as exc:
-        raise VersionError("DATA_LOSS", f"unreadable asset seen.npz: {exc}") from None
+        raise VersionError("DATA_LOSS", f"unreadable asset {rel}: {exc}") from None
     if (
         indptr.ndim != 1
         or indptr.shape[0] < 1
@@ -136,10 +151,28 @@ def _read_seen(assets: Mapping[str, bytes], n_users: int, n_items: int):
         or indptr[-1] != indices.shape[0]
         or np.any(np.diff(indptr) < 0)
     ):
-        raise VersionError("INVALID_ARGUMENT", "seen.npz: indptr does not match indices/users")
+        raise VersionError("INVALID_ARGUMENT", f"{rel}: indptr does not match indices/users")
     if indices.size and (indices.min() < 0 or indices.max() >= n_items):
-        raise VersionError("INVALID_ARGUMENT", "seen.npz: item index out of range")
+        raise VersionError("INVALID_ARGUMENT", f"{rel}: item index out of range")
     return indptr, indices
+
+
+def _read_history(assets: Mapping[str, bytes], specs, n_users: int, n_items: int):
+    """The history CSR and L for a signature with a history input; (None, None, 0) without."""
+    spec = specs[SERVING_SIGNATURE].inputs.get(HISTORY_INPUT)
+    if spec is None:
+        return None, None, 0
+    if not spec.dtype.startswith("int") or len(spec.shape) != 2 or spec.shape[1] < 1:
+        raise VersionError(
+            "INVALID_ARGUMENT",
+            f"{SERVING_SIGNATURE}: input {HISTORY_INPUT} must be integer [-1, L], got "
+            f"{spec.dtype} {list(spec.shape)}",
+        )
+    indptr, indices = _read_csr(assets, HISTORY_ASSET, n_users, n_items)
+    length = int(spec.shape[1])
+    if indptr.size > 1 and np.diff(indptr).max() > length:
+        raise VersionError("INVALID_ARGUMENT", f"{HISTORY_ASSET}: a row holds more than {length}")
+    return indptr, indices, length
 
 
 def _tensor_spec(spec: Mapping) -> TensorSpec:
@@ -191,7 +224,8 @@ def load_files(
     vocabs = _read_vocabs(assets)
     n_users, n_items = len(vocabs["user_id"]), len(vocabs["item_id"])
     popular_idx, popular_count = _read_popular(assets, n_items)
-    indptr, indices = _read_seen(assets, n_users, n_items)
+    indptr, indices = _read_csr(assets, "seen.npz", n_users, n_items)
+    history_indptr, history_indices, history_length = _read_history(assets, specs, n_users, n_items)
     return LoadedVersion(
         name,
         version,
@@ -205,4 +239,7 @@ def load_files(
         popular_count,
         _read_json(assets, "feature_spec.json", {}),
         _read_json(assets, "metrics.json", {}),
+        history_indptr,
+        history_indices,
+        history_length,
     )

@@ -27,7 +27,7 @@ def warm_up(version: LoadedVersion, requests: int) -> None:
         users = rng.integers(0, len(version.users), n, dtype=np.int32)
         items = rng.integers(0, len(version.items), n, dtype=np.int32)
         try:
-            out = version.predict(SERVING_SIGNATURE, {"user_idx": users, "item_idx": items})
+            out = version.predict(SERVING_SIGNATURE, version.pair_inputs(users, items))
         except Exception as exc:  # whatever the graph throws, the version is not servable
             raise VersionError("INTERNAL", f"warm-up request failed: {exc}") from exc
         score = out.get(REQUIRED_OUTPUT)

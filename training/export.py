@@ -1,7 +1,8 @@
 """Exporting a trained model as a new version in the model repository (data-contracts §4).
 
 The graph is optimised for inference and handed, with what serving needs beside it
-(vocabularies, feature spec, metrics, popular items, seen items, the report), to
+(vocabularies, feature spec, metrics, popular items, seen items, each user's history for a
+model that reads one, the report), to
 `ModelRepository.export`, which writes the version whole or not at all, wherever the
 repository lives.
 """
@@ -15,7 +16,7 @@ import numpy as np
 
 from peppercorn.model_repository import ExportedVersion, ModelRepository
 from peppercorn.version_assets import VersionContents
-from training.data import FeatureDataset, SeenItems
+from training.data import FeatureDataset, SeenItems, UserHistory
 
 __all__ = ["MAX_POPULAR_ITEMS", "export_model", "popular_items", "version_contents"]
 
@@ -39,8 +40,13 @@ def version_contents(
     params: dict[str, Any],
     metrics: dict[str, Any],
     report_dir: Path | None,
+    history: UserHistory | None = None,
 ) -> VersionContents:
-    """What a version of `model` trained on `dataset` holds beside its graph."""
+    """What a version of `model` trained on `dataset` holds beside its graph.
+
+    `history`: each user's newest items the model was trained with (its history input), for a
+    model that reads one; serving feeds it to a client that sends user and item ids only.
+    """
     popular = popular_items(item_counts)
     report = {}
     if report_dir is not None:
@@ -60,9 +66,12 @@ def version_contents(
             "dataset_checksum": dataset.checksum,
             "n_users": dataset.n_users,
             "n_items": dataset.n_items,
+            **({} if history is None else {"history_length": history.length}),
         },
         metrics=metrics,
         report=report,
+        history_indptr=None if history is None else history.indptr,
+        history_indices=None if history is None else history.indices,
     )
 
 
@@ -83,17 +92,19 @@ def export_model(
     optimized = optimize_for_inference(result.session, [result.model.score], freeze=False)
     session = Session(optimized.graph)
     session.initialize_variables()
+    inputs = {"user_idx": result.model.user_idx, "item_idx": result.model.item_idx}
+    if result.model.history is not None:
+        # The graph holds no history: the signature takes it (int32 [-1, L], newest first).
+        inputs["history"] = result.model.history
     signatures = {
         "serving_default": {
-            "inputs": {
-                "user_idx": optimized.graph.get_node(result.model.user_idx.name),
-                "item_idx": optimized.graph.get_node(result.model.item_idx.name),
-            },
+            "inputs": {key: optimized.graph.get_node(node.name) for key, node in inputs.items()},
             "outputs": {"score": optimized.outputs[result.model.score.name]},
         }
     }
     params = {**result.model.params, "inputs": result.model.inputs}
     contents = version_contents(
-        dataset, seen, result.item_counts, model, params, result.metrics, report_dir
-    )
+        dataset, seen, result.item_counts, model, params, result.metrics, report_dir,
+        result.model.latest,
+    )  # fmt: skip
     return repository.export(model, session, signatures, contents)

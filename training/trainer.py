@@ -25,6 +25,7 @@ from training.data import (
     EvalSet,
     FeatureDataset,
     SeenItems,
+    UserHistory,
     batches,
     with_negatives,
 )
@@ -138,6 +139,7 @@ class Trainer:
             dataset.profile("user"),
             dataset.profile("item"),
             tuple(dataset.features),
+            dataset.history_length,
         )
         self.model = build_model(model_name, params, ctx, training.l2, training.seed)
         with self.model.graph.as_default():
@@ -147,18 +149,21 @@ class Trainer:
         self.session.initialize_variables()
         self._load_history(self.train)
 
-    def _load_history(self, positives) -> None:
-        # Only read what the model's history tables ask for: gathering every pair (or their
-        # timestamps) is a pass over the whole training split.
+    def _load_history(self, positives, extra: EvalSet | None = None) -> None:
+        # A model with a history input reads each user's newest items from the features
+        # stage's `history/` table (plus `extra`'s items as the newest: the validation items
+        # when refitting); one that trains on the windows around each row's place also needs
+        # the whole time-ordered sequences, a pass over the split's timestamps.
         if not self.model.has_history:
             return
+        latest = self.dataset.user_history()
+        if extra is not None:
+            latest = latest.with_newest(extra.users, extra.items)
+        sequences = None
         if self.model.needs_order:
-            self.model.load_history(self.session, *positives.history())
-            return
-        pairs = list(positives.all_pairs())
-        users = np.concatenate([u for u, _ in pairs])
-        items = np.concatenate([i for _, i in pairs])
-        self.model.load_history(self.session, users, items)
+            users, items, order = positives.history()
+            sequences = UserHistory.from_events(users, items, order, self.dataset.n_users)
+        self.model.load_history(latest, sequences)
 
     def _exclusion(self, positives) -> SeenItems:
         if self.cfg.negatives_exclude == "seen":
@@ -171,12 +176,10 @@ class Trainer:
     @property
     def signatures(self) -> dict:
         m = self.model
-        return {
-            "serving_default": {
-                "inputs": {"user_idx": m.user_idx, "item_idx": m.item_idx},
-                "outputs": {"score": m.score},
-            }
-        }
+        inputs = {"user_idx": m.user_idx, "item_idx": m.item_idx}
+        if m.history is not None:
+            inputs["history"] = m.history
+        return {"serving_default": {"inputs": inputs, "outputs": {"score": m.score}}}
 
     def evaluate(self, data: EvalSet) -> dict[str, float]:
         """All metrics of the current weights on `data`."""
@@ -335,9 +338,9 @@ class Trainer:
             self.cfg.memory_budget_mb * 1024 * 1024, extra=self.validation
         )
         exclude = self._exclusion(positives)
-        if state["refit_epoch"] == 0:
-            # Refitting on train + validation: the history now includes the validation items.
-            self._load_history(positives)
+        # Refitting on train + validation: the history now includes the validation items (on
+        # resume too: the history is an input, not a checkpointed variable).
+        self._load_history(positives, self.validation)
         for epoch in range(state["refit_epoch"] + 1, state["best_epoch"] + 1):
             wall = time.perf_counter()
             loss, samples, seconds = self.run_epoch(epoch, rng, positives, exclude, "refit epoch")

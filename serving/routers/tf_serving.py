@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from peppercorn.loaded_version import LoadedVersion, SignatureSpec
+from peppercorn.loaded_version import HISTORY_INPUT, LoadedVersion, SignatureSpec, TensorSpec
 from serving import errors
 from serving.dependencies import Manager, Metrics, Scoring, ServerSettings
 from serving.manager import ModelManager
@@ -107,6 +107,11 @@ def _columns_from_inputs(inputs: dict | list, sig: SignatureSpec) -> dict[str, A
     return inputs
 
 
+def _accepted(name: str, spec: TensorSpec) -> TensorSpec:
+    # A history of any width is taken: the version keeps its newest L items or pads it.
+    return TensorSpec(spec.dtype, (-1, -1)) if name == HISTORY_INPUT else spec
+
+
 def _predict(
     body: TFPredictBody, served: LoadedVersion, max_instances: int, metrics: ServerMetrics
 ) -> JSONResponse:
@@ -125,7 +130,7 @@ def _predict(
     else:
         columns = _columns_from_inputs(body.inputs, sig)
     try:
-        arrays = {n: to_array(n, columns[n], sig.inputs[n]) for n in sig.inputs}
+        arrays = {n: to_array(n, columns[n], _accepted(n, sig.inputs[n])) for n in sig.inputs}
     except ValueError as exc:
         raise errors.bad_argument(str(exc)) from None
     batch = {a.shape[0] for a in arrays.values() if a.ndim}

@@ -79,6 +79,7 @@ CASES = [
         [0],
     ),
     ("identity", "identity", tf.identity, [_r(2, 3)], [0]),
+    ("cast", "cast", lambda x: tf.cast(x, np.float64), [_r(2, 3)], [0]),
     ("softmax-last", "softmax", tf.softmax, [_r(3, 4, low=-3, high=3)], [0]),
     ("softmax-axis0", "softmax", lambda x: tf.softmax(x, axis=0), [_r(3, 4)], [0]),
     ("log_softmax", "log_softmax", tf.log_softmax, [_r(3, 4, low=-3, high=3)], [0]),

@@ -1,4 +1,4 @@
-"""seqfism in the trainer: time-ordered tables from the training positives, refit, export."""
+"""seqfism in the trainer: histories from the dataset and the training positives, refit, export."""
 
 import numpy as np
 import pyarrow as pa
@@ -46,56 +46,76 @@ def shuffled(tmp_path_factory):
     return open_dataset(str(root)), frame
 
 
-def _positions(trainer):
-    var = next(v for v in trainer.model.graph.variables if v.name == "seqfism/position")
-    return trainer.session.get_value(var)
+def _rows(history, n_users, width):
+    return history.rows(np.arange(n_users), width)
 
 
-def _oracle(frame, n_users, n_items):
+def _oracle(frame, n_users, width):
     """pandas: newest first by time, then by the larger item index (the split's tie rule)."""
     ranked = frame.sort_values(["user_idx", "ts", "item_idx"], ascending=[True, False, False])
-    ranked["pos"] = ranked.groupby("user_idx").cumcount() + 1
-    out = np.zeros((n_users, n_items), np.int64)
-    out[ranked["user_idx"], ranked["item_idx"]] = ranked["pos"]
+    out = np.zeros((n_users, width), np.int64)
+    for user, rows in ranked.groupby("user_idx"):
+        out[user, : len(rows)] = rows["item_idx"].to_numpy()[:width]
     return out
 
 
-def test_tables_follow_timestamps_not_file_order(shuffled, tmp_path):
+def test_sequences_follow_timestamps_not_file_order(shuffled, tmp_path):
     dataset, frame = shuffled
     trainer = Trainer(dataset, _cfg(), "seqfism", PARAMS, tmp_path, progress=False)
-    want = _oracle(frame, dataset.n_users, dataset.n_items)
-    np.testing.assert_array_equal(_positions(trainer), want)
+    want = _oracle(frame, dataset.n_users, 12)
+    np.testing.assert_array_equal(_rows(trainer.model.sequences, dataset.n_users, 12), want)
+    # The newest items come from the features stage's history table, as written.
+    latest = dataset.user_history()
+    np.testing.assert_array_equal(
+        _rows(trainer.model.latest, dataset.n_users, 8), _rows(latest, dataset.n_users, 8)
+    )
 
 
 def test_refit_makes_each_validation_item_the_latest_and_never_sees_a_test_item(shuffled, tmp_path):
     dataset, frame = shuffled
     trainer = Trainer(dataset, _cfg(refit=True), "seqfism", PARAMS, tmp_path, progress=False)
     trainer.fit()
-    want = _oracle(frame, dataset.n_users, dataset.n_items)
-    val = trainer.validation
-    want[val.users] += (want[val.users] > 0).astype(np.int64)  # every train item one older
-    want[val.users, val.items] = 1
-    got = _positions(trainer)
-    np.testing.assert_array_equal(got, want)
-    assert not got[trainer.test.users, trainer.test.items].any()
+    val, n = trainer.validation, dataset.n_users
+    for history, base, width in (
+        (trainer.model.sequences, _oracle(frame, n, 12), 12),
+        (trainer.model.latest, _rows(dataset.user_history(), n, 8), 8),
+    ):
+        want = base.copy()
+        want[val.users, 1:] = base[val.users, :-1]  # every item one older
+        want[val.users, 0] = val.items
+        got = _rows(history, n, width)
+        np.testing.assert_array_equal(got, want)
+        assert not (got[trainer.test.users] == trainer.test.items[:, None]).any()
 
 
 def test_loaded_export_scores_like_the_trained_model(shuffled, tmp_path):
+    from peppercorn.model_repository import ModelRepository
+
     dataset, _ = shuffled
     trainer = Trainer(dataset, _cfg(refit=True), "seqfism", PARAMS, tmp_path / "ck", progress=False)
     result = trainer.fit()
     export_model(result, dataset, trainer.seen, tmp_path / "repo", "seqfism", None)
     saved = load(tmp_path / "repo" / "seqfism" / "1")
+    assert "seqfism/position" not in {v.name for v in saved.graph.variables}
+    assert saved.signatures["serving_default"]["inputs"]["history"]["shape"] == [-1, 8]
     rng = np.random.default_rng(0)
     users = rng.integers(0, dataset.n_users, 400).astype(np.int32)
     items = rng.integers(0, dataset.n_items, 400).astype(np.int32)
-    # and every (user, item) of the history, whose scores use the item's own position
-    hist = np.argwhere(_positions(trainer) > 0)
+    # and every (user, item) of the history: a seen item is scored without itself
+    latest = _rows(trainer.model.latest, dataset.n_users, 8)
+    hist = np.argwhere(latest > 0)
     users = np.concatenate([users, hist[:, 0].astype(np.int32)])
-    items = np.concatenate([items, hist[:, 1].astype(np.int32)])
-    got = saved.predict("serving_default", {"user_idx": users, "item_idx": items})["score"]
+    items = np.concatenate([items, latest[hist[:, 0], hist[:, 1]].astype(np.int32)])
     want = score_pairs(result.session, result.model, users, items)
+    # The engine alone, fed the trained model's history rows ...
+    history = result.model.history_rows(users)
+    inputs = {"user_idx": users, "item_idx": items, "history": history}
+    got = saved.predict("serving_default", inputs)["score"]
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    # ... and the loaded version, from the history it exported, one user at a time.
+    version = ModelRepository(str(tmp_path / "repo")).version("seqfism").open()
+    np.testing.assert_array_equal(version.history_rows(users), history)
+    np.testing.assert_allclose(version.score_pairs(users, items), want, rtol=1e-5, atol=1e-6)
 
 
 def test_training_positives_without_timestamps_are_named(tmp_path):

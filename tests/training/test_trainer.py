@@ -134,7 +134,10 @@ def test_loaded_export_scores_like_the_trained_model(dataset, tmp_path, model):
     rng = np.random.default_rng(0)
     users = rng.integers(0, dataset.n_users, 500).astype(np.int32)
     items = rng.integers(0, dataset.n_items, 500).astype(np.int32)
-    got = saved.predict("serving_default", {"user_idx": users, "item_idx": items})["score"]
+    inputs = {"user_idx": users, "item_idx": items}
+    if result.model.has_history:  # fism: the signature takes each pair's history
+        inputs["history"] = result.model.history_rows(users)
+    got = saved.predict("serving_default", inputs)["score"]
     want = score_pairs(result.session, result.model, users, items)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     assert got.dtype == np.float32 and ((got >= 0) & (got <= 1)).all()
@@ -177,24 +180,18 @@ def test_popularity_baseline_skips_padded_negatives():
     assert out["auc"] == pytest.approx(4 / 6)
 
 
-def test_fism_history_holds_trained_positives_and_never_a_held_out_item(dataset, tmp_path):
-    from training.models.fism import USER_HISTORY
-
-    def history(trainer):
-        var = next(v for v in trainer.model.graph.variables if v.name == USER_HISTORY)
-        return trainer.session.get_value(var)
-
-    def dense(users, items):
-        out = np.zeros((dataset.n_users, dataset.n_items), bool)
-        out[users, items] = True
-        return out
-
-    pairs = list(dataset.train_positives(1 << 30).all_pairs())
-    train = dense(np.concatenate([u for u, _ in pairs]), np.concatenate([i for _, i in pairs]))
+def test_fism_history_is_the_dataset_history_and_never_a_held_out_item(dataset, tmp_path):
+    n = dataset.n_users
+    table = dataset.user_history().rows(np.arange(n))
     trainer = Trainer(dataset, _cfg(epochs=2), "fism", {"factors": 4}, tmp_path, progress=False)
-    np.testing.assert_array_equal(history(trainer) > 0, train)
+    assert trainer.model.sequences is None  # FISM reads each user's newest items only
+    np.testing.assert_array_equal(trainer.model.history_rows(np.arange(n)), table)
     trainer.cfg = _cfg(epochs=2, refit=True)
     trainer.fit()
-    val = dense(trainer.validation.users, trainer.validation.items)
-    np.testing.assert_array_equal(history(trainer) > 0, train | val)
-    assert not history(trainer)[trainer.test.users, trainer.test.items].any()
+    val = trainer.validation
+    want = table.copy()
+    want[val.users, 1:] = table[val.users, :-1]  # refit: the validation item is the newest
+    want[val.users, 0] = val.items
+    got = trainer.model.history_rows(np.arange(n))
+    np.testing.assert_array_equal(got, want)
+    assert not (got[trainer.test.users] == trainer.test.items[:, None]).any()

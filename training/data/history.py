@@ -13,25 +13,9 @@ from functools import cached_property
 
 import numpy as np
 
+from peppercorn.csr import padded_rows
+
 __all__ = ["UserHistory", "padded_rows"]
-
-
-def padded_rows(indptr: np.ndarray, indices: np.ndarray, users: np.ndarray, width: int):
-    """[len(users), width] int32: each user's first `width` CSR entries, 0-padded.
-
-    Users beyond the CSR (index >= len(indptr) - 1) get an empty row.
-    """
-    users = np.asarray(users, np.int64).reshape(-1)
-    n_rows = indptr.shape[0] - 1
-    known = (users >= 0) & (users < n_rows)
-    safe = np.where(known, users, 0)
-    start = np.where(known, indptr[safe], 0) if n_rows else np.zeros(users.size, np.int64)
-    stop = np.where(known, indptr[safe + 1], 0) if n_rows else start
-    at = start[:, None] + np.arange(width)[None, :]
-    valid = at < stop[:, None]
-    out = np.zeros((users.size, width), np.int32)
-    out[valid] = indices[at[valid]]
-    return out
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,12 @@ def train_distributed(
     by_name = {v.name: v for v in trainer.model.graph.variables}
     for var_name, value in zip(meta["names"], arrays, strict=True):
         trainer.session.set_value(by_name[var_name], value)
+    if reply["metrics"].get("refit") and trainer.model.has_history:
+        # The tasks refit on train + validation: the history the test split is scored with and
+        # the version exports has each validation item as its user's newest.
+        budget = cfg.training.memory_budget_mb * 1024 * 1024
+        extra = trainer.validation
+        trainer._load_history(dataset.train_positives(budget, extra=extra), extra)
     test = trainer.evaluate(trainer.test)
     baseline = popularity_metrics(trainer.item_counts, trainer.test)
     busy = reply["sync_seconds"] + reply["compute_seconds"]

@@ -1,7 +1,7 @@
 """Each task's shard of the training data: the users with user_idx % workers == rank.
 
 Sharding by user keeps every user's whole history on one task, so the negatives a task samples
-exclude exactly what a single process would exclude, and history tables (FISM, seqfism) are
+exclude exactly what a single process would exclude, and the history windows (seqfism) are
 exact for the users the task trains on. A task's trainer sees its shard as a dataset of its own
 (`ShardDataset`): its training positives, arriving from Spark's shuffle rather than read from
 every file, and the evaluation rows of its users. Each epoch a task shuffles and samples with

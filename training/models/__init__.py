@@ -11,12 +11,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from training.models.base import BuildContext, HistoryTables, ModelGraph, ModelSpec
+from training.models.base import BuildContext, HistoryInput, ModelGraph, ModelSpec
 
 __all__ = [
     "REGISTRY",
     "BuildContext",
-    "HistoryTables",
+    "HistoryInput",
     "ModelGraph",
     "ModelSpec",
     "build_model",

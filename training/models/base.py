@@ -1,7 +1,13 @@
 """The model contract: a registry of builders and the graph every model produces.
 
-The contract knows no model: a model describes itself in its `ModelSpec`, history tables
-included (`HistoryTables`), so this module imports none of the modules that register models.
+The contract knows no model: a model describes itself in its `ModelSpec`, its history input
+included (`HistoryInput`), so this module imports none of the modules that register models.
+
+A model's size is O((users + items) x dimensions): no variable is indexed by user AND item.
+A model that scores from a user's history (fism, seqfism) takes it as an INPUT, the `history`
+placeholder int32 [rows, L] (the user's items newest first, 0 = padding; rows = the batch, or
+1 to broadcast one user's history against every scored item), which the trainer fills from
+host-side `UserHistory` rows and serving from the history a version exports.
 """
 
 from __future__ import annotations
@@ -13,38 +19,49 @@ from typing import Any
 import numpy as np
 
 import engine as tf
-from training.data import ProfileTable
+from training.data import ProfileTable, UserHistory
 from training.models.layers import embedding_penalty
 
 __all__ = [
-    "ANCHOR_ITEM",
+    "HISTORY",
+    "HISTORY_AFTER",
     "BuildContext",
     "Builder",
-    "HistoryFiller",
-    "HistoryTables",
+    "HistoryInput",
     "ModelGraph",
     "ModelSpec",
     "REGISTRY",
     "build_model",
+    "history_after_input",
+    "history_input",
     "register",
     "resolve_params",
 ]
 
-# The node a model that scores from the scored item's place in the user's history reads that
-# place from (an identity of item_idx). Training feeds it each row's anchor (`Batch.anchors`), so
-# a sampled negative is scored in its positive's context; serving leaves it unfed.
-ANCHOR_ITEM = "anchor_item"
+# The history placeholder (see the module docstring). In training a model whose history
+# `HistoryInput.after` is above 0 is fed, per row, the items OLDER than the row's place in the
+# user's time-ordered history instead (newest first); at serving every candidate sits just
+# after the user's newest item, so "older than it" is the whole history.
+HISTORY = "history"
+# The items NEWER than a training row's place, nearest first (oldest first), [batch, after]:
+# a node with a default of zeros [1, after] (nothing is newer than a candidate at serving),
+# which training feeds and a serving signature leaves out.
+HISTORY_AFTER = "history_after"
 
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What a builder may use: index-space sizes, profile tables and the manifest features."""
+    """What a builder may use: index-space sizes, profile tables and the manifest features.
+
+    `history_length` is L, the width of the history input (the dataset's `history_length`).
+    """
 
     n_users: int
     n_items: int
     user_profile: ProfileTable = field(default_factory=ProfileTable)
     item_profile: ProfileTable = field(default_factory=ProfileTable)
     features: tuple[dict[str, Any], ...] = ()
+    history_length: int = 50
 
 
 # build(ctx, params, user_idx, item_idx, rng) -> (logits [batch], rows to regularise, inputs it
@@ -55,35 +72,40 @@ Builder = Callable[
     tuple[tf.Node, list[tf.Node], list[dict[str, Any]]],
 ]
 
-# fill(model, session, users, items, order): write the model's history tables into `session`
-# from positive (user, item) pairs; `order` ranks them in time (larger = newer, e.g.
-# timestamps) and is None unless the model's `HistoryTables.needs_order`.
-HistoryFiller = Callable[
-    ["ModelGraph", tf.Session, np.ndarray, np.ndarray, "np.ndarray | None"], None
-]
+
+def _no_window(params: dict[str, Any]) -> int:
+    return 0
+
+
+def _not_anchored(params: dict[str, Any]) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
-class HistoryTables:
-    """A model's non-trainable tables that hold each user's history.
+class HistoryInput:
+    """How a model reads each user's history (an input; the graph holds none).
 
-    They are part of the graph, so an export serves them as they are; the trainer fills them
-    (`ModelGraph.load_history`) from the positives it trains on, never from held-out items.
+    `after(params)`: the width of the "items after" window training feeds per row
+    (HISTORY_AFTER); 0 (the default) for a model that reads each user's newest items only.
+    Above 0, training feeds each row the windows around its place in the user's whole
+    time-ordered training history, so the trainer needs the positives' time order.
+    `anchored(params)`: whether a sampled negative reads its positive's place (`Batch.anchors`)
+    rather than its own (which is not in the history: the newest items).
     """
 
-    fill: HistoryFiller
-    needs_order: bool = False  # whether `fill` reads the positives' time order
+    after: Callable[[dict[str, Any]], int] = _no_window
+    anchored: Callable[[dict[str, Any]], bool] = _not_anchored
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A named model: default hyperparameters, a builder and its history tables, if any."""
+    """A named model: default hyperparameters, a builder and its history input, if any."""
 
     name: str
     defaults: dict[str, Any]
     build: Builder
     description: str
-    history: HistoryTables | None = None
+    history: HistoryInput | None = None
 
 
 REGISTRY: dict[str, ModelSpec] = {}
@@ -95,9 +117,24 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def history_input(ctx: BuildContext) -> tf.Placeholder:
+    """The `history` placeholder, int32 [rows, L], for a builder whose spec has a history."""
+    return tf.placeholder(np.int32, shape=(None, ctx.history_length), name=HISTORY)
+
+
+def history_after_input(width: int) -> tf.Node:
+    """The HISTORY_AFTER node: zeros [1, width] unless training feeds the items after."""
+    return tf.identity(tf.constant(np.zeros((1, width), np.int32)), name=HISTORY_AFTER)
+
+
 @dataclass
 class ModelGraph:
-    """A built model: its spec, graph, placeholders, score (probability) and training loss."""
+    """A built model: its spec, graph, placeholders, score (probability) and training loss.
+
+    A model with a history input reads the rows `load_history` hands it: `feed` fills the
+    `history` input with each user's newest items, `feed_batch` with each training row's
+    windows.
+    """
 
     spec: ModelSpec
     params: dict[str, Any]
@@ -109,7 +146,10 @@ class ModelGraph:
     score: tf.Node
     loss: tf.Node
     inputs: list[dict[str, Any]]
-    anchor: tf.Node | None = None  # the ANCHOR_ITEM node, where the model has one
+    history: tf.Placeholder | None = None  # the HISTORY placeholder, where the model has one
+    history_after: tf.Node | None = None  # the HISTORY_AFTER node, where the model has one
+    latest: UserHistory | None = None  # each user's newest items (what serving exports)
+    sequences: UserHistory | None = None  # whole time-ordered histories (training windows)
 
     def variable(self, name: str) -> tf.Variable:
         """The graph's variable called `name`; KeyError when there is none."""
@@ -120,48 +160,79 @@ class ModelGraph:
 
     @property
     def has_history(self) -> bool:
-        """Whether the model has history tables for `load_history` to fill."""
-        return self.spec.history is not None
+        """Whether the model takes each user's history as an input."""
+        return self.history is not None
+
+    @property
+    def history_length(self) -> int:
+        """L, the width of the history input (0 for a model without one)."""
+        return 0 if self.history is None else int(self.history.shape[1])
 
     @property
     def needs_order(self) -> bool:
-        """Whether `load_history` needs the positives' time order."""
-        return self.spec.history is not None and self.spec.history.needs_order
+        """Whether training needs each user's whole time-ordered history (`sequences`)."""
+        return self.spec.history is not None and self.spec.history.after(self.params) > 0
 
-    def load_history(
+    def load_history(self, latest: UserHistory, sequences: UserHistory | None = None) -> None:
+        """Hand the model the histories its inputs are fed from (a no-op without a history).
+
+        `latest`: each user's newest items, newest first (the features stage's `history/`);
+        `sequences`: each user's whole time-ordered training history, which `feed_batch` of a
+        model that `needs_order` cuts its windows from.
+        """
+        if self.history is None:
+            return
+        self.latest, self.sequences = latest, sequences
+
+    def history_rows(self, users: np.ndarray) -> np.ndarray:
+        """[len(users), L] int32: each user's newest items, newest first, 0-padded."""
+        if self.latest is None:
+            raise ValueError(
+                f"model {self.spec.name!r} reads each user's history: call load_history first "
+                "or pass the history to feed"
+            )
+        return self.latest.rows(users, self.history_length)
+
+    def feed(
         self,
-        session: tf.Session,
         users: np.ndarray,
         items: np.ndarray,
-        order: np.ndarray | None = None,
-    ) -> None:
-        """Fill the model's history tables (if any) from positive (user, item) pairs.
+        labels: np.ndarray | None = None,
+        history: np.ndarray | None = None,
+    ):
+        """The feed_dict for scoring (user, item) pairs, with labels for the loss.
 
-        `order` ranks the pairs in time (larger = newer, e.g. timestamps); a model whose
-        history `needs_order` refuses to load without it.
+        A model with a history input gets `history` ([len(users), L], or [1, L] to broadcast
+        one user's history), by default each user's newest items (`load_history`).
         """
-        history = self.spec.history
-        if history is None:
-            return
-        if history.needs_order and order is None:
-            raise ValueError(
-                f"model {self.spec.name!r} scores from the time order of each user's history: "
-                "load_history needs the positives' order (timestamps)"
-            )
-        history.fill(self, session, users, items, order if history.needs_order else None)
-
-    def feed(self, users: np.ndarray, items: np.ndarray, labels: np.ndarray | None = None):
-        """The feed_dict for scoring (user, item) pairs, with labels for the loss."""
         out = {self.user_idx: users.astype(np.int32), self.item_idx: items.astype(np.int32)}
         if labels is not None:
             out[self.labels] = labels.astype(np.float32)
+        if self.history is not None:
+            rows = self.history_rows(users) if history is None else history
+            out[self.history] = np.asarray(rows, np.int32)
         return out
 
     def feed_batch(self, batch) -> dict:
-        """The feed_dict for a training `Batch`, its anchors included where the model reads them."""
-        out = self.feed(batch.users, batch.items, batch.labels)
-        if self.anchor is not None and batch.anchors is not None:
-            out[self.anchor] = np.asarray(batch.anchors, np.int32)
+        """The feed_dict for a training `Batch`, its history windows included.
+
+        A model that `needs_order` reads, per row, the items before and after the row's place
+        in the user's history: its anchor's place (`Batch.anchors`) where the model is
+        anchored, else its own item's (a sampled negative's own is not in the history).
+        """
+        if not self.needs_order:
+            return self.feed(batch.users, batch.items, batch.labels)
+        if self.sequences is None:
+            raise ValueError(
+                f"model {self.spec.name!r} trains on the windows around each row's place in "
+                "the user's time-ordered history: load_history needs the sequences"
+            )
+        anchored = self.spec.history.anchored(self.params) and batch.anchors is not None
+        anchors = batch.anchors if anchored else batch.items
+        after = self.spec.history.after(self.params)
+        before, newer = self.sequences.around(batch.users, anchors, self.history_length, after)
+        out = self.feed(batch.users, batch.items, batch.labels, history=before)
+        out[self.history_after] = newer
         return out
 
 
@@ -197,12 +268,21 @@ def build_model(
         if l2 > 0 and rows:
             loss = tf.add(loss, tf.multiply(embedding_penalty(rows), float(l2)))
         loss = tf.identity(loss, name="loss")
-    anchor = next((op for op in graph.operations if op.name == ANCHOR_ITEM), None)
+    named = {node.name: node for node in [*graph.placeholders, *graph.operations]}
+    history, after = named.get(HISTORY), named.get(HISTORY_AFTER)
+    if (history is None) != (spec.history is None):
+        raise ValueError(
+            f"model {name!r}: a spec with a history input builds the {HISTORY!r} placeholder "
+            "(history_input), and only such a spec does"
+        )
     inputs = [
         {"name": "user_idx", "dtype": "int32", "table": "user"},
         {"name": "item_idx", "dtype": "int32", "table": "item"},
         *extra_inputs,
     ]
+    if history is not None:
+        inputs.append({"name": HISTORY, "dtype": "int32", "shape": [-1, ctx.history_length]})
     return ModelGraph(
-        spec, resolved, graph, user_idx, item_idx, labels, logits, score, loss, inputs, anchor
-    )
+        spec, resolved, graph, user_idx, item_idx, labels, logits, score, loss, inputs,
+        history, after,
+    )  # fmt: skip

@@ -6,7 +6,15 @@ import numpy as np
 
 import engine as tf
 
-__all__ = ["dense", "embedding", "embedding_penalty", "mlp_tower", "output_layer"]
+__all__ = [
+    "dense",
+    "embedding",
+    "embedding_penalty",
+    "first_columns",
+    "history_sum",
+    "mlp_tower",
+    "output_layer",
+]
 
 
 def embedding(name: str, rows: int, dim: int, rng: np.random.Generator, std: float = 0.01):
@@ -61,3 +69,36 @@ def embedding_penalty(rows: list) -> object:
         term = tf.reduce_mean(tf.reduce_sum(tf.square(r), axis=1))
         total = term if total is None else tf.add(total, term)
     return tf.multiply(total, 0.5)
+
+
+def first_columns(x, k: int, width: int):
+    """x[:, :k] of a [rows, width] node (x itself when k == width)."""
+    if k == width:
+        return x
+    picked = tf.gather(tf.transpose(x, [1, 0]), tf.constant(np.arange(k, dtype=np.int32)))
+    return tf.transpose(picked, [1, 0])
+
+
+def history_sum(table, history, weights: np.ndarray, item_idx):
+    """The weighted sum of `table`'s rows at a history's items, the scored item left out.
+
+    history [rows, W] int32 (0 = padding; rows = the batch, or 1 broadcast against every
+    scored item), weights [W] per column, item_idx [n]. With w_k = weights[k] where history
+    holds a real item, else 0, and own = sum_k w_k [h_k == i]:
+    returns (sum_k w_k table[h_k] - own table[i]  [n, d],  sum_k w_k - own  [n, 1],  own [n, 1]).
+    The history's part is computed once per history row; only `own` is per scored item, so one
+    user's [1, W] history against n candidates costs O(W d + n W + n d), not O(n W d).
+    """
+    width = int(np.asarray(weights).size)
+    # 0/1 indicators from integer indices (the engine has no comparison ops): an index is >= 0,
+    # and a difference of two indices is 0 or at least 1 in magnitude, exactly, as float32 too.
+    real = tf.clip_by_value(tf.cast(history, np.float32), 0.0, 1.0)
+    w = tf.multiply(real, tf.constant(np.asarray([weights], np.float32)))  # [rows, W]
+    rows = tf.embedding_lookup(table, history)  # [rows, W, d]
+    vec = tf.reduce_sum(tf.multiply(rows, tf.reshape(w, [-1, width, 1])), axis=1)
+    total = tf.reduce_sum(w, axis=1, keepdims=True)
+    gap = tf.cast(tf.subtract(history, tf.reshape(item_idx, [-1, 1])), np.float32)
+    same = tf.subtract(1.0, tf.clip_by_value(tf.square(gap), 0.0, 1.0))  # [n, W]
+    own = tf.reduce_sum(tf.multiply(same, w), axis=1, keepdims=True)
+    vec = tf.subtract(vec, tf.multiply(own, tf.embedding_lookup(table, item_idx)))
+    return vec, tf.subtract(total, own), own

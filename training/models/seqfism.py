@@ -13,19 +13,26 @@ the user's latest item, so for it seq(u, i, d) is the user's d-th latest item.
 - Transition part (FPMC-like): c_d = seq_decay^(d - 1) over the seq_length items just before
   the scored one, with their own embeddings z: what follows what.
 
+The history is an INPUT, the graph holds none: `history` (base.HISTORY, [rows, L]) holds the
+items older than the scored item's place, nearest (newest) first, and HISTORY_AFTER the items
+newer than it, nearest (oldest) first. At serving a candidate sits after the user's newest
+item: `history` is the user's newest L items (what the version exports, or what a client
+sends) and HISTORY_AFTER keeps its default, nothing. In training the trainer cuts both windows
+per row from the user's whole time-ordered training history (`ModelGraph.feed_batch`), never
+from held-out items, so a positive deep in a long history still reads its own context.
+
 Training scores a sampled negative in the context of the positive it was drawn for
-(`negatives_in_context`, the default): both read the window around the positive's place, so the
-model learns which item fits a given context, as word2vec's negative sampling does. Scored in
-the latest items' context instead (the negative's own place: it is not in the history), a
+(`negatives_in_context`, the default): both read the windows around the positive's place, so
+the model learns which item fits a given context, as word2vec's negative sampling does. Scored
+in the latest items' context instead (the negative's own place: it is not in the history), a
 negative is told apart from its positive partly by the context, not the item; on ml100k-ncf's
 validation split the in-context negatives raised NDCG@10 from 0.468 to 0.50
-(bench/results/quality.md). The trainer feeds each row's anchor (`Batch.anchors`) to the
-ANCHOR_ITEM node; serving feeds user_idx/item_idx alone, so a candidate reads the latest items.
+(bench/results/quality.md).
 
-The scored item is never in its own window (as in `fism`, which leaves it out). Everything the
-scores need is in non-trainable tables in the graph, so an export serves with user_idx/item_idx
-alone; the trainer fills them from the positives it trains on, in timestamp order
-(`ModelGraph.load_history` -> `sequence_tables`), never from held-out items.
+The scored item is never in its own window (as in `fism`, which leaves it out): training's
+windows exclude the row's place, and the graph leaves the scored item out of the windows it is
+given (`history_sum`), so a candidate the user has seen reads the user's latest items but
+itself. (The in-graph tables this replaced read a seen candidate's window at its own place.)
 """
 
 from __future__ import annotations
@@ -33,25 +40,16 @@ from __future__ import annotations
 import numpy as np
 
 import engine as tf
-from training.models.base import ANCHOR_ITEM, HistoryTables, ModelGraph, ModelSpec, register
-from training.models.layers import embedding
+from training.models.base import (
+    HistoryInput,
+    ModelSpec,
+    history_after_input,
+    history_input,
+    register,
+)
+from training.models.layers import embedding, first_columns, history_sum
 
-__all__ = [
-    "SEQFISM",
-    "USER_SEQUENCE",
-    "USER_SEQUENCE_ITEMS",
-    "USER_SEQUENCE_VALID",
-    "sequence_positions",
-    "sequence_table_shapes",
-    "sequence_tables",
-]
-
-# The non-trainable tables, indexed by user_idx in the first axis. A sequence row holds the
-# user's items newest first from column `pad` on, with `pad` empty columns on each side so every
-# window stays inside its own row (pad = max(window, seq_length)).
-USER_SEQUENCE = "seqfism/position"  # [n_users, n_items] 1 = latest item, 2 = the one before..
-USER_SEQUENCE_ITEMS = "seqfism/sequence"  # [n_users, n_items + 2 pad] item_idx, 0 where empty
-USER_SEQUENCE_VALID = "seqfism/sequence_valid"  # same shape: 1 where a real item is, else 0
+__all__ = ["SEQFISM"]
 
 
 def _check_params(params) -> None:
@@ -65,130 +63,48 @@ def _check_params(params) -> None:
         raise ValueError(f"model.params.window: {params['window']} is below 1")
 
 
-def _pad(params) -> int:
-    return max(int(params["window"]), int(params["seq_length"]))
+def _window(params) -> int:
+    return int(params["window"])
 
 
-def sequence_table_shapes(n_users: int, n_items: int, params: dict) -> dict[str, tuple]:
-    """Shape and dtype of each table."""
-    width = n_items + 2 * _pad(params)
-    return {
-        USER_SEQUENCE: ((n_users, n_items), np.int32),
-        USER_SEQUENCE_ITEMS: ((n_users, width), np.int32),
-        USER_SEQUENCE_VALID: ((n_users, width), np.float32),
-    }
-
-
-def sequence_positions(
-    users: np.ndarray, items: np.ndarray, order: np.ndarray, n_users: int, n_items: int
-) -> np.ndarray:
-    """The [n_users, n_items] int32 table: 1 + the number of the user's items newer than j, else 0.
-
-    `order` ranks each (user, item) pair in time (larger = newer, e.g. timestamps); ties are
-    broken by the larger item index being newer, the features stage's split rule. A repeated
-    (user, item) pair keeps its newest occurrence.
-    """
-    users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
-    order = np.asarray(order)
-    if not users.size == items.size == order.size:
-        raise ValueError(
-            f"sequence_positions: users, items and order differ in length "
-            f"({users.size}, {items.size}, {order.size})"
-        )
-    # ~x reverses an integer order without the overflow of -x (int64 nanosecond timestamps).
-    newest_first = ~order if np.issubdtype(order.dtype, np.integer) else -order
-    idx = np.lexsort((-items, newest_first, users))
-    users, items = users[idx], items[idx]
-    key = users * n_items + items
-    _, first = np.unique(key, return_index=True)
-    keep = np.zeros(key.size, bool)
-    keep[first] = True  # the newest occurrence of a repeated pair comes first
-    users, items = users[keep], items[keep]
-    starts = np.searchsorted(users, users, side="left")
-    table = np.zeros((n_users, n_items), np.int32)
-    table[users, items] = (np.arange(users.size) - starts + 1).astype(np.int32)
-    return table
-
-
-def sequence_tables(
-    users: np.ndarray,
-    items: np.ndarray,
-    order: np.ndarray,
-    n_users: int,
-    n_items: int,
-    params: dict,
-) -> dict[str, np.ndarray]:
-    """Every table the model reads, filled from time-ordered positive (user, item) pairs."""
-    _check_params(params)
-    positions = sequence_positions(users, items, order, n_users, n_items)
-    shapes = sequence_table_shapes(n_users, n_items, params)
-    out = {name: np.zeros(shape, dtype) for name, (shape, dtype) in shapes.items()}
-    out[USER_SEQUENCE] = positions
-    u, j = np.nonzero(positions)
-    column = positions[u, j] - 1 + _pad(params)  # the latest item at column pad
-    out[USER_SEQUENCE_ITEMS][u, column] = j
-    out[USER_SEQUENCE_VALID][u, column] = 1.0
-    return out
-
-
-def _fill_sequence_tables(
-    model: ModelGraph,
-    session: tf.Session,
-    users: np.ndarray,
-    items: np.ndarray,
-    order: np.ndarray | None,
-) -> None:
-    # The contract passes `order` to a model whose history needs_order, and refuses without it.
-    assert order is not None
-    n_users, n_items = model.variable(USER_SEQUENCE).shape
-    tables = sequence_tables(users, items, order, n_users, n_items, model.params)
-    for name, value in tables.items():
-        session.set_value(model.variable(name), value)
+def _anchored(params) -> bool:
+    return bool(params["negatives_in_context"])
 
 
 def _build_seqfism(ctx, params, user_idx, item_idx, rng):
     _check_params(params)
-    factors, pad, window = int(params["factors"]), _pad(params), int(params["window"])
-    seq_length = int(params["seq_length"])
-    shapes = sequence_table_shapes(ctx.n_users, ctx.n_items, params)
-    tables = {
-        name: tf.Variable(np.zeros(shape, dtype), name=name, trainable=False)
-        for name, (shape, dtype) in shapes.items()
-    }
-    width = shapes[USER_SEQUENCE_ITEMS][0][1]
-    seq_items = tf.reshape(tables[USER_SEQUENCE_ITEMS], [-1])
-    seq_valid = tf.reshape(tables[USER_SEQUENCE_VALID], [-1])
-    # The scored item's column: pad + s - 1, with s its position (0 outside the history).
-    # Whose place gives the context: the scored item's, unless training feeds ANCHOR_ITEM (a
-    # sampled negative then reads its positive's place; see the module docstring).
-    anchor = tf.identity(item_idx, name=ANCHOR_ITEM) if params["negatives_in_context"] else item_idx
-    flat = tf.add(tf.multiply(user_idx, ctx.n_items), anchor)
-    position = tf.gather(tf.reshape(tables[USER_SEQUENCE], [-1]), flat)
-    base = tf.add(tf.add(tf.multiply(user_idx, width), position), pad - 1)
+    factors, window = int(params["factors"]), int(params["window"])
+    seq_length, length = int(params["seq_length"]), ctx.history_length
+    if max(window, seq_length) > length:
+        raise ValueError(
+            f"model.params.window {window} / seq_length {seq_length}: above the history input's "
+            f"{length} items (features.history_length); raise it or shorten the windows"
+        )
+    history = history_input(ctx)  # older than the scored item, nearest first
+    after = history_after_input(window)  # newer than it, nearest first (none at serving)
 
-    def window_sum(table, offsets, weights, alpha):
-        at = tf.add(tf.reshape(base, [-1, 1]), tf.constant(np.asarray([offsets], np.int32)))
-        w = tf.multiply(tf.gather(seq_valid, at), tf.constant(np.asarray([weights], np.float32)))
-        if alpha:
-            total = tf.reduce_sum(w, axis=1, keepdims=True)
-            # (sum w)^-alpha, and 0 for an empty window (the 1e-12 keeps the log finite).
-            w = tf.multiply(w, tf.exp(tf.multiply(tf.log(tf.add(total, 1e-12)), -alpha)))
-        rows = tf.embedding_lookup(table, tf.gather(seq_items, at))
-        return tf.reduce_sum(tf.multiply(rows, tf.reshape(w, [-1, len(offsets), 1])), axis=1)
+    def normalised(vec, total, alpha):
+        # (sum a_d)^-alpha, and 0 for an empty window (the 1e-12 keeps the log finite).
+        return tf.multiply(vec, tf.exp(tf.multiply(tf.log(tf.add(total, 1e-12)), -alpha)))
 
     y = embedding("seqfism/history_item", ctx.n_items, factors, rng)
     p = tf.embedding_lookup(embedding("seqfism/user", ctx.n_users, factors, rng), user_idx)
     q = tf.embedding_lookup(embedding("seqfism/item", ctx.n_items, factors, rng), item_idx)
-    distance = np.concatenate([np.arange(window, 0, -1), np.arange(1, window + 1)])
-    offsets = np.concatenate([-np.arange(window, 0, -1), np.arange(1, window + 1)])
-    long_weights = float(params["long_decay"]) ** (distance - 1.0)
-    long_term = window_sum(y, offsets, long_weights, float(params["alpha"]))
+    long_weights = float(params["long_decay"]) ** np.arange(window, dtype=np.float64)
+    older = first_columns(history, window, length)
+    # The older and newer windows are summed apart: either may be one row broadcast.
+    vec_old, total_old, _ = history_sum(y, older, long_weights, item_idx)
+    vec_new, total_new, _ = history_sum(y, after, long_weights, item_idx)
+    long_term = normalised(
+        tf.add(vec_old, vec_new), tf.add(total_old, total_new), float(params["alpha"])
+    )
     user_vec = tf.add(p, long_term)
     regularised = [p, q, long_term]
     if seq_length > 0:
         z = embedding("seqfism/previous_item", ctx.n_items, factors, rng)
-        before = np.arange(1, seq_length + 1)
-        seq_term = window_sum(z, before, float(params["seq_decay"]) ** (before - 1.0), 0.0)
+        seq_weights = float(params["seq_decay"]) ** np.arange(seq_length, dtype=np.float64)
+        before = first_columns(history, seq_length, length)
+        seq_term, _, _ = history_sum(z, before, seq_weights, item_idx)
         user_vec = tf.add(user_vec, seq_term)
         regularised.append(seq_term)
     logit = tf.reduce_sum(tf.multiply(user_vec, q), axis=1)
@@ -213,6 +129,6 @@ SEQFISM = register(
         _build_seqfism,
         "FISM over a decay-weighted window around the scored item's place in the user's "
         "time-ordered history, optionally plus the items just before it (FPMC-style)",
-        HistoryTables(_fill_sequence_tables, needs_order=True),
+        HistoryInput(after=_window, anchored=_anchored),
     )
 )

@@ -1,4 +1,4 @@
-"""The model contract knows no model: models describe themselves, history tables included."""
+"""The model contract knows no model: models describe themselves, history input included."""
 
 import json
 import subprocess
@@ -9,38 +9,34 @@ import numpy as np
 import pytest
 
 import engine as tf
+from training.data import Batch, UserHistory
 from training.models import REGISTRY, BuildContext, build_model
-from training.models.base import HistoryTables, ModelSpec, register
+from training.models.base import HistoryInput, ModelSpec, history_input, register
 
 ROOT = Path(__file__).resolve().parents[3]
 
 # Run in a fresh interpreter: in this one every model module is already imported. A model the
-# contract has never heard of registers itself and loads its history through the contract alone;
-# then asking the package for its registry must bring in every model.
+# contract has never heard of registers itself and reads its history input through the contract
+# alone; then asking the package for its registry must bring in every model.
 _FRESH = """
 import json, sys
 import numpy as np
 import engine as tf
+from training.data import UserHistory
 from training.models import base
 
 def build(ctx, params, user_idx, item_idx, rng):
-    shape = (ctx.n_users, ctx.n_items)
-    table = tf.Variable(np.zeros(shape, np.float32), name="toy/history", trainable=False)
-    flat = tf.add(tf.multiply(user_idx, ctx.n_items), item_idx)
-    return tf.gather(tf.reshape(table, [-1]), flat), [], []
+    history = base.history_input(ctx)  # score: the sum of the history's item indices
+    summed = tf.reduce_sum(tf.cast(history, np.float32), axis=1)
+    return tf.add(summed, tf.multiply(tf.cast(item_idx, np.float32), 0.0)), [], []
 
-def fill(model, session, users, items, order):
-    table = np.zeros(model.variable("toy/history").shape, np.float32)
-    table[users, items] = order
-    session.set_value(model.variable("toy/history"), table)
-
-history = base.HistoryTables(fill, needs_order=True)
-base.register(base.ModelSpec("toy", {}, build, "unknown to the contract", history))
-model = base.build_model("toy", {}, base.BuildContext(2, 3), l2=0.0, seed=0)
+base.register(base.ModelSpec("toy", {}, build, "unknown to the contract", base.HistoryInput()))
+model = base.build_model("toy", {}, base.BuildContext(3, 4, history_length=2), l2=0.0, seed=0)
 session = tf.Session(model.graph)
 session.initialize_variables()
-model.load_history(session, np.array([0, 1]), np.array([2, 0]), np.array([5.0, 7.0]))
-scores = session.run(model.logits, model.feed(np.array([0, 1, 1]), np.array([2, 0, 1])))
+users, items, order = np.array([0, 1, 1, 1]), np.array([2, 1, 3, 2]), np.array([1, 1, 2, 3])
+model.load_history(UserHistory.from_events(users, items, order, 3, length=2))
+scores = session.run(model.logits, model.feed(np.array([0, 1, 2]), np.array([2, 0, 1])))
 contract_only = sorted(m for m in sys.modules if m.startswith("training.models."))
 
 import training.models
@@ -59,25 +55,9 @@ def test_the_contract_imports_no_model_and_the_package_registers_them_all():
     assert run.returncode == 0, run.stderr
     facts = json.loads(run.stdout)
     assert facts["contract_only"] == ["training.models.base", "training.models.layers"]
-    assert facts["toy_scores"] == [5.0, 7.0, 0.0]
+    assert facts["toy_scores"] == [2.0, 5.0, 0.0]  # user 1's newest two: 2 and 3
     known = {"fism", "seqfism", "gmf", "mlp", "neumf", "ranker", "wide_deep", "deepfm", "toy"}
     assert set(facts["registry"]) >= known
-
-
-def _history_spy(name: str, needs_order: bool) -> list:
-    """Register a one-variable model whose history filler records what it was given."""
-    calls = []
-
-    def build(ctx, params, user_idx, item_idx, rng):
-        table = tf.Variable(np.zeros(1, np.float32), name=f"{name}/history", trainable=False)
-        return tf.gather(table, tf.multiply(item_idx, 0)), [], []
-
-    def fill(model, session, users, items, order):
-        order = None if order is None else order.tolist()
-        calls.append((model.spec.name, users.tolist(), items.tolist(), order))
-
-    register(ModelSpec(name, {}, build, "test only", HistoryTables(fill, needs_order)))
-    return calls
 
 
 @pytest.fixture
@@ -89,25 +69,58 @@ def scratch_registry():
     REGISTRY.update(before)
 
 
-@pytest.mark.parametrize("needs_order", [False, True])
-def test_load_history_hands_the_spec_its_pairs_and_the_order_only_when_it_asks(
-    scratch_registry, needs_order
+def _newest_only_model(name: str):
+    """A model reading each user's newest items (after = 0): its score is the history's sum."""
+
+    def build(ctx, params, user_idx, item_idx, rng):
+        summed = tf.reduce_sum(tf.cast(history_input(ctx), np.float32), axis=1)
+        return tf.add(summed, tf.multiply(tf.cast(item_idx, np.float32), 0.0)), [], []
+
+    register(ModelSpec(name, {}, build, "test only", HistoryInput()))
+    return build_model(name, {}, BuildContext(3, 6, history_length=2), l2=0.0, seed=0)
+
+
+LATEST = UserHistory.from_events(np.array([1, 1, 1]), np.array([4, 2, 5]), [1, 2, 3], 3, 2)
+
+
+def test_a_model_reading_the_newest_items_is_fed_them_in_training_and_scoring(
+    scratch_registry,
 ):
-    calls = _history_spy("spy", needs_order)
-    model = build_model("spy", {}, BuildContext(2, 3), l2=0.0, seed=0)
-    assert model.spec is REGISTRY["spy"]
-    assert model.has_history and model.needs_order == needs_order
-    order = np.array([3, 4])
-    model.load_history(tf.Session(model.graph), np.array([0, 1]), np.array([2, 0]), order)
-    assert calls == [("spy", [0, 1], [2, 0], [3, 4] if needs_order else None)]
+    model = _newest_only_model("newest")
+    assert model.has_history and not model.needs_order and model.history_length == 2
+    model.load_history(LATEST)
+    batch = Batch(np.array([1, 2, 1]), np.array([3, 3, 1]), np.ones(3, np.float32), None)
+    want = [[5, 2], [0, 0], [5, 2]]  # user 1: 5 then 2 (4 is beyond the cap); user 2: none
+    np.testing.assert_array_equal(model.feed_batch(batch)[model.history], want)
+    np.testing.assert_array_equal(model.feed(batch.users, batch.items)[model.history], want)
+    assert model.inputs[-1] == {"name": "history", "dtype": "int32", "shape": [-1, 2]}
 
 
-def test_a_model_without_history_loads_nothing():
+def test_a_model_with_a_history_is_not_fed_before_it_has_one(scratch_registry):
+    model = _newest_only_model("unloaded")
+    with pytest.raises(ValueError, match="call load_history first or pass the history"):
+        model.feed(np.array([1]), np.array([2]))
+
+
+def test_a_spec_and_its_graph_agree_on_the_history_input(scratch_registry):
+    def build(ctx, params, user_idx, item_idx, rng):
+        return tf.multiply(tf.cast(item_idx, np.float32), 0.0), [], []
+
+    register(ModelSpec("liar", {}, build, "test only", HistoryInput()))
+    with pytest.raises(ValueError, match="only such a spec does"):
+        build_model("liar", {}, BuildContext(2, 3), l2=0.0, seed=0)
+
+
+def test_a_model_without_history_is_fed_none():
     model = build_model("gmf", {"factors": 2}, BuildContext(2, 3), l2=0.0, seed=0)
-    assert not model.has_history and not model.needs_order
-    model.load_history(tf.Session(model.graph), np.array([0]), np.array([1]))
+    assert not model.has_history and not model.needs_order and model.history_length == 0
+    model.load_history(LATEST)  # a no-op
+    assert model.latest is None
+    assert len(model.feed(np.array([0]), np.array([1]))) == 2
 
 
 def test_fism_and_seqfism_describe_their_own_history():
-    assert REGISTRY["fism"].history is not None and not REGISTRY["fism"].history.needs_order
-    assert REGISTRY["seqfism"].history is not None and REGISTRY["seqfism"].history.needs_order
+    fism, seqfism = REGISTRY["fism"].history, REGISTRY["seqfism"].history
+    assert fism is not None and fism.after(REGISTRY["fism"].defaults) == 0
+    assert seqfism is not None and seqfism.after(REGISTRY["seqfism"].defaults) == 20
+    assert seqfism.anchored(REGISTRY["seqfism"].defaults)

@@ -1,39 +1,31 @@
-"""FISM: history weights by hand, scores against numpy, gradients against finite differences."""
+"""FISM: scores against a numpy oracle of its formula, the history cap, finite differences."""
 
 import numpy as np
 
 from tests.training.models.finite_differences import assert_loss_gradients_match, session_in
+from training.data import UserHistory
 from training.models import BuildContext, build_model
-from training.models.fism import history_weights
 
-# user 0 saw items 1, 2, 4, 5; user 1 saw item 3; user 2 saw nothing
+# user 0 saw items 1, 2, 4, 5 (in that order), user 1 item 3, user 2 nothing.
 HIST_USERS = np.array([0, 0, 0, 0, 1], np.int32)
 HIST_ITEMS = np.array([1, 2, 4, 5, 3], np.int32)
-USERS = np.array([0, 0, 1, 2, 1], np.int32)
-ITEMS = np.array([2, 3, 3, 0, 5], np.int32)  # (0, 2) and (1, 3) score an item of the history
-LABELS = np.array([1, 0, 1, 0, 0], np.float32)
+HIST_TIME = np.array([1, 2, 3, 4, 1])
+USERS = np.array([0, 0, 1, 2, 1, 0], np.int32)
+ITEMS = np.array([2, 3, 3, 0, 5, 1], np.int32)  # (0, 2) and (1, 3) score an item of the history
+LABELS = np.array([1, 0, 1, 0, 0, 1], np.float32)
 
 
-def test_history_weights_by_hand():
-    got = history_weights(HIST_USERS, HIST_ITEMS, 3, 6, alpha=0.5)
-    want = np.zeros((3, 6), np.float32)
-    want[0, [1, 2, 4, 5]] = 0.5  # 4 items: 4 ** -0.5
-    want[1, 3] = 1.0
-    np.testing.assert_allclose(got, want)
-
-
-def _model(dtype=np.float32):
-    model = build_model("fism", {"factors": 3, "alpha": 0.5}, BuildContext(3, 6), l2=0.05, seed=4)
+def _model(dtype=np.float32, length=4):
+    ctx = BuildContext(3, 6, history_length=length)
+    model = build_model("fism", {"factors": 3, "alpha": 0.5}, ctx, l2=0.05, seed=4)
     sess = session_in(model, dtype)
-    model.load_history(sess, HIST_USERS, HIST_ITEMS)
+    model.load_history(UserHistory.from_events(HIST_USERS, HIST_ITEMS, HIST_TIME, 3, length))
     return model, sess
 
 
-def test_scores_leave_the_scored_item_out_of_the_history():
-    model, sess = _model()
+def _oracle(sess, model, histories):
     v = {var.name: sess.get_value(var) for var in model.graph.variables}
     y, p, q = v["fism/history_item"], v["fism/user"], v["fism/item"]
-    histories = {0: [1, 2, 4, 5], 1: [3], 2: []}
     want = []
     for u, i in zip(USERS, ITEMS, strict=True):
         others = [j for j in histories[u] if j != i]
@@ -41,8 +33,30 @@ def test_scores_leave_the_scored_item_out_of_the_history():
         user_vec = p[u] + norm * y[others].sum(axis=0)
         logit = (user_vec * q[i]) @ v["fism/out/w"][:, 0] + v["fism/out/b"][0]
         want.append(logit + v["fism/item_bias"][i, 0])
+    return want
+
+
+def test_scores_leave_the_scored_item_out_of_the_history():
+    model, sess = _model()
+    want = _oracle(sess, model, {0: [1, 2, 4, 5], 1: [3], 2: []})
     got = sess.run(model.logits, model.feed(USERS, ITEMS))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_capped_history_is_the_newest_items():
+    # L = 2: user 0's history is 5 and 4; item 1 (scored last) is no longer in it.
+    model, sess = _model(length=2)
+    want = _oracle(sess, model, {0: [5, 4], 1: [3], 2: []})
+    got = sess.run(model.logits, model.feed(USERS, ITEMS))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_one_history_row_broadcasts_against_every_candidate():
+    model, sess = _model()
+    items = np.arange(6)
+    tiled = sess.run(model.logits, model.feed(np.zeros(6, np.int32), items))
+    once = model.feed(np.zeros(6, np.int32), items, history=model.history_rows(np.array([0])))
+    np.testing.assert_allclose(sess.run(model.logits, once), tiled, rtol=1e-6)
 
 
 def test_gradients_with_a_history_match_finite_differences():

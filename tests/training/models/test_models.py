@@ -80,7 +80,12 @@ def test_loss_gradient_matches_finite_differences(name):
     params = small.get(name, {"embedding": 3, "layers": [4]})
     model = build_model(name, params, _ctx(), l2=0.05, seed=3)
     sess = session_in(model, np.float64)
-    assert_loss_gradients_match(model, sess, model.feed(USERS, ITEMS, LABELS), entries=2)
+    history = None
+    if model.has_history:  # rows 0 and 4 hold their scored item, row 3 is empty
+        history = np.zeros((USERS.size, model.history_length), np.int32)
+        history[:, :3] = [[2, 4, 7], [1, 0, 0], [8, 2, 4], [0, 0, 0], [2, 3, 5]]
+    feed = model.feed(USERS, ITEMS, LABELS, history=history)
+    assert_loss_gradients_match(model, sess, feed, entries=2)
 
 
 def test_profile_features_are_declared_and_not_trainable():
