@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -142,20 +143,33 @@ def _items_frame(world: World, syn: SyntheticConfig, width: int) -> pd.DataFrame
     )
 
 
-def _instants(world: World, relative) -> pd.Series:
-    return pd.Series(pd.to_datetime(world.start_epoch + relative, unit="s", utc=True))
+def _instants(world: World, relative: np.ndarray) -> pa.Array:
+    return pa.array(world.start_epoch + relative, pa.timestamp("s", tz="UTC"))
+
+
+def _vectors(rows: np.ndarray) -> pa.Array:
+    # An Arrow list column built from one flat buffer: a million per-row numpy arrays in a
+    # pandas column would take Spark's Arrow conversion several times longer.
+    offsets = np.arange(0, rows.size + 1, rows.shape[1], dtype=np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(rows.ravel()))
 
 
 def _truth_frames(world: World, users: pd.DataFrame, items: pd.DataFrame, syn: SyntheticConfig):
     names = category_names(syn.categories)
-    truth_users = users[["user_id", "age_band", "gender", "city_tier", "device"]].assign(
-        bias=world.user_bias, factors=list(world.user_factors)
+    truth_users = pa.Table.from_pandas(
+        users[["user_id", "age_band", "gender", "city_tier", "device"]], preserve_index=False
     )
-    truth_items = items[["item_id", "category"]].assign(
-        popularity=world.popularity,
-        bias=world.item_bias,
-        factors=list(world.item_factors),
-        created=_instants(world, world.created),
+    truth_users = truth_users.append_column("bias", pa.array(world.user_bias))
+    truth_users = truth_users.append_column("factors", _vectors(world.user_factors))
+    truth_items = pa.table(
+        {
+            "item_id": items["item_id"],
+            "category": items["category"],
+            "popularity": world.popularity,
+            "bias": world.item_bias,
+            "factors": _vectors(world.item_factors),
+            "created": _instants(world, world.created),
+        }
     )
     effects = [
         {"feature": feature, "level": level, "category": names[c], "effect": float(table[i, c])}
@@ -169,9 +183,9 @@ def _truth_frames(world: World, users: pd.DataFrame, items: pd.DataFrame, syn: S
     frames = {"users": truth_users, "items": truth_items, "effects": pd.DataFrame(effects)}
     tl = world.timeline
     if tl is not None and tl.live is not None:
-        frames["live"] = pd.DataFrame(
+        frames["live"] = pa.table(
             {
-                "item_id": items["item_id"].to_numpy()[tl.window_room],
+                "item_id": pa.array(items["item_id"].to_numpy()[tl.window_room]),
                 "start": _instants(world, tl.window_start),
                 "end": _instants(world, tl.window_end),
             }

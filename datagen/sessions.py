@@ -37,7 +37,15 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _draw(cum: np.ndarray, u: np.ndarray) -> np.ndarray:
-    return np.searchsorted(cum, np.minimum(u, _ALMOST_ONE), side="right")
+    x = np.minimum(u, _ALMOST_ONE)
+    if len(cum) < 4096:
+        return np.searchsorted(cum, x, side="right")
+    # Sorted probes into a large table (a million users' activity) follow each other in
+    # memory: several times faster than random ones, and the same answers.
+    order = np.argsort(x, kind="stable")
+    out = np.empty(len(x), dtype=np.int64)
+    out[order] = np.searchsorted(cum, x[order], side="right")
+    return out
 
 
 def _slate_items(world: World, rng: np.random.Generator, users: np.ndarray) -> np.ndarray:
