@@ -143,6 +143,10 @@ def _items_frame(world: World, syn: SyntheticConfig, width: int) -> pd.DataFrame
     )
 
 
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
 def _instants(world: World, relative: np.ndarray) -> pa.Array:
     return pa.array(world.start_epoch + relative, pa.timestamp("s", tz="UTC"))
 
@@ -156,9 +160,7 @@ def _vectors(rows: np.ndarray) -> pa.Array:
 
 def _truth_frames(world: World, users: pd.DataFrame, items: pd.DataFrame, syn: SyntheticConfig):
     names = category_names(syn.categories)
-    truth_users = pa.Table.from_pandas(
-        users[["user_id", "age_band", "gender", "city_tier", "device"]], preserve_index=False
-    )
+    truth_users = _arrow(users[["user_id", "age_band", "gender", "city_tier", "device"]])
     truth_users = truth_users.append_column("bias", pa.array(world.user_bias))
     truth_users = truth_users.append_column("factors", _vectors(world.user_factors))
     truth_items = pa.table(
@@ -197,10 +199,11 @@ def _write_raw(spark, cfg: Config, staging: str, world: World, spec: BlockSpec) 
     syn = cfg.dataset.synthetic
     users = _users_frame(world, syn, spec.user_width)
     items = _items_frame(world, syn, spec.item_width)
-    spark.createDataFrame(users).coalesce(1).write.mode("overwrite").csv(
+    # Handed to Spark as Arrow tables: its pandas conversion is the slow part at 1M users.
+    spark.createDataFrame(_arrow(users)).coalesce(1).write.mode("overwrite").csv(
         join_uri(staging, "users"), header=True
     )
-    spark.createDataFrame(items).coalesce(1).write.mode("overwrite").json(
+    spark.createDataFrame(_arrow(items)).coalesce(1).write.mode("overwrite").json(
         join_uri(staging, "items")
     )
     for name, frame in _truth_frames(world, users, items, syn).items():
