@@ -142,3 +142,28 @@ def test_pool_draws_by_popularity_within_its_segment():
     np.testing.assert_allclose(shares(1, 0), [0.0, 1.0, 0.0])
     assert shares(1, 1) is None
     assert (pool.draw(np.array([1]), np.array([1]), np.array([0.5])) == -1).all()
+
+
+def test_rooms_created_over_time_without_live_windows():
+    # Without Spark: the simulation every task runs, on a world whose rooms are born during
+    # the period but never live. Creation still bounds every event; the default world has no
+    # timeline at all (the original generator, draw for draw).
+    from datagen.sessions import simulate_rows
+    from datagen.world import build_world
+    from peppercorn.config import SyntheticConfig
+
+    assert build_world(SyntheticConfig()).timeline is None
+    syn = SyntheticConfig(users=300, items=90, days=10, rooms_at_start=0.5, seed=3)
+    world = build_world(syn)
+    assert world.timeline.live is None
+    rows = simulate_rows(world, np.random.default_rng(0), 20_000)
+    start = dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc).timestamp()
+    # The contract's view: a room's created_at is start_date - created_day days, and no event
+    # happens on an earlier day; the exact instant bounds it too.
+    event_day = (rows["ts"] - start) // 86400
+    assert (event_day >= -world.created_day[rows["item"]]).all()
+    assert (rows["ts"] - start >= world.created[rows["item"]]).all()
+    # 45 of the 90 rooms are born in the period, on every one of its 10 days (ids in order).
+    born = -world.created_day[45:]
+    assert (born >= 0).all() and sorted(set(born)) == list(range(10))
+    assert (np.diff(world.created[45:]) >= 0).all() and (world.created[:45] < 0).all()
