@@ -145,8 +145,11 @@ def test_export_refuses_non_finite_weights_and_writes_nothing(tmp_path):
     }
     contents = VersionContents({}, np.zeros(0), np.zeros(0), np.zeros(1), np.zeros(0))
     repo = ModelRepository(str(tmp_path / "repo"))
-    with pytest.raises(RepositoryError, match=r"refusing to export 'm': non-finite weights: "
-                       r"variable 'item_embedding' has 1 non-finite values \(0 NaN, 1 inf\)"):
+    with pytest.raises(
+        RepositoryError,
+        match=r"refusing to export 'm': non-finite weights: "
+        r"variable 'item_embedding' has 1 non-finite values \(0 NaN, 1 inf\)",
+    ):
         repo.export("m", saved.session, signatures, contents)  # fmt: skip
     assert not (tmp_path / "repo").exists()
 
