@@ -13,6 +13,7 @@ __all__ = [
     "classified",
     "empty_strings",
     "event_columns",
+    "final",
     "item_columns",
     "kept",
 ]
@@ -82,6 +83,16 @@ def item_columns(
 def classified(df: DataFrame, columns: list[Column]) -> DataFrame:
     """`columns` plus OUTCOME's: the classified layout every transform returns."""
     return df.select(*columns, *OUTCOME)
+
+
+def final(df: DataFrame) -> DataFrame:
+    """A classified frame whose reasons are final, with the line (`raw`, `raw_bytes`) kept on
+    quarantined rows only."""
+    # Only the quarantine reads a line back: nulling it on kept rows (nearly all of them)
+    # makes the frames the job caches and scans again as narrow as the clean tables (at 2M
+    # synthetic events, ETL 103 s -> 57 s). No rule may set a reason after this.
+    failed = F.col("reason").isNotNull()
+    return df.withColumns({c: F.when(failed, F.col(c)) for c in ("raw", "raw_bytes")})
 
 
 def kept(df: DataFrame) -> DataFrame:

@@ -6,7 +6,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from etl.lines import CORRUPT, parse_csv, parse_json, read_lines, require
-from etl.tables import OUTCOME, Transformed, classified, event_columns, item_columns, kept
+from etl.tables import (
+    OUTCOME,
+    Transformed,
+    classified,
+    event_columns,
+    final,
+    item_columns,
+    kept,
+)
 from etl.validate import (
     as_double,
     blank,
@@ -45,9 +53,9 @@ def extract(spark, raw_uri: str, events_format: str = "jsonl") -> dict[str, Data
 
 def transform(raw: dict[str, DataFrame], events_format: str = "jsonl") -> Transformed:
     """Classify every raw line; clean users, items and events for the kept ones."""
-    users = _users(raw["users"])
-    items = _items(raw["items"])
-    events = _events(raw["events"], events_format, kept(users), kept(items))
+    users = final(_users(raw["users"]))
+    items = final(_items(raw["items"]))
+    events = final(_events(raw["events"], events_format, kept(users), kept(items)))
     return Transformed(
         classified={"users": users, "items": items, "events": events},
         outputs={"users": kept(users), "items": kept(items), "events": kept(events)},
