@@ -59,7 +59,11 @@ class TrainPositives:
             if self._extra is not None:
                 users = np.concatenate([users, self._extra[0]])
                 items = np.concatenate([items, self._extra[1]])
-            self._in_memory = (users, items)
+            # Sorted by (user, item): the dataset's content, not how Spark laid out its files
+            # (partitions, file order), decides every shuffle, so two features runs of the same
+            # data train alike (as training.distributed's shards do).
+            order = np.lexsort((items, users))
+            self._in_memory = (users[order], items[order])
 
     def _read(self, fragments: list) -> tuple[np.ndarray, np.ndarray]:
         if not fragments:
