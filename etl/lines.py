@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from peppercorn import storage
@@ -19,6 +19,7 @@ __all__ = [
     "CORRUPT",
     "INVALID_UTF8",
     "EtlInputError",
+    "line_bytes",
     "parse_csv",
     "parse_json",
     "read_failure",
@@ -46,7 +47,9 @@ def require(spark, uri: str, what: str) -> str:
 def read_lines(spark, uri: str, header: str | None = None, encoding: str = "UTF-8") -> DataFrame:
     """One row per line of the file(s) at `uri`: `raw`, `raw_bytes` and `reason`.
 
-    `raw_bytes` is the line exactly as stored, without its line break; `raw` is its text
+    `raw_bytes` is the line exactly as stored, without its line break, where `raw` does not
+    give it back (a line that is not valid UTF-8; every line of a file in another encoding),
+    else null: `line_bytes()` is every line's bytes. `raw` is its text
     in `encoding` (UTF-8, or a single-byte one such as ISO-8859-1, which decodes every
     byte).  A UTF-8 line with invalid bytes gets U+FFFD in `raw` for each invalid sequence
     (as Python's `errors="replace"`) and `reason` INVALID_UTF8; `reason` is null otherwise,
@@ -59,17 +62,28 @@ def read_lines(spark, uri: str, header: str | None = None, encoding: str = "UTF-
     value = F.col("value")
     if encoding.upper().replace("-", "") == "UTF8":
         text = F.make_valid_utf8(value)
-        reason = F.when(~F.is_valid_utf8(value), F.lit(INVALID_UTF8))
+        invalid = ~F.is_valid_utf8(value)
+        reason = F.when(invalid, F.lit(INVALID_UTF8))
+        # A valid line's bytes are its text's (`line_bytes` rebuilds them for the quarantine),
+        # so the shuffles of millions of good lines carry each line once, not twice.
+        stored = F.when(invalid, value.cast("binary"))
     else:
         text, reason = F.decode(value.cast("binary"), encoding), F.lit(None)
+        stored = value.cast("binary")
     lines = spark.read.text(uri).select(
         text.alias("raw"),
-        value.cast("binary").alias("raw_bytes"),
+        stored.alias("raw_bytes"),
         reason.cast("string").alias("reason"),
     )
     if header is not None:
         lines = lines.where(F.col("raw") != F.lit(header))
     return lines
+
+
+def line_bytes() -> Column:
+    """The exact bytes of a `read_lines` line: `raw_bytes` where stored, else `raw` in UTF-8
+    (a valid UTF-8 line's text is its bytes)."""
+    return F.coalesce(F.col("raw_bytes"), F.encode(F.col("raw"), "UTF-8"))
 
 
 # Spark's error condition for a file scan that failed; its `path` parameter names the file.

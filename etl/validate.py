@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from etl.lines import line_bytes
+
 __all__ = [
     "as_double",
     "as_int",
@@ -84,5 +86,5 @@ def quarantine_rows(classified: DataFrame, source: str) -> DataFrame:
     """The failed rows of a classified frame in the quarantine layout (docs/data-contracts.md
     §2): `source`, `raw` (valid UTF-8 text), `raw_bytes` (the exact bytes), `reason`."""
     return classified.where(F.col("reason").isNotNull()).select(
-        F.lit(source).alias("source"), "raw", "raw_bytes", "reason"
+        F.lit(source).alias("source"), "raw", line_bytes().alias("raw_bytes"), "reason"
     )
