@@ -181,7 +181,7 @@ def test_daily_and_make_train_export_the_same_version(spark, tmp_path):
     assert [v.name for v in one.graph.variables] == [v.name for v in two.graph.variables]
     for a, b in zip(one.graph.variables, two.graph.variables, strict=True):
         np.testing.assert_array_equal(one.session.get_value(a), two.session.get_value(b))
-    timing = {"train_seconds", "wall_seconds", "train_samples_per_sec"}
+    timing = {"train_seconds", "wall_seconds", "train_samples_per_sec", "full_eval_seconds"}
     for name in sorted(set(one.assets) | set(two.assets)):
         if name.endswith(".png") or name == "report.md":
             continue
