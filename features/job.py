@@ -91,7 +91,9 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, Any]:
     # Profiles see no held-out interaction, so popularity and affinity features
     # cannot leak the answer to validation or test.
     heldout = test.select("user_idx", "item_idx").unionByName(val_pairs)
-    profile_inter = inter.join(heldout, ["user_idx", "item_idx"], "left_anti")
+    # Read by both profiles, the category affinity and the exposures: cached, or each of them
+    # would split the positives and draw the test negatives again.
+    profile_inter = inter.join(heldout, ["user_idx", "item_idx"], "left_anti").cache()
     exposures = None
     if facts["impressions"] > 0:
         exposures = (
@@ -178,7 +180,7 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, Any]:
         history_length=fc.history_length,
     )
     storage.write_text(spark, join_uri(out, MANIFEST_NAME), text)
-    for df in (events, encoded, pos, users_raw, items_raw, vocabs.tokens):
+    for df in (events, encoded, pos, profile_inter, users_raw, items_raw, vocabs.tokens):
         df.unpersist()
     return {**summary, "checksum": json.loads(text)["checksum"], "path": out}
 
