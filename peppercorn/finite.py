@@ -22,9 +22,7 @@ class NonFiniteError(ArithmeticError):
 def describe_non_finite(label: str, values: np.ndarray) -> str | None:
     """ "<label> has N non-finite values (...), first at index [...]"; None when all finite."""
     values = np.asarray(values)
-    if not np.issubdtype(values.dtype, np.floating) and not np.issubdtype(
-        values.dtype, np.complexfloating
-    ):
+    if not np.issubdtype(values.dtype, np.inexact):  # integers are always finite
         return None
     bad = ~np.isfinite(values)
     count = int(np.count_nonzero(bad))

@@ -130,8 +130,7 @@ class LoadedVersion:
     def predict(self, signature_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run a signature on typed input arrays; ValueError for an index out of range,
         `NonFiniteError` for an output with NaN or inf."""
-        n_items = len(self.items)
-        for name, limit in (("user_idx", len(self.users)), ("item_idx", n_items)):
+        for name, limit in (("user_idx", len(self.users)), ("item_idx", len(self.items))):
             values = inputs.get(name)
             if values is not None and values.size and (values.min() < 0 or values.max() >= limit):
                 bad = values[(values < 0) | (values >= limit)][:10].tolist()
@@ -189,19 +188,17 @@ class LoadedVersion:
         """
         users, items = np.asarray(users, np.int32), np.asarray(items, np.int32)
         out = np.empty(items.size, np.float32)
-        if not self.history_length:
-            for start in range(0, items.size, _PAIRS_PER_CALL):
-                part = slice(start, start + _PAIRS_PER_CALL)
-                inputs = {"user_idx": users[part], "item_idx": items[part]}
-                out[part] = self.predict(SERVING_SIGNATURE, inputs)[REQUIRED_OUTPUT].reshape(-1)
-            return out
-        order = np.argsort(users, kind="stable")
-        bounds = np.flatnonzero(np.diff(users[order])) + 1
-        for run in np.split(order, bounds) if order.size else []:
-            history = self.history_rows(users[run[:1]])
+        runs = [np.arange(items.size)]  # without a history, any pairs share a graph run
+        if self.history_length:
+            order = np.argsort(users, kind="stable")
+            runs = np.split(order, np.flatnonzero(np.diff(users[order])) + 1)
+        for run in runs:
+            extra = {}
+            if self.history_length:  # one row, broadcast against the run's items
+                extra[HISTORY_INPUT] = self.history_rows(users[run[:1]])
             for start in range(0, run.size, _PAIRS_PER_CALL):
                 part = run[start : start + _PAIRS_PER_CALL]
-                inputs = {"user_idx": users[part], "item_idx": items[part], HISTORY_INPUT: history}
+                inputs = {"user_idx": users[part], "item_idx": items[part], **extra}
                 out[part] = self.predict(SERVING_SIGNATURE, inputs)[REQUIRED_OUTPUT].reshape(-1)
         return out
 

@@ -61,12 +61,6 @@ def _json_bytes(value: Any) -> bytes:
 def encode_assets(contents: VersionContents) -> dict[str, bytes]:
     """The §4 `assets/` files of `contents`, as relative path -> bytes."""
     assets = {f"vocab/{name}.json": _json_bytes(v) for name, v in contents.vocabs.items()}
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        indptr=np.asarray(contents.seen_indptr, np.int64),
-        indices=np.asarray(contents.seen_indices, np.int32),
-    )
     assets.update(
         {
             "feature_spec.json": _json_bytes(contents.feature_spec),
@@ -77,19 +71,20 @@ def encode_assets(contents: VersionContents) -> dict[str, bytes]:
                     "count": np.asarray(contents.popular_count).astype(int).tolist(),
                 }
             ),
-            "seen.npz": buffer.getvalue(),
+            "seen.npz": _csr_bytes(contents.seen_indptr, contents.seen_indices),
             **contents.report,
         }
     )
     if contents.history_indptr is not None:
-        buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            indptr=np.asarray(contents.history_indptr, np.int64),
-            indices=np.asarray(contents.history_indices, np.int32),
-        )
-        assets[HISTORY_ASSET] = buffer.getvalue()
+        assets[HISTORY_ASSET] = _csr_bytes(contents.history_indptr, contents.history_indices)
     return assets
+
+
+def _csr_bytes(indptr: np.ndarray, indices: np.ndarray) -> bytes:
+    # The layout `_read_csr` reads back.
+    buffer = io.BytesIO()
+    np.savez(buffer, indptr=np.asarray(indptr, np.int64), indices=np.asarray(indices, np.int32))
+    return buffer.getvalue()
 
 
 # ---- reading ------------------------------------------------------------------------------

@@ -133,6 +133,7 @@ class Trainer:
         for _, items in self.train.all_pairs():
             self.item_counts += np.bincount(items, minlength=dataset.n_items)
         self.exclude = self._exclusion(self.train)
+        self._full_catalogues: dict[str, FullCatalogue] = {}  # by split, built on first use
         ctx = BuildContext(
             dataset.n_users,
             dataset.n_items,
@@ -168,10 +169,7 @@ class Trainer:
     def _exclusion(self, positives) -> SeenItems:
         if self.cfg.negatives_exclude == "seen":
             return self.seen
-        pairs = list(positives.all_pairs())
-        users = np.concatenate([u for u, _ in pairs])
-        items = np.concatenate([i for _, i in pairs])
-        return SeenItems.from_pairs(users, items, self.dataset.n_users, self.dataset.n_items)
+        return trained_items(positives, None, self.dataset.n_users, self.dataset.n_items)
 
     @property
     def signatures(self) -> dict:
@@ -196,8 +194,8 @@ class Trainer:
         # training positives (the test item stays a candidate: selection must not peek at it);
         # test also excludes the validation item, which refit trains on and which is a known
         # past interaction either way (serving never recommends it), so test figures compare
-        # with and without refit. Built on first use, once per split.
-        built = self.__dict__.setdefault("_full_catalogues", {})
+        # with and without refit.
+        built = self._full_catalogues
         if split not in built:
             test = split == "test"
             data, extra = (self.test, self.validation) if test else (self.validation, None)

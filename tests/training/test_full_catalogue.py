@@ -8,8 +8,7 @@ import pytest
 
 from engine.saved import load
 from peppercorn.config import ConfigError, TrainingConfig, load_config
-from training.data import EvalSet, SeenItems, open_dataset
-from training.data.synthetic import write_synthetic_dataset
+from training.data import EvalSet, SeenItems
 from training.evaluation import FullCatalogue, popularity_scorer, sample_users
 from training.export import export_model
 from training.trainer import Trainer, score_pairs
@@ -153,13 +152,6 @@ def test_config_file_rejects_an_unknown_metric(tmp_path):
 
 
 # --- the trainer ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ds")
-    write_synthetic_dataset(root, users=40, items=50, per_user=10, eval_negatives=20)
-    return open_dataset(str(root))
 
 
 def _cfg(**kw):

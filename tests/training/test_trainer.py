@@ -9,20 +9,11 @@ import pytest
 from engine.saved import load
 from peppercorn.config import TrainingConfig
 from training import checkpoint as ckpt
-from training.data import open_dataset
-from training.data.synthetic import write_synthetic_dataset
 from training.export import export_model
 from training.metrics import ndcg_at_k
 from training.trainer import Trainer, popularity_metrics, score_pairs
 
 PARAMS = {"factors": 8, "mlp_embedding": 4, "layers": [8, 4]}
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ds")
-    write_synthetic_dataset(root, users=40, items=50, per_user=10, eval_negatives=20)
-    return open_dataset(str(root))
 
 
 def _cfg(**kw):

@@ -15,7 +15,7 @@ import numpy as np
 
 from peppercorn.csr import padded_rows
 
-__all__ = ["UserHistory", "padded_rows"]
+__all__ = ["UserHistory"]
 
 
 @dataclass(frozen=True)
