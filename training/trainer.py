@@ -4,12 +4,19 @@ Determinism: one numpy Generator seeded from `training.seed` drives shuffling an
 sampling; its state is checkpointed every epoch with the variables and the optimizer slots,
 so `resume=True` continues exactly where the interrupted run was and ends where an
 uninterrupted run with the same seed ends.
+
+Memory: above `training.memory_budget_mb` the positives are streamed by Parquet row group
+(`TrainPositives`), negatives are sampled per chunk against a bounded exclusion
+(`training.data.exclusion.ChunkExclusion`), the full-catalogue evaluation gathers only its
+users' pairs, and the seen pairs are read only for export; what stays is the model (with the
+capped `history/` table for the models that read it) plus one chunk.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +28,6 @@ from engine.optimizer_state import optimizer_state_arrays, restore_optimizer_sta
 from peppercorn.config import TrainingConfig
 from training import checkpoint as ckpt
 from training.data import (
-    PAD_ITEM,
     EvalSet,
     FeatureDataset,
     SeenItems,
@@ -29,10 +35,19 @@ from training.data import (
     batches,
     with_negatives,
 )
+from training.data.exclusion import ChunkExclusion, pairs_of_users
+from training.data.positives import training_bytes_per_positive
 from training.divergence import check_finite
-from training.evaluation import FullCatalogue, popularity_scorer, trained_items
+from training.evaluation import FullCatalogue, popularity_scorer, sample_users, trained_items
 from training.metrics import evaluate_scores
 from training.models import BuildContext, ModelGraph, build_model
+from training.scoring import (
+    eval_scores,
+    make_optimizer,
+    popularity_metrics,
+    score_eval_set,
+    score_pairs,
+)
 
 __all__ = [
     "TrainResult",
@@ -43,55 +58,6 @@ __all__ = [
     "score_eval_set",
     "score_pairs",
 ]
-
-_SCORE_BATCH = 65_536
-
-
-def make_optimizer(training: TrainingConfig):
-    """The engine optimizer named by `training.optimizer` at `training.learning_rate`."""
-    lr = training.learning_rate
-    return {
-        "sgd": lambda: tf.train.GradientDescentOptimizer(lr),
-        "momentum": lambda: tf.train.MomentumOptimizer(lr, momentum=0.9),
-        "adagrad": lambda: tf.train.AdagradOptimizer(lr),
-        "adam": lambda: tf.train.AdamOptimizer(lr),
-        "ftrl": lambda: tf.train.FtrlOptimizer(lr),
-    }[training.optimizer]()
-
-
-def score_pairs(session, model: ModelGraph, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """Model probabilities for (user, item) pairs, in large batches."""
-    out = np.empty(users.size, np.float32)
-    for start in range(0, users.size, _SCORE_BATCH):
-        stop = start + _SCORE_BATCH
-        out[start:stop] = session.run(model.score, model.feed(users[start:stop], items[start:stop]))
-    return out
-
-
-def eval_scores(session, model: ModelGraph, data: EvalSet) -> tuple[np.ndarray, np.ndarray]:
-    """(held-out item scores [n], negative scores [n, m] with NaN where padded) on `data`."""
-    return score_eval_set(lambda users, items: score_pairs(session, model, users, items), data)
-
-
-def score_eval_set(score, data: EvalSet) -> tuple[np.ndarray, np.ndarray]:
-    """`eval_scores` for any scorer: `score(users, items)` -> scores of those (user, item) pairs."""
-    m = data.negatives.shape[1]
-    padded = data.negatives == PAD_ITEM
-    users = np.repeat(data.users, m + 1)
-    negatives = np.where(padded, 0, data.negatives)
-    items = np.concatenate([data.items[:, None], negatives], axis=1).reshape(-1)
-    scores = np.asarray(score(users, items)).reshape(-1, m + 1)
-    neg_scores = scores[:, 1:].astype(np.float64)
-    neg_scores[padded] = np.nan  # absent negatives (metrics skip NaN)
-    return scores[:, 0], neg_scores
-
-
-def popularity_metrics(item_counts: np.ndarray, data: EvalSet, k: int = 10) -> dict[str, float]:
-    """The most-popular baseline (score = training count) on an evaluation set."""
-    counts = item_counts.astype(np.float64)
-    neg_scores = counts[data.negatives]
-    neg_scores[data.negatives == PAD_ITEM] = np.nan
-    return evaluate_scores(counts[data.items], neg_scores, k, probabilities=False)
 
 
 @dataclass
@@ -120,19 +86,23 @@ class Trainer:
         params: dict[str, Any],
         checkpoint_dir: Path,
         progress: bool = True,
+        *,
+        trains: bool = True,
     ) -> None:
+        """`trains=False` builds the model for scoring only (the distributed driver, whose
+        tasks train): no negative-sampling exclusion and no training sequences are built."""
         self.dataset, self.cfg, self.checkpoint_dir = dataset, training, checkpoint_dir
         self.progress = progress
-        self.seen = dataset.seen()  # exported for serving; sampling may use less, see below
         self.validation = dataset.eval_set("validation")
         self.test = dataset.eval_set("test")
-        self.train = dataset.train_positives(training.memory_budget_mb * 1024 * 1024)
+        self.train = self._positives()
         if self.train.count == 0:
             raise ValueError(f"{dataset.path('train')}: the training split is empty")
         self.item_counts = np.zeros(dataset.n_items, np.int64)
         for _, items in self.train.all_pairs():
             self.item_counts += np.bincount(items, minlength=dataset.n_items)
-        self.exclude = self._exclusion(self.train)
+        self._user_history: UserHistory | None = None  # the history/ table, read once
+        self.exclude = self._exclusion(self.train) if trains else None
         self._full_catalogues: dict[str, FullCatalogue] = {}  # by split, built on first use
         ctx = BuildContext(
             dataset.n_users,
@@ -148,28 +118,57 @@ class Trainer:
             self.train_op = self.optimizer.minimize(self.model.loss)
         self.session = tf.Session(self.model.graph, device=training.device)
         self.session.initialize_variables()
-        self._load_history(self.train)
+        self._load_history(self.train, sequences=trains)
 
-    def _load_history(self, positives, extra: EvalSet | None = None) -> None:
-        # A model with a history input reads each user's newest items from the features
-        # stage's `history/` table (plus `extra`'s items as the newest: the validation items
-        # when refitting); one that trains on the windows around each row's place also needs
-        # the whole time-ordered sequences, a pass over the split's timestamps.
+    @cached_property
+    def seen(self) -> SeenItems:
+        """Every split's pairs (§3 `seen/`), which a version exports for serving.
+
+        Read on first use (export, or `negatives_exclude: seen` in memory), not for training:
+        it is O(number of events), and streamed training excludes less (`ChunkExclusion`).
+        """
+        return self.dataset.seen()
+
+    def _positives(self, extra: EvalSet | None = None):
+        # The chunk size counts what training a chunk costs, negatives included.
+        budget = self.cfg.memory_budget_mb * 1024 * 1024
+        row_bytes = training_bytes_per_positive(self.cfg.negatives)
+        return self.dataset.train_positives(budget, extra=extra, row_bytes=row_bytes)
+
+    def _latest(self, extra: EvalSet | None = None) -> UserHistory:
+        # Each user's newest training items (`history/`), plus `extra`'s items as the newest
+        # (the validation items when refitting).
+        if self._user_history is None:
+            self._user_history = self.dataset.user_history()
+        latest = self._user_history
+        return latest if extra is None else latest.with_newest(extra.users, extra.items)
+
+    def _load_history(self, positives, extra: EvalSet | None = None, sequences=True) -> None:
+        # A model with a history input reads each user's newest items; one that trains on the
+        # windows around each row's place also needs the whole time-ordered sequences, a pass
+        # over the split's timestamps (refused, naming the model, when streamed).
         if not self.model.has_history:
             return
-        latest = self.dataset.user_history()
-        if extra is not None:
-            latest = latest.with_newest(extra.users, extra.items)
-        sequences = None
-        if self.model.needs_order:
-            users, items, order = positives.history()
-            sequences = UserHistory.from_events(users, items, order, self.dataset.n_users)
-        self.model.load_history(latest, sequences)
+        whole = None
+        if sequences and self.model.needs_order:
+            users, items, order = positives.history(f"model {self.model.spec.name!r}")
+            whole = UserHistory.from_events(users, items, order, self.dataset.n_users)
+        self.model.load_history(self._latest(extra), whole)
 
-    def _exclusion(self, positives) -> SeenItems:
-        if self.cfg.negatives_exclude == "seen":
-            return self.seen
-        return trained_items(positives, None, self.dataset.n_users, self.dataset.n_items)
+    def _exclusion(self, positives, extra: EvalSet | None = None) -> SeenItems | ChunkExclusion:
+        # In memory: exact, today's CSR. Streamed: the bounded `ChunkExclusion`; "seen" then
+        # adds the held-out pairs, "train" on refit the validation pairs trained on.
+        n_users, n_items = self.dataset.n_users, self.dataset.n_items
+        seen_mode = self.cfg.negatives_exclude == "seen"
+        if not positives.streamed:
+            return self.seen if seen_mode else trained_items(positives, None, n_users, n_items)
+        held = [self.validation, self.test] if seen_mode else [extra] if extra else []
+        pairs = SeenItems.from_pairs(
+            np.concatenate([np.zeros(0, np.int32), *(h.users for h in held)]),
+            np.concatenate([np.zeros(0, np.int32), *(h.items for h in held)]),
+            n_users, n_items,
+        )  # fmt: skip
+        return ChunkExclusion(self._latest(extra), pairs, n_users, n_items)
 
     @property
     def signatures(self) -> dict:
@@ -199,7 +198,12 @@ class Trainer:
         if split not in built:
             test = split == "test"
             data, extra = (self.test, self.validation) if test else (self.validation, None)
-            exclude = trained_items(self.train, extra, self.dataset.n_users, self.dataset.n_items)
+            # Only the evaluated users' pairs, in one pass: bounded by the sample, not the split
+            # (FullCatalogue reads no other user's row; `sample_users` is its own sample).
+            users = sample_users(data.users, self.cfg.full_eval_users)
+            exclude = pairs_of_users(
+                self.train.all_pairs(), users, self.dataset.n_users, self.dataset.n_items, extra
+            )
             built[split] = FullCatalogue.build(data, exclude, self.cfg.full_eval_users)
         return built[split]
 
@@ -332,10 +336,8 @@ class Trainer:
                 )
 
     def _refit(self, state: dict[str, Any], rng, folder: Path) -> None:
-        positives = self.dataset.train_positives(
-            self.cfg.memory_budget_mb * 1024 * 1024, extra=self.validation
-        )
-        exclude = self._exclusion(positives)
+        positives = self._positives(self.validation)
+        exclude = self._exclusion(positives, self.validation)
         # Refitting on train + validation: the history now includes the validation items (on
         # resume too: the history is an input, not a checkpointed variable).
         self._load_history(positives, self.validation)

@@ -111,6 +111,14 @@ class SeenItems:
         """Number of seen items per user."""
         return np.diff(self.indptr)
 
+    def for_chunk(self, users: np.ndarray, items: np.ndarray) -> SeenItems:
+        """What negative sampling excludes for a chunk of positives: all of this CSR.
+
+        The in-memory (exact) exclusion; `training.data.exclusion.ChunkExclusion` is the
+        streamed one, with the same method.
+        """
+        return self
+
 
 @dataclass(frozen=True)
 class ProfileTable:
@@ -162,13 +170,18 @@ class FeatureDataset:
         return f"{self.base}/{name}"
 
     def train_positives(
-        self, memory_budget_bytes: int, extra: EvalSet | None = None
+        self, memory_budget_bytes: int, extra: EvalSet | None = None, row_bytes: int = 8
     ) -> TrainPositives:
-        """The training positives; `extra` adds an evaluation set's positives (refitting)."""
+        """The training positives; `extra` adds an evaluation set's positives (refitting).
+
+        `row_bytes`: what one positive costs in memory, which sets the chunk size (the
+        trainer's `training_bytes_per_positive`; the default counts the two index columns).
+        """
         pairs = None if extra is None else (extra.users, extra.items)
-        return TrainPositives(self.fs, self.path("train"), memory_budget_bytes, pairs)
+        return TrainPositives(self.fs, self.path("train"), memory_budget_bytes, pairs, row_bytes)
 
     def seen(self) -> SeenItems:
+        """Every split's (user, item) pairs (§3 `seen/`): what a version exports for serving."""
         table = _read_table(self.fs, self.path("seen"), ["user_idx", "item_idx"])
         users = table.column("user_idx").to_numpy()
         items = table.column("item_idx").to_numpy()

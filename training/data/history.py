@@ -15,7 +15,18 @@ import numpy as np
 
 from peppercorn.csr import padded_rows
 
-__all__ = ["UserHistory"]
+__all__ = ["UserHistory", "csr_pairs"]
+
+
+def csr_pairs(
+    indptr: np.ndarray, indices: np.ndarray, users: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(user, item) for every entry of the CSR rows `users`, vectorised, in row order."""
+    users = np.asarray(users, np.int64)
+    starts, stops = indptr[users], indptr[users + 1]
+    lengths = stops - starts
+    offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(users, lengths), indices[np.repeat(starts, lengths) + offsets]
 
 
 @dataclass(frozen=True)

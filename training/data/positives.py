@@ -11,10 +11,25 @@ import pyarrow.fs as pafs
 
 from training.data.errors import DatasetError
 
-__all__ = ["TrainPositives"]
+__all__ = ["TrainPositives", "training_bytes_per_positive"]
 
-# Bytes per training positive once in memory: two int32 indices.
+# Bytes per training positive once in memory: two int32 indices (the default of a plain
+# reader; the trainer passes `training_bytes_per_positive`, what training a chunk costs).
 _BYTES_PER_POSITIVE = 8
+
+
+def training_bytes_per_positive(negatives: int) -> int:
+    """Bytes one positive costs while its chunk is trained on, with `negatives` negatives each.
+
+    The chunk's pairs and their shuffled copy with its int64 permutation (24); the chunk's
+    exclusion CSR, built through sorted int64 keys (24); per training row (the positive and
+    its negatives) the int32 users, items, anchors and float32 labels before and after the
+    shuffle with its int64 order (40); per negative, the sampler's int64 membership queries
+    and search positions (40). Measured peaks stay within this (tests/training/
+    test_streaming_memory.py), so `training.memory_budget_mb` bounds the chunk's real cost,
+    not only its two index columns.
+    """
+    return 48 + (1 + negatives) * 40 + negatives * 40
 
 
 class TrainPositives:
@@ -32,8 +47,10 @@ class TrainPositives:
         path: str,
         memory_budget_bytes: int,
         extra: tuple[np.ndarray, np.ndarray] | None = None,
+        row_bytes: int = _BYTES_PER_POSITIVE,
     ):
         self._path = path
+        self._budget_bytes = memory_budget_bytes
         # Extra positives (the validation pairs, when refitting) travel as one more chunk.
         self._extra = (
             None if extra is None else (extra[0].astype(np.int32), extra[1].astype(np.int32))
@@ -51,7 +68,7 @@ class TrainPositives:
         self._row_counts = [rg.row_groups[0].num_rows for rg in self._row_groups]
         extra_rows = 0 if self._extra is None else int(self._extra[0].size)
         self.count = int(sum(self._row_counts)) + extra_rows
-        self.budget_rows = max(1, memory_budget_bytes // _BYTES_PER_POSITIVE)
+        self.budget_rows = max(1, memory_budget_bytes // row_bytes)
         self.streamed = self.count > self.budget_rows
         self._in_memory = None
         if not self.streamed:
@@ -85,13 +102,28 @@ class TrainPositives:
         if self._extra is not None:
             yield self._extra
 
-    def history(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def history(self, reader: str = "a model") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every positive with its time: (users, items, order int64, larger = newer).
 
         `order` is the `ts` column in its own unit. Extra positives (the validation pairs when
         refitting) have no timestamp; they are each user's newest remaining positive by the
         split's construction (features/split.py), so they get the largest order.
+
+        This holds every positive, so it is refused when the positives are streamed, with an
+        error naming `reader`, the count and the budget. Building each user's whole sequence
+        chunk by chunk would need chunks that hold whole users in time order, i.e. a train
+        table sorted by (user, ts); Spark's layout is not, and gathering users from it costs
+        a scan of the whole table per chunk.
         """
+        if self.streamed:
+            raise DatasetError(
+                f"{reader} trains on the windows around each row's place in the user's whole "
+                f"time-ordered history, which holds every training positive in memory: "
+                f"{self.count:,} positives, above the {self.budget_rows:,} that "
+                f"training.memory_budget_mb ({self._budget_bytes / 2**20:g} MiB) allows; raise "
+                "training.memory_budget_mb or train a model that reads the capped history only "
+                "(fism)"
+            )
         if "ts" not in self._dataset.schema.names:
             raise DatasetError(
                 f"{self._path}: missing column 'ts'; a model that uses the time order of each "

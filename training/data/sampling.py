@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from training.data.dataset import SeenItems
+
+if TYPE_CHECKING:
+    from training.data.exclusion import ChunkExclusion
 
 __all__ = ["Batch", "batches", "sample_negatives", "with_negatives"]
 
@@ -66,14 +70,17 @@ def sample_negatives(
 def with_negatives(
     users: np.ndarray,
     items: np.ndarray,
-    seen: SeenItems,
+    seen: SeenItems | ChunkExclusion,
     negatives: int,
     rng: np.random.Generator,
 ) -> Batch:
     """Positives plus `negatives` sampled negatives each, shuffled together (one big batch).
 
+    `seen` is the exclusion: the exact `SeenItems`, or for streamed positives a
+    `ChunkExclusion`, which gives the CSR for this chunk (`for_chunk`).
     Each row's anchor is the positive it belongs to (see `Batch`).
     """
+    seen = seen.for_chunk(users, items)
     neg_items = sample_negatives(users, seen, negatives, rng).reshape(-1)
     all_users = np.concatenate([users, np.repeat(users, negatives)]).astype(np.int32)
     all_items = np.concatenate([items, neg_items]).astype(np.int32)

@@ -162,7 +162,10 @@ def train_distributed(
         )
     root = absolute_root(cfg.dataset_root())
     dataset = open_dataset(root)
-    trainer = Trainer(dataset, cfg.training, name, params, checkpoints, progress=False)
+    # The driver only scores and exports: no exclusion, no training sequences (the tasks
+    # build their own from their shards).
+    trainer = Trainer(dataset, cfg.training, name, params, checkpoints, progress=False,
+                      trains=False)  # fmt: skip
     payload = json.dumps(
         {
             "training": cfg.training.model_dump(mode="json"),
@@ -192,9 +195,7 @@ def train_distributed(
     if reply["metrics"].get("refit") and trainer.model.has_history:
         # The tasks refit on train + validation: the history the test split is scored with and
         # the version exports has each validation item as its user's newest.
-        budget = cfg.training.memory_budget_mb * 1024 * 1024
-        extra = trainer.validation
-        trainer._load_history(dataset.train_positives(budget, extra=extra), extra)
+        trainer._load_history(trainer.train, trainer.validation, sequences=False)
     test = trainer.evaluate(trainer.test)
     baseline = popularity_metrics(trainer.item_counts, trainer.test)
     busy = reply["sync_seconds"] + reply["compute_seconds"]

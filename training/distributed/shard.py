@@ -70,8 +70,8 @@ class ArrayPositives:
         """Every positive, unshuffled."""
         yield self.users, self.items
 
-    def history(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(users, items, order): the time order models like seqfism read."""
+    def history(self, reader: str = "a model") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(users, items, order): the time order models like seqfism read (`reader`)."""
         if self.order is None:
             raise ValueError("this shard's training positives came without their 'ts' column")
         return self.users, self.items, self.order
@@ -92,8 +92,13 @@ class ShardDataset:
     def __getattr__(self, name):  # sizes, profiles, features, paths: the whole dataset's
         return getattr(self._dataset, name)
 
-    def train_positives(self, memory_budget_bytes: int, extra: EvalSet | None = None):
-        """This shard's positives (plus `extra`'s, already this shard's, when refitting)."""
+    def train_positives(
+        self, memory_budget_bytes: int, extra: EvalSet | None = None, row_bytes: int = 8
+    ):
+        """This shard's positives (plus `extra`'s, already this shard's, when refitting).
+
+        Held in memory whatever the budget: the shard arrived whole from Spark's shuffle.
+        """
         base = self._positives
         if extra is None:
             return base
