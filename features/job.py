@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from features import encode as enc
 from features.history import user_history
 from features.labels import interactions, positives
-from features.manifest import MANIFEST_NAME, build_manifest, table_digest
+from features.manifest import MANIFEST_NAME, build_manifest, observe_digest, table_digest
 from features.negatives import SALT_TEST, SALT_VALIDATION, sample_negatives
 from features.normalize import apply_normalizer, fit_normalizer
 from features.profiles import item_profile, user_profile
@@ -150,9 +150,9 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, Any]:
     digests: dict[str, str] = {}
     for name in TABLES:
         uri = join_uri(out, name)
-        table = _schema_cast(outputs[name])
+        table, digest = observe_digest(_schema_cast(outputs[name]))
         storage.atomic_replace(spark, uri, lambda staging, t=table: t.write.parquet(staging))
-        counts[name], digests[name] = table_digest(spark.read.parquet(uri))
+        counts[name], digests[name] = digest()
     types = ",".join(f"{v.name}={v.id_type}" for v in vocabs.all())
     digests["vocab"] = f"{types}:{table_digest(vocabs.tokens)[1]}"
 

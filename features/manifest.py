@@ -11,23 +11,49 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
-__all__ = ["MANIFEST_NAME", "build_manifest", "checksum", "table_digest"]
+__all__ = ["MANIFEST_NAME", "build_manifest", "checksum", "observe_digest", "table_digest"]
 
 MANIFEST_NAME = "manifest.json"
 
 
-def table_digest(df: DataFrame) -> tuple[int, str]:
-    """(row count, order-independent content digest) of `df`."""
+def _digest_columns(df: DataFrame) -> tuple[list[str], Column, Column]:
     columns = sorted(df.columns)
     row_hash = F.xxhash64(*[F.col(c) for c in columns]).cast("decimal(38,0)")
-    row = df.agg(F.count(F.lit(1)).alias("n"), F.sum(row_hash).alias("h")).first()
-    return int(row["n"]), f"{','.join(columns)}:{row['n']}:{row['h'] or 0}"
+    return columns, F.count(F.lit(1)).alias("n"), F.sum(row_hash).alias("h")
+
+
+def _digest(columns: list[str], n, h) -> tuple[int, str]:
+    return int(n), f"{','.join(columns)}:{n}:{h or 0}"
+
+
+def table_digest(df: DataFrame) -> tuple[int, str]:
+    """(row count, order-independent content digest) of `df`."""
+    columns, count, total = _digest_columns(df)
+    row = df.agg(count, total).first()
+    return _digest(columns, row["n"], row["h"])
+
+
+def observe_digest(df: DataFrame) -> tuple[DataFrame, Callable[[], tuple[int, str]]]:
+    """`df` with its `table_digest` computed by whatever action runs it next (a write).
+
+    Returns the observed DataFrame and a function giving the digest once that action has
+    finished. Digesting while writing saves a second scan of every written table.
+    """
+    columns, count, total = _digest_columns(df)
+    observation = Observation()
+    observed = df.observe(observation, count, total)
+
+    def digest() -> tuple[int, str]:
+        row = observation.get
+        return _digest(columns, row["n"], row["h"])
+
+    return observed, digest
 
 
 def checksum(digests: Mapping[str, str]) -> str:

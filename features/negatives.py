@@ -26,17 +26,18 @@ def sample_for_user(
     user_idx: int, seen: np.ndarray, n_items: int, k: int, seed: int, salt: int
 ) -> np.ndarray:
     """Up to `k` distinct items in 1..n_items-1 outside `seen`, in draw order."""
-    seen_set = {int(i) for i in seen}
+    # Plain Python ints throughout (`tolist`): this runs once per held-out row, a million at
+    # platform scale, and iterating numpy scalars cost more than the draws themselves.
+    seen_set = set(np.asarray(seen).tolist())
     unseen = (n_items - 1) - sum(1 for i in seen_set if 1 <= i < n_items)
+    rng = np.random.default_rng([seed, salt, user_idx])
     if unseen <= k:
         pool = np.array([i for i in range(1, n_items) if i not in seen_set], dtype=np.int32)
-        return np.random.default_rng([seed, salt, user_idx]).permutation(pool)
-    rng = np.random.default_rng([seed, salt, user_idx])
+        return rng.permutation(pool)
     chosen: list[int] = []
-    taken = set(seen_set)
+    taken = seen_set
     while len(chosen) < k:
-        for item in rng.integers(1, n_items, size=2 * k):
-            item = int(item)
+        for item in rng.integers(1, n_items, size=2 * k).tolist():
             if item not in taken:
                 taken.add(item)
                 chosen.append(item)
