@@ -18,8 +18,11 @@ also ranks every candidate item for each evaluated user:
 
 Scoring is done in chunks of users, each chunk scoring its users against every item in one
 [users, items] matrix of at most `chunk_pairs` scores, so memory is bounded whatever the
-catalogue. A relevant item's position is counted exactly (the number of candidates scoring at
-least as high), so no top-K list is kept and any K can be read off the same positions.
+catalogue. The matrix comes from a pairwise scorer (every (user, item) pair of the chunk) or
+from a matrix scorer, which scores a chunk's users against the catalogue at once (a factored
+model: one matmul, `training.scoring.factored_scorer`); both are ranked by the same code. A
+relevant item's position is counted exactly (the number of candidates scoring at least as
+high), so no top-K list is kept and any K can be read off the same positions.
 """
 
 from __future__ import annotations
@@ -37,7 +40,10 @@ __all__ = [
     "FULL_KS",
     "SAMPLE_SEED",
     "FullCatalogue",
+    "MatrixScorer",
+    "Scorer",
     "popularity_scorer",
+    "popularity_users_scorer",
     "relevant_positions",
     "sample_users",
     "trained_items",
@@ -53,6 +59,8 @@ SAMPLE_SEED = 20_200_823
 
 # score(users, items) -> the scores of those (user, item) pairs, as `trainer.score_eval_set`.
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# score_users(users) -> [len(users), n_items - 1] scores, column j for item j + 1.
+MatrixScorer = Callable[[np.ndarray], np.ndarray]
 
 
 def sample_users(users: np.ndarray, max_users: int, seed: int = SAMPLE_SEED) -> np.ndarray:
@@ -80,6 +88,24 @@ def popularity_scorer(item_counts: np.ndarray) -> Scorer:
     """The most-popular baseline as a scorer: every user scores an item by its training count."""
     counts = np.asarray(item_counts, dtype=np.float64)
     return lambda users, items: counts[items]
+
+
+def popularity_users_scorer(item_counts: np.ndarray) -> MatrixScorer:
+    """`popularity_scorer` as a matrix scorer: each user's row is the items' training counts."""
+    counts = np.asarray(item_counts, dtype=np.float64)[1:]
+    return lambda users: np.broadcast_to(counts, (len(users), counts.size))
+
+
+def _pairs_as_matrix(score: Scorer, n_items: int) -> MatrixScorer:
+    # Every (user, candidate) pair of the chunk, user-major, so the scores reshape into rows.
+    candidates = np.arange(1, n_items, dtype=np.int32)
+
+    def score_users(users: np.ndarray) -> np.ndarray:
+        pair_users = np.repeat(users.astype(np.int32), candidates.size)
+        scores = np.asarray(score(pair_users, np.tile(candidates, users.size)))
+        return scores.reshape(users.size, candidates.size)
+
+    return score_users
 
 
 def _rows_of(csr: SeenItems, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,19 +179,35 @@ class FullCatalogue:
         return cls(users.astype(np.int64), relevant, exclude, n_items)
 
     def evaluate(
-        self, score: Scorer, ks: tuple[int, ...] = FULL_KS, chunk_pairs: int = CHUNK_PAIRS
+        self,
+        score: Scorer | None = None,
+        ks: tuple[int, ...] = FULL_KS,
+        chunk_pairs: int = CHUNK_PAIRS,
+        *,
+        score_users: MatrixScorer | None = None,
     ) -> dict[str, float]:
-        """`full_recall@k`, `full_ndcg@k` for each k and `full_users` for the scorer `score`."""
+        """`full_recall@k`, `full_ndcg@k` for each k and `full_users`, for one scorer.
+
+        Either `score`, a pairwise scorer, or `score_users`, a matrix scorer giving a chunk's
+        users' scores of items 1..n_items-1 as a [users, n_items - 1] array.
+        """
+        if (score is None) == (score_users is None):
+            raise ValueError("full-catalogue evaluation: pass one of score and score_users")
         if self.users.size == 0:
             raise ValueError("full-catalogue evaluation: no user has a relevant candidate item")
-        candidates = np.arange(1, self.n_items, dtype=np.int32)
-        per_chunk = max(1, chunk_pairs // candidates.size)
+        n_candidates = self.n_items - 1
+        if score_users is None:
+            score_users = _pairs_as_matrix(score, self.n_items)
+        per_chunk = max(1, chunk_pairs // n_candidates)
         positions, owners = [], []
         for lo in range(0, self.users.size, per_chunk):
             users = self.users[lo : lo + per_chunk]
-            pair_users = np.repeat(users.astype(np.int32), candidates.size)
-            scores = np.asarray(score(pair_users, np.tile(candidates, users.size)))
-            scores = scores.reshape(users.size, candidates.size)
+            scores = np.asarray(score_users(users))
+            if scores.shape != (users.size, n_candidates):
+                raise ValueError(
+                    f"full-catalogue evaluation: the scorer gave {scores.shape} scores for "
+                    f"{users.size} users and {n_candidates} candidate items"
+                )
             if not np.issubdtype(scores.dtype, np.floating) or not scores.flags.writeable:
                 scores = scores.astype(np.float64)  # -inf marks the excluded items below
             if not np.isfinite(scores).all():

@@ -1,4 +1,5 @@
-"""Scoring for training and evaluation: batched pair scores, the NCF protocol, the optimizer.
+"""Scoring for training and evaluation: batched pair scores, the NCF protocol, the optimizer,
+and the scorers of the full-catalogue evaluation (pairwise, or factored: one matmul per chunk).
 
 Kept apart from the training loop (`training.trainer`, which re-exports these names).
 """
@@ -9,13 +10,23 @@ import numpy as np
 
 import engine as tf
 from peppercorn.config import TrainingConfig
-from training.data import PAD_ITEM, EvalSet
+from training.data import PAD_ITEM, EvalSet, SeenItems
 from training.metrics import evaluate_scores
 from training.models import ModelGraph
 
-__all__ = ["eval_scores", "make_optimizer", "popularity_metrics", "score_eval_set", "score_pairs"]
+__all__ = [
+    "eval_scores",
+    "factored_scorer",
+    "full_catalogue_scorer",
+    "make_optimizer",
+    "popularity_metrics",
+    "score_eval_set",
+    "score_pairs",
+]
 
 _SCORE_BATCH = 65_536
+# Users whose vectors are computed in one run: a history model gathers [users, L, d] for them.
+_USER_BATCH = 4_096
 
 
 def make_optimizer(training: TrainingConfig):
@@ -30,13 +41,94 @@ def make_optimizer(training: TrainingConfig):
     }[training.optimizer]()
 
 
-def score_pairs(session, model: ModelGraph, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """Model probabilities for (user, item) pairs, in large batches."""
+def score_pairs(
+    session,
+    model: ModelGraph,
+    users: np.ndarray,
+    items: np.ndarray,
+    logits: bool = False,
+    history: np.ndarray | None = None,
+) -> np.ndarray:
+    """Model probabilities (or `logits`) for (user, item) pairs, in large batches.
+
+    `history` [len(users), L]: each pair's history row (default: the user's newest items).
+    """
+    node = model.logits if logits else model.score
     out = np.empty(users.size, np.float32)
     for start in range(0, users.size, _SCORE_BATCH):
         stop = start + _SCORE_BATCH
-        out[start:stop] = session.run(model.score, model.feed(users[start:stop], items[start:stop]))
+        rows = None if history is None else history[start:stop]
+        out[start:stop] = session.run(
+            node, model.feed(users[start:stop], items[start:stop], history=rows)
+        )
     return out
+
+
+def factored_scorer(session, model: ModelGraph, skip: SeenItems | None = None):
+    """The matrix scorer of a model with `factors`: users -> logits [len(users), n_items - 1].
+
+    Column j is item j + 1 (index 0 is no item). The item side is computed once, here: build
+    one scorer per evaluation, after the weights it evaluates. Each call computes its users'
+    vectors, feeding each user's history row once, then one matmul.
+
+    The factored form is not exact for an item in the user's fed history (`Factored`): those
+    cells are scored again with the pairwise logits, except the ones in `skip` (the items
+    the evaluation excludes and overwrites anyway). The full-catalogue evaluation excludes
+    what each user trained on, and the history fed is the user's newest training items (plus,
+    after refit, the validation items that the test evaluation excludes too), so with `skip`
+    nothing is scored twice; without it every cell is exact.
+    """
+    factors = model.factors
+    if factors is None:
+        raise ValueError(f"model {model.spec.name!r} has no factored form; score it pairwise")
+    item_vectors, item_bias = session.run([factors.item_vectors, factors.item_bias])
+    item_vectors = np.ascontiguousarray(np.asarray(item_vectors, np.float32)[1:].T)
+    item_bias = np.asarray(item_bias, np.float32)[1:]
+
+    def score_users(users: np.ndarray) -> np.ndarray:
+        users = np.asarray(users, np.int32)
+        out = np.empty((users.size, item_bias.size), np.float32)
+        for lo in range(0, users.size, _USER_BATCH):
+            batch = users[lo : lo + _USER_BATCH]
+            feed = {model.user_idx: batch}
+            rows = None
+            if model.has_history:
+                rows = model.history_rows(batch)
+                feed[model.history] = rows
+            vectors = np.asarray(session.run(factors.user_vector, feed), np.float32)
+            block = out[lo : lo + batch.size]
+            np.matmul(vectors, item_vectors, out=block)
+            block += item_bias
+            if rows is not None:
+                _rescore_history(session, model, batch, rows, block, skip)
+        return out
+
+    return score_users
+
+
+def _rescore_history(session, model, users, rows, out, skip) -> None:
+    # The cells of items in each user's fed history: the pairwise logits, fed the same row.
+    r, k = np.nonzero(rows > 0)
+    if skip is not None:
+        keep = ~skip.contains(users[r], rows[r, k])
+        r, k = r[keep], k[keep]
+    if r.size == 0:
+        return
+    items = rows[r, k]
+    out[r, items - 1] = score_pairs(session, model, users[r], items, logits=True, history=rows[r])
+
+
+def full_catalogue_scorer(session, model: ModelGraph, skip: SeenItems | None = None) -> dict:
+    """The keyword arguments of `FullCatalogue.evaluate` that score `model`'s current weights.
+
+    A model with `factors` gets the matrix scorer (`factored_scorer`), any other the pairwise
+    one. Both give logits: a probability saturates in float32 (sigmoid(x) rounds to 1.0 for
+    x above ~17), and the pessimistic ties would then rank a relevant item after items the
+    logits put below it.
+    """
+    if model.factors is not None:
+        return {"score_users": factored_scorer(session, model, skip)}
+    return {"score": lambda users, items: score_pairs(session, model, users, items, logits=True)}
 
 
 def eval_scores(session, model: ModelGraph, data: EvalSet) -> tuple[np.ndarray, np.ndarray]:

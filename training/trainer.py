@@ -38,11 +38,12 @@ from training.data import (
 from training.data.exclusion import ChunkExclusion, pairs_of_users
 from training.data.positives import training_bytes_per_positive
 from training.divergence import check_finite
-from training.evaluation import FullCatalogue, popularity_scorer, sample_users, trained_items
+from training.evaluation import FullCatalogue, popularity_users_scorer, sample_users, trained_items
 from training.metrics import evaluate_scores
 from training.models import BuildContext, ModelGraph, build_model
 from training.scoring import (
     eval_scores,
+    full_catalogue_scorer,
     make_optimizer,
     popularity_metrics,
     score_eval_set,
@@ -184,9 +185,11 @@ class Trainer:
 
     def evaluate_full(self, split: str) -> dict[str, float]:
         """Full-catalogue metrics of the current weights on `split` (training/evaluation.py)."""
-        return self._full_catalogue(split).evaluate(
-            lambda users, items: score_pairs(self.session, self.model, users, items)
-        )
+        catalogue = self._full_catalogue(split)
+        # The excluded items hold each user's fed history (the newest training items, plus the
+        # validation items after refit), so `factored_scorer` has none to score again pairwise.
+        scorer = full_catalogue_scorer(self.session, self.model, skip=catalogue.exclude)
+        return catalogue.evaluate(**scorer)
 
     def _full_catalogue(self, split: str) -> FullCatalogue:
         # A candidate is any item the user has not trained on by then: validation excludes the
@@ -389,7 +392,8 @@ class Trainer:
             start = time.perf_counter()
             metrics.update(self.evaluate_full("test"))
             metrics["full_eval_seconds"] = time.perf_counter() - start
-            popular = self._full_catalogue("test").evaluate(popularity_scorer(self.item_counts))
+            by_count = popularity_users_scorer(self.item_counts)
+            popular = self._full_catalogue("test").evaluate(score_users=by_count)
             del popular["full_users"]
             baseline.update(popular)
             metrics.update({f"popularity_{k}": v for k, v in popular.items()})

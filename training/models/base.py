@@ -27,15 +27,19 @@ __all__ = [
     "HISTORY_AFTER",
     "BuildContext",
     "Builder",
+    "Factored",
     "HistoryInput",
     "ModelGraph",
     "ModelSpec",
     "REGISTRY",
     "build_model",
+    "graph_variable",
     "history_after_input",
     "history_input",
+    "no_item_index",
     "register",
     "resolve_params",
+    "whole_table",
 ]
 
 # The history placeholder (see the module docstring). In training a model whose history
@@ -64,12 +68,33 @@ class BuildContext:
     history_length: int = 50
 
 
+@dataclass(frozen=True)
+class Factored:
+    """A model's logit as a dot product, for scoring a whole catalogue with one matmul.
+
+    logit(u, i) = user_vector[u] . item_vectors[i] + item_bias[i] for every item i that is not
+    in the history fed for u (a model without a history: every item). `user_vector` [batch, d]
+    is computed from `user_idx` and the history inputs only, `item_vectors` [n_items, d] and
+    `item_bias` [n_items] from variables only, so the item side is computed once per
+    evaluation and each user's history is fed once, not once per (user, item) pair.
+
+    A history model leaves the scored item out of its own history (`history_sum`), which no
+    user-side vector can express: for an item in the fed history the form is not exact, and
+    `training.scoring.factored_scorer` scores those few cells with the pairwise `logits`.
+    """
+
+    user_vector: tf.Node
+    item_vectors: tf.Node
+    item_bias: tf.Node
+
+
 # build(ctx, params, user_idx, item_idx, rng) -> (logits [batch], rows to regularise, inputs it
-# declares beyond user_idx/item_idx as [{"name", "dtype", "table"}]); it adds its nodes to the
-# default graph.
+# declares beyond user_idx/item_idx as [{"name", "dtype", "table"}]), optionally followed by the
+# model's `Factored` form; it adds its nodes to the default graph.
 Builder = Callable[
     [BuildContext, dict[str, Any], tf.Placeholder, tf.Placeholder, np.random.Generator],
-    tuple[tf.Node, list[tf.Node], list[dict[str, Any]]],
+    tuple[tf.Node, list[tf.Node], list[dict[str, Any]]]
+    | tuple[tf.Node, list[tf.Node], list[dict[str, Any]], Factored],
 ]
 
 
@@ -127,6 +152,33 @@ def history_after_input(width: int) -> tf.Node:
     return tf.identity(tf.constant(np.zeros((1, width), np.int32)), name=HISTORY_AFTER)
 
 
+def graph_variable(name: str) -> tf.Variable:
+    """The default graph's variable called `name` (one a layer helper made); KeyError if none."""
+    found = [var for var in tf.get_default_graph().variables if var.name == name]
+    if not found:
+        raise KeyError(f"the graph being built has no variable named {name!r}")
+    return found[0]
+
+
+def whole_table(table: tf.Variable) -> tf.Node:
+    """Every row of an embedding `table`, read through a gather as the model reads it.
+
+    A table read only through gathers gets row-sparse gradients; data-parallel training
+    (`training.distributed.apply.is_row_sparse`) checks that on every consumer in the graph, so
+    a factored form reading the table whole would turn its updates dense there.
+    """
+    return tf.gather(table, tf.constant(np.arange(table.shape[0], dtype=np.int32)))
+
+
+def no_item_index(user_idx: tf.Node) -> tf.Node:
+    """int32 zeros shaped like `user_idx`: "no scored item" for a user-side `history_sum`.
+
+    Index 0 is padding, whose weight is 0, so the own-item term it subtracts is exactly 0 and
+    the sums are the user's alone.
+    """
+    return tf.multiply(user_idx, tf.constant(np.zeros((), np.int32)))
+
+
 @dataclass
 class ModelGraph:
     """A built model: its spec, graph, placeholders, score (probability) and training loss.
@@ -150,6 +202,7 @@ class ModelGraph:
     history_after: tf.Node | None = None  # the HISTORY_AFTER node, where the model has one
     latest: UserHistory | None = None  # each user's newest items (what serving exports)
     sequences: UserHistory | None = None  # whole time-ordered histories (training windows)
+    factors: Factored | None = None  # the logit as a dot product, where the model has one
 
     def variable(self, name: str) -> tf.Variable:
         """The graph's variable called `name`; KeyError when there is none."""
@@ -262,7 +315,9 @@ def build_model(
         user_idx = tf.placeholder(np.int32, shape=(None,), name="user_idx")
         item_idx = tf.placeholder(np.int32, shape=(None,), name="item_idx")
         labels = tf.placeholder(np.float32, shape=(None,), name="labels")
-        logits, rows, extra_inputs = spec.build(ctx, resolved, user_idx, item_idx, rng)
+        built = spec.build(ctx, resolved, user_idx, item_idx, rng)
+        logits, rows, extra_inputs = built[:3]
+        factors = built[3] if len(built) > 3 else None
         score = tf.sigmoid(logits, name="score")
         loss = tf.reduce_mean(tf.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
         if l2 > 0 and rows:
@@ -284,5 +339,5 @@ def build_model(
         inputs.append({"name": HISTORY, "dtype": "int32", "shape": [-1, ctx.history_length]})
     return ModelGraph(
         spec, resolved, graph, user_idx, item_idx, labels, logits, score, loss, inputs,
-        history, after,
+        history, after, factors=factors,
     )  # fmt: skip

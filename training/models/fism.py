@@ -17,10 +17,40 @@ from __future__ import annotations
 import numpy as np
 
 import engine as tf
-from training.models.base import HistoryInput, ModelSpec, history_input, register
+from training.models.base import (
+    Factored,
+    HistoryInput,
+    ModelSpec,
+    graph_variable,
+    history_input,
+    no_item_index,
+    register,
+    whole_table,
+)
 from training.models.layers import embedding, history_sum, output_layer
 
 __all__ = ["FISM"]
+
+
+def _norm(count, alpha: float):
+    # |N_u|^-alpha; an empty history has nothing to weigh (clipped to 1: finite, and 0 * 1).
+    return tf.exp(tf.multiply(tf.log(tf.clip_by_value(count, 1.0, 1e30)), -alpha))
+
+
+def _fism_factors(ctx, alpha: float, user_idx, history) -> Factored:
+    # logit = ((p_u + norm_u S_u) * q_i) . h + b + b_i with S_u the history sum: user vector
+    # (p_u + norm_u S_u) * h. |N_u| (so norm_u) counts the scored item too, so it is the user's
+    # alone; only the "j != i" exclusion depends on i, and it removes nothing for an item not
+    # in the history: the form is exact for those (`Factored` says how the others are scored).
+    y = graph_variable("fism/history_item")
+    p = tf.embedding_lookup(graph_variable("fism/user"), user_idx)
+    ones = np.ones(ctx.history_length, np.float32)
+    summed, count, _ = history_sum(y, history, ones, no_item_index(user_idx))
+    h = tf.reshape(graph_variable("fism/out/w"), [1, -1])
+    user = tf.multiply(tf.add(p, tf.multiply(summed, _norm(count, alpha))), h)
+    bias = tf.reshape(whole_table(graph_variable("fism/item_bias")), [-1])
+    bias = tf.add(bias, graph_variable("fism/out/b"))
+    return Factored(user, whole_table(graph_variable("fism/item")), bias)
 
 
 def _build_fism(ctx, params, user_idx, item_idx, rng):
@@ -33,15 +63,12 @@ def _build_fism(ctx, params, user_idx, item_idx, rng):
     # positive is explained by y_i . q_i alone and the model learns "seen before" instead of
     # what the history says about other items. |N_u| still counts it (the original formula).
     others, rest, own = history_sum(y, history, np.ones(ctx.history_length, np.float32), item_idx)
-    count = tf.add(rest, own)
-    # |N_u|^-alpha; an empty history has nothing to weigh (clipped to 1: finite, and 0 * 1).
-    norm = tf.exp(tf.multiply(tf.log(tf.clip_by_value(count, 1.0, 1e30)), -alpha))
-    summed = tf.multiply(others, norm)
+    summed = tf.multiply(others, _norm(tf.add(rest, own), alpha))
     x = tf.multiply(tf.add(p, summed), q)
     logit = output_layer(x, factors, "fism/out", rng, ones=True)
     bias = tf.Variable(np.zeros((ctx.n_items, 1), np.float32), name="fism/item_bias")
     logit = tf.add(logit, tf.reshape(tf.embedding_lookup(bias, item_idx), [-1]))
-    return logit, [p, q, summed], []
+    return logit, [p, q, summed], [], _fism_factors(ctx, alpha, user_idx, history)
 
 
 FISM = register(

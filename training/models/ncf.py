@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import engine as tf
-from training.models.base import ModelSpec, register
+from training.models.base import Factored, ModelSpec, graph_variable, register, whole_table
 from training.models.layers import embedding, mlp_tower, output_layer
 
 __all__ = ["GMF", "MLP", "NEUMF"]
@@ -35,11 +35,23 @@ def _with_item_bias(logit, ctx, params, item_idx, prefix):
     return tf.add(logit, tf.reshape(tf.embedding_lookup(table, item_idx), [-1]))
 
 
+def _gmf_factors(ctx, params, user_idx) -> Factored:
+    # logit = (p_u * q_i) . h + b + b_i = (p_u * h) . q_i + (b + b_i): the output weights h
+    # fold into the user side, the output bias into the item bias.
+    h = tf.reshape(graph_variable("gmf/out/w"), [1, -1])
+    user = tf.multiply(tf.embedding_lookup(graph_variable("gmf/user"), user_idx), h)
+    bias = tf.add(tf.constant(np.zeros(ctx.n_items, np.float32)), graph_variable("gmf/out/b"))
+    if params.get("item_bias"):
+        bias = tf.add(bias, tf.reshape(whole_table(graph_variable("gmf/item_bias")), [-1]))
+    return Factored(user, whole_table(graph_variable("gmf/item")), bias)
+
+
 def _build_gmf(ctx, params, user_idx, item_idx, rng):
     factors = int(params["factors"])
     x, rows = _gmf_part(ctx, factors, user_idx, item_idx, rng, "gmf")
     logit = output_layer(x, factors, "gmf/out", rng, ones=True)
-    return _with_item_bias(logit, ctx, params, item_idx, "gmf"), rows, []
+    logit = _with_item_bias(logit, ctx, params, item_idx, "gmf")
+    return logit, rows, [], _gmf_factors(ctx, params, user_idx)
 
 
 def _build_mlp(ctx, params, user_idx, item_idx, rng):

@@ -41,11 +41,14 @@ import numpy as np
 
 import engine as tf
 from training.models.base import (
+    Factored,
     HistoryInput,
     ModelSpec,
     history_after_input,
     history_input,
+    no_item_index,
     register,
+    whole_table,
 )
 from training.models.layers import embedding, first_columns, history_sum
 
@@ -88,29 +91,42 @@ def _build_seqfism(ctx, params, user_idx, item_idx, rng):
         return tf.multiply(vec, tf.exp(tf.multiply(tf.log(tf.add(total, 1e-12)), -alpha)))
 
     y = embedding("seqfism/history_item", ctx.n_items, factors, rng)
-    p = tf.embedding_lookup(embedding("seqfism/user", ctx.n_users, factors, rng), user_idx)
-    q = tf.embedding_lookup(embedding("seqfism/item", ctx.n_items, factors, rng), item_idx)
+    p_table = embedding("seqfism/user", ctx.n_users, factors, rng)
+    q_table = embedding("seqfism/item", ctx.n_items, factors, rng)
+    z = embedding("seqfism/previous_item", ctx.n_items, factors, rng) if seq_length else None
     long_weights = float(params["long_decay"]) ** np.arange(window, dtype=np.float64)
+    seq_weights = float(params["seq_decay"]) ** np.arange(seq_length, dtype=np.float64)
     older = first_columns(history, window, length)
-    # The older and newer windows are summed apart: either may be one row broadcast.
-    vec_old, total_old, _ = history_sum(y, older, long_weights, item_idx)
-    vec_new, total_new, _ = history_sum(y, after, long_weights, item_idx)
-    long_term = normalised(
-        tf.add(vec_old, vec_new), tf.add(total_old, total_new), float(params["alpha"])
-    )
-    user_vec = tf.add(p, long_term)
-    regularised = [p, q, long_term]
-    if seq_length > 0:
-        z = embedding("seqfism/previous_item", ctx.n_items, factors, rng)
-        seq_weights = float(params["seq_decay"]) ** np.arange(seq_length, dtype=np.float64)
-        before = first_columns(history, seq_length, length)
-        seq_term, _, _ = history_sum(z, before, seq_weights, item_idx)
-        user_vec = tf.add(user_vec, seq_term)
-        regularised.append(seq_term)
+    before = first_columns(history, seq_length, length) if seq_length else None
+
+    def user_vector(scored):
+        # p_u + long-term + transition parts, each window leaving `scored` out (its own term).
+        # The older and newer windows are summed apart: either may be one row broadcast.
+        vec_old, total_old, _ = history_sum(y, older, long_weights, scored)
+        vec_new, total_new, _ = history_sum(y, after, long_weights, scored)
+        long_term = normalised(
+            tf.add(vec_old, vec_new), tf.add(total_old, total_new), float(params["alpha"])
+        )
+        p = tf.embedding_lookup(p_table, user_idx)
+        vec, parts = tf.add(p, long_term), [p, long_term]
+        if seq_length > 0:
+            seq_term, _, _ = history_sum(z, before, seq_weights, scored)
+            vec = tf.add(vec, seq_term)
+            parts.append(seq_term)
+        return vec, parts
+
+    user_vec, (p, long_term, *seq) = user_vector(item_idx)
+    q = tf.embedding_lookup(q_table, item_idx)
+    regularised = [p, q, long_term, *seq]
     logit = tf.reduce_sum(tf.multiply(user_vec, q), axis=1)
     bias = tf.Variable(np.zeros((ctx.n_items, 1), np.float32), name="seqfism/item_bias")
     logit = tf.add(logit, tf.reshape(tf.embedding_lookup(bias, item_idx), [-1]))
-    return logit, regularised, []
+    # The same vector with no item left out is the user's alone, and equals the pairwise one
+    # for every item in neither window (the normaliser then loses nothing either): exact there,
+    # and `Factored` says how the items in the fed windows are scored.
+    user_side = user_vector(no_item_index(user_idx))[0]
+    factored = Factored(user_side, whole_table(q_table), tf.reshape(whole_table(bias), [-1]))
+    return logit, regularised, [], factored
 
 
 SEQFISM = register(
