@@ -11,10 +11,11 @@ HOST ?=
 PORT ?=
 DT ?=
 PYTEST_ARGS ?=
+PLATFORM_ARGS ?=
 
 .PHONY: setup etl generate train serve batch daily bench bench-engine bench-etl bench-train \
-        bench-serve bench-serve-readyz bench-soak bench-distributed test test-fast test-gpu fuzz \
-        lint format clean
+        bench-serve bench-serve-readyz bench-soak bench-distributed bench-platform test test-fast \
+        test-gpu fuzz lint format clean
 
 setup: $(STAMP)
 
@@ -70,6 +71,12 @@ bench-soak: setup
 
 bench-distributed: setup
 	$(PY) -m bench.distributed
+
+# Generate, ETL, features and one epoch + evaluation + export at 10M and 50M events on
+# configs/platform.yaml (bench/results/platform.md). About an hour on 2 cores, so `bench`
+# leaves it out; set PLATFORM_ARGS (e.g. --events 10000000 --keep) to change the run.
+bench-platform: setup
+	$(PY) -m bench.platform $(PLATFORM_ARGS)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
