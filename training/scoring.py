@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 import engine as tf
+from engine.ops_math import _sigmoid
 from peppercorn.config import TrainingConfig
 from training.data import PAD_ITEM, EvalSet, SeenItems
 from training.metrics import evaluate_scores
@@ -16,6 +17,7 @@ from training.models import ModelGraph
 
 __all__ = [
     "eval_scores",
+    "factored_pair_scorer",
     "factored_scorer",
     "full_catalogue_scorer",
     "make_optimizer",
@@ -132,8 +134,56 @@ def full_catalogue_scorer(session, model: ModelGraph, skip: SeenItems | None = N
 
 
 def eval_scores(session, model: ModelGraph, data: EvalSet) -> tuple[np.ndarray, np.ndarray]:
-    """(held-out item scores [n], negative scores [n, m] with NaN where padded) on `data`."""
+    """(held-out item scores [n], negative scores [n, m] with NaN where padded) on `data`.
+
+    A model with `factors` is scored through them (`factored_pair_scorer`): each user's
+    vector once, not once per candidate. For a history model that is what keeps the sampled
+    evaluation of a million users' validation rows to seconds instead of most of an hour.
+    """
+    if model.factors is not None:
+        return score_eval_set(factored_pair_scorer(session, model), data)
     return score_eval_set(lambda users, items: score_pairs(session, model, users, items), data)
+
+
+def factored_pair_scorer(session, model: ModelGraph):
+    """`score(users, items)` -> the probabilities of those pairs, through the model's factors.
+
+    The same values as `score_pairs` (up to float rounding): each distinct user's vector is
+    computed once, and a pair whose item is in the user's fed history (where the factored form
+    is not exact, see `factored_scorer`) is scored again with the pairwise logits. The
+    probability is the engine's own sigmoid of the logit, so saturated scores tie as before.
+    """
+    factors = model.factors
+    item_vectors, item_bias = session.run([factors.item_vectors, factors.item_bias])
+    item_vectors = np.asarray(item_vectors, np.float32)
+    item_bias = np.asarray(item_bias, np.float32)
+
+    def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        users, items = np.asarray(users, np.int32), np.asarray(items, np.int64)
+        distinct, inverse = np.unique(users, return_inverse=True)
+        vectors = np.empty((distinct.size, item_vectors.shape[1]), np.float32)
+        rows = model.history_rows(distinct) if model.has_history else None
+        for lo in range(0, distinct.size, _USER_BATCH):
+            batch = distinct[lo : lo + _USER_BATCH]
+            feed = {model.user_idx: batch}
+            if rows is not None:
+                feed[model.history] = rows[lo : lo + _USER_BATCH]
+            vectors[lo : lo + batch.size] = session.run(factors.user_vector, feed)
+        logits = np.empty(users.size, np.float32)
+        for lo in range(0, users.size, _SCORE_BATCH):
+            u, it = inverse[lo : lo + _SCORE_BATCH], items[lo : lo + _SCORE_BATCH]
+            block = np.einsum("nd,nd->n", vectors[u], item_vectors[it]) + item_bias[it]
+            if rows is not None:
+                in_history = (rows[u] == it[:, None]).any(axis=1)
+                if in_history.any():
+                    block[in_history] = score_pairs(
+                        session, model, distinct[u[in_history]], it[in_history],
+                        logits=True, history=rows[u[in_history]],
+                    )  # fmt: skip
+            logits[lo : lo + u.size] = block
+        return _sigmoid(np, logits)
+
+    return score
 
 
 def score_eval_set(score, data: EvalSet) -> tuple[np.ndarray, np.ndarray]:

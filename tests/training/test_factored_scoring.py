@@ -198,3 +198,29 @@ def test_the_factored_form_keeps_the_tables_row_sparse(name, params):
     model = build_model(name, params, BuildContext(6, 9, history_length=5), l2=0.0, seed=0)
     tables = [v for v in model.graph.variables if "/out/" not in v.name]
     assert tables and all(is_row_sparse(v) for v in tables)
+
+
+@pytest.mark.parametrize(("name", "params"), FACTORED)
+def test_sampled_evaluation_through_the_factors_is_the_pairwise_one(
+    dataset, tmp_path, name, params
+):
+    from training.metrics import evaluate_scores
+    from training.scoring import factored_pair_scorer, score_eval_set
+
+    trainer = _trained(dataset, tmp_path, name, params)
+    session, model = trainer.session, trainer.model
+    for data in (trainer.validation, trainer.test):
+        want = score_eval_set(lambda u, i: score_pairs(session, model, u, i), data)
+        got = score_eval_set(factored_pair_scorer(session, model), data)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+        assert evaluate_scores(*got) == pytest.approx(evaluate_scores(*want))
+    # Pairs whose item is in the user's fed history go through the pairwise logits.
+    if model.has_history:
+        users = np.arange(1, dataset.n_users, dtype=np.int32)
+        rows = model.history_rows(users)
+        r, k = np.nonzero(rows > 0)
+        pair_users, items = users[r], rows[r, k]
+        want = score_pairs(session, model, pair_users, items)
+        got = factored_pair_scorer(session, model)(pair_users, items)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
