@@ -202,14 +202,16 @@ def _clean(root: Path, dataset: str, keep_raw: bool) -> None:
             shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
 
 
-def _notes(args) -> list[str]:
+def _notes(args, base: dict) -> list[str]:
+    config_epochs = base.get("training", {}).get("epochs")
     return [
         "`make etl` runs generate (when the logs are missing), ETL and features in one "
         "process; here they are three, so the `make etl (etl + features)` row carries one "
         "Spark start-up more than `make etl` on existing logs and is the conservative figure.",
-        f"The train command runs training.epochs = {args.epochs} (`make train` with "
-        "configs/platform.yaml runs up to its 5 epochs with early stopping; "
-        "`--epochs 5` measures that). `train: epochs` includes the sampled validation and "
+        f"The train command runs training.epochs = {args.epochs} (`--epochs`); "
+        f"{args.config} itself trains {config_epochs}, so with `--epochs {config_epochs}` the "
+        "whole chain is `make etl train` on that config. `train: epochs` includes the sampled "
+        "validation and "
         "the checkpoint; `train: evaluation` is the best weights restored, sampled test "
         "metrics and the full-catalogue ranking of model and popularity (full_eval_seconds: "
         "the model's ranking alone).",
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "interval_s": args.interval,
         "sizes": [],
-        "notes": _notes(args),
+        "notes": _notes(args, base),
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
