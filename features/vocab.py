@@ -83,9 +83,16 @@ def build_vocabs(
     return vocabs, table
 
 
+# Vocabularies up to this many tokens are broadcast to the joins that encode with them. A
+# million users' tokens are ~50 MB as a broadcast hash table, while a shuffle join sends every
+# event across the network (or the local disk) once more, by a key that the next group-by
+# reshuffles anyway; at 1M users the user vocabulary sat just above the old 1M cut.
+_BROADCAST_MAX_TOKENS = 5_000_000
+
+
 def _mapping(vocab: Vocab, token: str, idx: str) -> DataFrame:
     mapping = vocab.table.select(F.col("token").alias(token), F.col("idx").alias(idx))
-    return F.broadcast(mapping) if vocab.size < 1_000_000 else mapping
+    return F.broadcast(mapping) if vocab.size <= _BROADCAST_MAX_TOKENS else mapping
 
 
 def encode(df: DataFrame, vocab: Vocab, column: str, out: str) -> DataFrame:
