@@ -6,10 +6,11 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["machine_info"]
+__all__ = ["cpu_model", "machine_info"]
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or what `platform` knows."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text(errors="replace").splitlines():
@@ -36,7 +37,7 @@ def machine_info() -> dict:
     import numpy as np
 
     info = {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "platform": platform.platform(),

@@ -35,6 +35,7 @@ from pathlib import Path
 import psutil
 import yaml
 
+from bench.engine_machine import cpu_model
 from bench.platform_report import (
     derive_config,
     markdown,
@@ -119,14 +120,9 @@ def measure(cmd: list[str], log: Path, interval: float) -> dict:
 
 
 def _machine() -> dict:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
     kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                if line.startswith("MemTotal:"))  # fmt: skip
-    return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(kib / 2**20, 1)}
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "ram_gib": round(kib / 2**20, 1)}
 
 
 def _git() -> dict:

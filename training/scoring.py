@@ -83,29 +83,41 @@ def factored_scorer(session, model: ModelGraph, skip: SeenItems | None = None):
     factors = model.factors
     if factors is None:
         raise ValueError(f"model {model.spec.name!r} has no factored form; score it pairwise")
-    item_vectors, item_bias = session.run([factors.item_vectors, factors.item_bias])
-    item_vectors = np.ascontiguousarray(np.asarray(item_vectors, np.float32)[1:].T)
-    item_bias = np.asarray(item_bias, np.float32)[1:]
+    item_vectors, item_bias = _item_side(session, model)
+    item_vectors = np.ascontiguousarray(item_vectors[1:].T)
+    item_bias = item_bias[1:]
 
     def score_users(users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, np.int32)
-        out = np.empty((users.size, item_bias.size), np.float32)
-        for lo in range(0, users.size, _USER_BATCH):
-            batch = users[lo : lo + _USER_BATCH]
-            feed = {model.user_idx: batch}
-            rows = None
-            if model.has_history:
-                rows = model.history_rows(batch)
-                feed[model.history] = rows
-            vectors = np.asarray(session.run(factors.user_vector, feed), np.float32)
-            block = out[lo : lo + batch.size]
-            np.matmul(vectors, item_vectors, out=block)
-            block += item_bias
-            if rows is not None:
-                _rescore_history(session, model, batch, rows, block, skip)
+        vectors, rows = _user_vectors(session, model, users, item_vectors.shape[0])
+        out = np.matmul(vectors, item_vectors)
+        out += item_bias
+        if rows is not None:
+            _rescore_history(session, model, users, rows, out, skip)
         return out
 
     return score_users
+
+
+def _item_side(session, model: ModelGraph) -> tuple[np.ndarray, np.ndarray]:
+    # Every item's vector [n_items, d] and bias [n_items], index 0 included.
+    vectors, bias = session.run([model.factors.item_vectors, model.factors.item_bias])
+    return np.asarray(vectors, np.float32), np.asarray(bias, np.float32)
+
+
+def _user_vectors(session, model: ModelGraph, users: np.ndarray, width: int):
+    """(`users`' vectors [n, width], their fed history rows [n, L] or None), one run per batch.
+
+    Batched because a history model gathers [users, L, d] to pool each user's history.
+    """
+    rows = model.history_rows(users) if model.has_history else None
+    parts = [np.zeros((0, width), np.float32)]
+    for lo in range(0, users.size, _USER_BATCH):
+        feed = {model.user_idx: users[lo : lo + _USER_BATCH]}
+        if rows is not None:
+            feed[model.history] = rows[lo : lo + _USER_BATCH]
+        parts.append(np.asarray(session.run(model.factors.user_vector, feed), np.float32))
+    return np.concatenate(parts), rows
 
 
 def _rescore_history(session, model, users, rows, out, skip) -> None:
@@ -153,22 +165,12 @@ def factored_pair_scorer(session, model: ModelGraph):
     is not exact, see `factored_scorer`) is scored again with the pairwise logits. The
     probability is the engine's own sigmoid of the logit, so saturated scores tie as before.
     """
-    factors = model.factors
-    item_vectors, item_bias = session.run([factors.item_vectors, factors.item_bias])
-    item_vectors = np.asarray(item_vectors, np.float32)
-    item_bias = np.asarray(item_bias, np.float32)
+    item_vectors, item_bias = _item_side(session, model)
 
     def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
         users, items = np.asarray(users, np.int32), np.asarray(items, np.int64)
         distinct, inverse = np.unique(users, return_inverse=True)
-        vectors = np.empty((distinct.size, item_vectors.shape[1]), np.float32)
-        rows = model.history_rows(distinct) if model.has_history else None
-        for lo in range(0, distinct.size, _USER_BATCH):
-            batch = distinct[lo : lo + _USER_BATCH]
-            feed = {model.user_idx: batch}
-            if rows is not None:
-                feed[model.history] = rows[lo : lo + _USER_BATCH]
-            vectors[lo : lo + batch.size] = session.run(factors.user_vector, feed)
+        vectors, rows = _user_vectors(session, model, distinct, item_vectors.shape[1])
         logits = np.empty(users.size, np.float32)
         for lo in range(0, users.size, _SCORE_BATCH):
             u, it = inverse[lo : lo + _SCORE_BATCH], items[lo : lo + _SCORE_BATCH]
