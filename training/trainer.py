@@ -28,6 +28,7 @@ from engine.optimizer_state import optimizer_state_arrays, restore_optimizer_sta
 from peppercorn.config import TrainingConfig
 from training import checkpoint as ckpt
 from training.data import (
+    Batch,
     EvalSet,
     FeatureDataset,
     SeenItems,
@@ -36,6 +37,7 @@ from training.data import (
     with_negatives,
 )
 from training.data.exclusion import ChunkExclusion, pairs_of_users
+from training.data.in_batch import InBatchSampler
 from training.data.positives import training_bytes_per_positive
 from training.divergence import check_finite
 from training.evaluation import FullCatalogue, popularity_users_scorer, sample_users, trained_items
@@ -114,6 +116,12 @@ class Trainer:
             dataset.history_length,
         )
         self.model = build_model(model_name, params, ctx, training.l2, training.seed)
+        self.sampler = None  # a retrieval model's in-batch softmax feeds
+        if self.model.towers is not None:
+            p = self.model.params
+            self.sampler = InBatchSampler(
+                self.item_counts, int(p["uniform_negatives"]), float(p["id_dropout"])
+            )
         with self.model.graph.as_default():
             self.optimizer = make_optimizer(training)
             self.train_op = self.optimizer.minimize(self.model.loss)
@@ -218,18 +226,22 @@ class Trainer:
         """
         total_loss, samples, seconds = 0.0, 0, 0.0
         positives, exclude = positives or self.train, exclude or self.exclude
-        expected = positives.count * (1 + self.cfg.negatives)
+        negatives = 0 if self.sampler is not None else self.cfg.negatives
+        expected = positives.count * (1 + negatives)
         bar = tqdm(
             total=expected, desc=f"{label} {epoch}", unit="ex", disable=not self.progress,
             leave=False, mininterval=0.5,
         )  # fmt: skip
         for users, items in positives.epoch_chunks(rng):
-            rows = with_negatives(users, items, exclude, self.cfg.negatives, rng)
+            if self.sampler is None:
+                rows = with_negatives(users, items, exclude, negatives, rng)
+            else:  # the other positives (and uniform draws) are the negatives
+                order = rng.permutation(users.size)
+                ones = np.ones(users.size, np.float32)
+                rows = Batch(users[order].astype(np.int32), items[order].astype(np.int32), ones)
             start = time.perf_counter()
             for batch in batches(rows, self.cfg.batch_size):
-                _, loss = self.session.run(
-                    [self.train_op, self.model.loss], self.model.feed_batch(batch)
-                )
+                _, loss = self.session.run([self.train_op, self.model.loss], self._feed(batch, rng))
                 total_loss += float(loss) * len(batch)
                 samples += len(batch)
                 bar.update(len(batch))
@@ -241,6 +253,16 @@ class Trainer:
             seconds += time.perf_counter() - start
         bar.close()
         return total_loss / max(samples, 1), samples, seconds
+
+    def _feed(self, batch, rng) -> dict:
+        feed = self.model.feed_batch(batch)
+        if self.sampler is not None:
+            towers, extra = self.model.towers, self.sampler.feed(batch.items, rng)
+            feed[towers.candidates] = extra["candidates"]
+            feed[towers.correction] = extra["correction"]
+            feed[towers.id_keep] = extra["id_keep"]
+            feed[self.model.softmax_labels] = extra["labels"]
+        return feed
 
     def _restore(self, path: Path, rng: np.random.Generator) -> dict[str, Any]:
         saved = ckpt.load_checkpoint(path)

@@ -131,6 +131,10 @@ class ProfileTable:
     categorical: dict[str, np.ndarray] = field(default_factory=dict)
     dense: dict[str, np.ndarray] = field(default_factory=dict)
     vector: dict[str, np.ndarray] = field(default_factory=dict)
+    # A multivalent categorical (a list of indices per row, e.g. item tags) as a multi-hot
+    # float32 [n, vocab_size]; only models that ask for it by name read it (the two-tower
+    # item tower), so the others see the same inputs as before it was loaded.
+    multi_hot: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -253,9 +257,6 @@ class FeatureDataset:
         # The manifest may list the id column itself as a categorical feature; the models
         # embed ids on their own, so it is not a profile feature.
         specs = [f for f in self.features if f.get("table") == table and self._column(f) != key]
-        # A multivalent categorical (a list of indices per row, e.g. item tags) has no model
-        # input yet; reading it as one index per row fails, so it is left out.
-        specs = [f for f in specs if not f.get("multivalent")]
         size = self.n_users if table == "user" else self.n_items
         if not specs:
             return ProfileTable()
@@ -266,7 +267,9 @@ class FeatureDataset:
         out = ProfileTable()
         for spec in specs:
             col = data.column(self._column(spec))
-            if spec["type"] == "categorical":
+            if spec["type"] == "categorical" and spec.get("multivalent"):
+                out.multi_hot[spec["name"]] = self._multi_hot(col, rows, size, spec)
+            elif spec["type"] == "categorical":
                 values = np.zeros(size, np.int32)
                 values[rows] = col.fill_null(0).to_numpy().astype(np.int32)
                 self._check_range(values, int(spec["vocab_size"]), spec["name"])
@@ -287,6 +290,17 @@ class FeatureDataset:
             else:
                 raise DatasetError(f"manifest feature {spec['name']}: unknown type {spec['type']}")
         return out
+
+    def _multi_hot(self, col, rows: np.ndarray, size: int, spec: dict[str, Any]) -> np.ndarray:
+        width = int(spec["vocab_size"])
+        lists = col.combine_chunks().fill_null([])
+        lengths = pa.compute.list_value_length(lists).fill_null(0).to_numpy()
+        flat = pa.compute.list_flatten(lists).fill_null(0).to_numpy(zero_copy_only=False)
+        self._check_range(flat.astype(np.int64), width, spec["name"])
+        values = np.zeros((size, width), np.float32)
+        values[np.repeat(rows, lengths), flat.astype(np.int64)] = 1.0
+        values[:, 0] = 0.0  # the unknown token says nothing about the item
+        return values
 
     @staticmethod
     def _column(spec: dict[str, Any]) -> str:

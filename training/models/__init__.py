@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 # Every module that registers a model; a new model module is listed here.
-_MODEL_MODULES = ("fism", "ncf", "ranker", "seqfism")
+_MODEL_MODULES = ("fism", "ncf", "ranker", "seqfism", "two_tower")
 _REGISTRY_API = ("REGISTRY", "build_model", "resolve_params")
 
 

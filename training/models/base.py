@@ -29,6 +29,8 @@ __all__ = [
     "Builder",
     "Factored",
     "HistoryInput",
+    "SAMPLED_SOFTMAX",
+    "Towers",
     "ModelGraph",
     "ModelSpec",
     "REGISTRY",
@@ -88,13 +90,44 @@ class Factored:
     item_bias: tf.Node
 
 
+# The objective of a retrieval model (`Towers`): an in-batch sampled softmax instead of the
+# pointwise log loss over sampled negatives.
+SAMPLED_SOFTMAX = "sampled_softmax"
+
+
+@dataclass(frozen=True)
+class Towers:
+    """A two-tower model's embeddings and its sampled-softmax training head.
+
+    `user_embedding` [batch, d] (user_idx and the whole history) and `item_embedding`
+    [batch, d] (item_idx) are L2-normalised, so retrieval is an inner-product search;
+    `content_embedding` [n, d] is an item's vector from `content` [n, width] alone (the columns
+    `content_spec` lists), for an item the model never saw. Training feeds `candidates` [C]
+    (the batch's positives first), `correction` [batch, C] (logQ and masked accidental hits)
+    and `id_keep` [C, 1]; `sampled_logits` [batch, C] are the softmax's logits.
+    """
+
+    user_embedding: tf.Node
+    item_embedding: tf.Node
+    content: tf.Placeholder
+    content_embedding: tf.Node
+    content_spec: list[dict[str, Any]]
+    candidates: tf.Placeholder
+    correction: tf.Placeholder
+    id_keep: tf.Node
+    sampled_logits: tf.Node
+    temperature: float
+
+
 # build(ctx, params, user_idx, item_idx, rng) -> (logits [batch], rows to regularise, inputs it
 # declares beyond user_idx/item_idx as [{"name", "dtype", "table"}]), optionally followed by the
-# model's `Factored` form; it adds its nodes to the default graph.
+# model's `Factored` form and, for a SAMPLED_SOFTMAX model, its `Towers`; it adds its nodes to
+# the default graph.
 Builder = Callable[
     [BuildContext, dict[str, Any], tf.Placeholder, tf.Placeholder, np.random.Generator],
     tuple[tf.Node, list[tf.Node], list[dict[str, Any]]]
-    | tuple[tf.Node, list[tf.Node], list[dict[str, Any]], Factored],
+    | tuple[tf.Node, list[tf.Node], list[dict[str, Any]], Factored]
+    | tuple[tf.Node, list[tf.Node], list[dict[str, Any]], Factored, Towers],
 ]
 
 
@@ -131,6 +164,7 @@ class ModelSpec:
     build: Builder
     description: str
     history: HistoryInput | None = None
+    objective: str = "pointwise"  # or SAMPLED_SOFTMAX (a builder returning `Towers`)
 
 
 REGISTRY: dict[str, ModelSpec] = {}
@@ -203,6 +237,8 @@ class ModelGraph:
     latest: UserHistory | None = None  # each user's newest items (what serving exports)
     sequences: UserHistory | None = None  # whole time-ordered histories (training windows)
     factors: Factored | None = None  # the logit as a dot product, where the model has one
+    towers: Towers | None = None  # a retrieval model's embeddings and softmax head
+    softmax_labels: tf.Placeholder | None = None  # one-hot [batch, C] for `towers`
 
     def variable(self, name: str) -> tf.Variable:
         """The graph's variable called `name`; KeyError when there is none."""
@@ -318,8 +354,19 @@ def build_model(
         built = spec.build(ctx, resolved, user_idx, item_idx, rng)
         logits, rows, extra_inputs = built[:3]
         factors = built[3] if len(built) > 3 else None
+        towers = built[4] if len(built) > 4 else None
+        if (towers is not None) != (spec.objective == SAMPLED_SOFTMAX):
+            raise ValueError(f"model {name!r}: a {SAMPLED_SOFTMAX} spec builds Towers, only it")
         score = tf.sigmoid(logits, name="score")
-        loss = tf.reduce_mean(tf.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+        softmax_labels = None
+        if towers is None:
+            loss = tf.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+        else:
+            softmax_labels = tf.placeholder(np.float32, shape=(None, None), name="softmax_labels")
+            loss = tf.softmax_cross_entropy_with_logits(
+                labels=softmax_labels, logits=towers.sampled_logits
+            )
+        loss = tf.reduce_mean(loss)
         if l2 > 0 and rows:
             loss = tf.add(loss, tf.multiply(embedding_penalty(rows), float(l2)))
         loss = tf.identity(loss, name="loss")
@@ -339,5 +386,5 @@ def build_model(
         inputs.append({"name": HISTORY, "dtype": "int32", "shape": [-1, ctx.history_length]})
     return ModelGraph(
         spec, resolved, graph, user_idx, item_idx, labels, logits, score, loss, inputs,
-        history, after, factors=factors,
+        history, after, factors=factors, towers=towers, softmax_labels=softmax_labels,
     )  # fmt: skip

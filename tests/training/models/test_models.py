@@ -6,6 +6,7 @@ import pytest
 import engine as tf
 from tests.training.models.finite_differences import assert_loss_gradients_match, session_in
 from training.data import ProfileTable
+from training.data.in_batch import InBatchSampler
 from training.models import REGISTRY, BuildContext, build_model, resolve_params
 
 
@@ -76,6 +77,7 @@ def test_loss_gradient_matches_finite_differences(name):
         "neumf": {"factors": 3, "mlp_embedding": 2, "layers": [4, 3]},
         "fism": {"factors": 3},
         "seqfism": {"factors": 3, "window": 2, "seq_length": 2},
+        "two_tower": {"dim": 3, "id_dim": 2, "layers": [4], "uniform_negatives": 3},
     }
     params = small.get(name, {"embedding": 3, "layers": [4]})
     model = build_model(name, params, _ctx(), l2=0.05, seed=3)
@@ -85,6 +87,12 @@ def test_loss_gradient_matches_finite_differences(name):
         history = np.zeros((USERS.size, model.history_length), np.int32)
         history[:, :3] = [[2, 4, 7], [1, 0, 0], [8, 2, 4], [0, 0, 0], [2, 3, 5]]
     feed = model.feed(USERS, ITEMS, LABELS, history=history)
+    if model.towers is not None:  # the in-batch softmax's candidates, corrections, masks
+        sampler = InBatchSampler(np.arange(9), 3, id_dropout=0.5)
+        extra = sampler.feed(ITEMS, np.random.default_rng(0))
+        towers = model.towers
+        feed.update({towers.candidates: extra["candidates"], towers.id_keep: extra["id_keep"]})
+        feed.update({towers.correction: extra["correction"], model.softmax_labels: extra["labels"]})
     assert_loss_gradients_match(model, sess, feed, entries=2)
 
 
