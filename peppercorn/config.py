@@ -8,6 +8,7 @@ the key and what was expected.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,10 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 __all__ = [
     "Config",
     "ConfigError",
+    "ArmConfig",
     "DatasetConfig",
+    "ExperimentConfig",
     "FeaturesConfig",
     "ModelConfig",
     "PathsConfig",
+    "RecommendConfig",
     "ServingConfig",
     "SparkConfig",
     "SyntheticConfig",
@@ -182,6 +186,58 @@ class ServedModelConfig(_Section):
     labels: dict[str, int] = Field(default_factory=dict)
 
 
+class ArmConfig(_Section):
+    """One arm: `model` (None: the experiment's model) at `version` or `label` (neither: its
+    latest version), given `weight` relative to the other arms."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    # Finite: an infinite weight would make every share NaN.
+    weight: float = Field(gt=0, allow_inf_nan=False)
+    model: str | None = Field(None, min_length=1)
+    version: int | None = Field(None, ge=1)
+    label: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _version_or_label(self) -> ArmConfig:
+        if self.version is not None and self.label is not None:
+            raise ValueError(f"arm {self.name!r}: set version or label, not both")
+        return self
+
+
+class ExperimentConfig(_Section):
+    """The arms one model's traffic is split between, on `endpoints`; `salt` keys the
+    assignment (change it to start a new experiment on fresh buckets)."""
+
+    salt: str = ""
+    arms: list[ArmConfig] = Field(min_length=1)
+    endpoints: list[Literal["predict", "recommend"]] = Field(
+        default_factory=lambda: ["predict", "recommend"]
+    )
+
+    @model_validator(mode="after")
+    def _unique_arms(self) -> ExperimentConfig:
+        seen: set[str] = set()
+        for arm in self.arms:
+            if arm.name in seen:
+                raise ValueError(f"duplicate arm name {arm.name!r}")
+            seen.add(arm.name)
+        if not math.isfinite(sum(a.weight for a in self.arms)):
+            raise ValueError("the arms' weights sum to infinity")
+        return self
+
+
+class RecommendConfig(_Section):
+    """`/recommend` as a chain (serving.chain): retrieve `candidates` items with the
+    `retrieval` model's ANN index, leave out seen and `blocklist` items, rank them with
+    `ranking` (None: the requested or default model), keep the top k. With no `retrieval`
+    model, or while none is loaded, the ranker scores the whole catalogue."""
+
+    retrieval: str | None = Field(None, min_length=1)
+    ranking: str | None = Field(None, min_length=1)
+    candidates: int = Field(200, ge=1, le=10_000)
+    blocklist: list[str] = Field(default_factory=list)
+
+
 class ServingConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8501, gt=0, lt=65536)
@@ -201,6 +257,9 @@ class ServingConfig(_Section):
     body_timeout_s: float = Field(30.0, gt=0)
     keep_alive_s: float = Field(5.0, gt=0)
     max_connections: int = Field(1000, ge=1)
+    recommend: RecommendConfig = RecommendConfig()
+    # Traffic splits keyed by the model they apply to (serving.experiments).
+    experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
 
 
 class BatchConfig(_Section):

@@ -17,7 +17,11 @@ from peppercorn.csr import padded_rows
 from peppercorn.finite import NonFiniteError, non_finite_report
 
 __all__ = [
+    "CONTENT_EMBEDDING",
+    "EMBEDDING_OUTPUT",
     "HISTORY_INPUT",
+    "ITEM_EMBEDDING",
+    "USER_EMBEDDING",
     "REQUIRED_INPUTS",
     "REQUIRED_OUTPUT",
     "SERVING_SIGNATURE",
@@ -36,6 +40,13 @@ REQUIRED_OUTPUT = "score"
 # item indices newest first, 0 = padding (and the unknown item). rows = one per scored pair, or
 # 1 for one user's history broadcast against every item.
 HISTORY_INPUT = "history"
+# A retrieval model's signatures (each with one output, EMBEDDING_OUTPUT [rows, d]):
+# user_idx (+ history) -> the user's vector; item_idx -> the item's; content -> the vector the
+# item tower gives an item from its content alone (an item created after training).
+USER_EMBEDDING, ITEM_EMBEDDING, CONTENT_EMBEDDING = (
+    "user_embedding", "item_embedding", "content_embedding",
+)  # fmt: skip
+EMBEDDING_OUTPUT = "embedding"
 _PAIRS_PER_CALL = 131_072  # bounds one graph run's memory when scoring many pairs
 
 
@@ -118,6 +129,8 @@ class LoadedVersion:
     history_indptr: np.ndarray | None = None
     history_indices: np.ndarray | None = None
     history_length: int = 0
+    # A retrieval model's item vectors and ANN index (peppercorn.retrieval.Retrieval).
+    retrieval: Any = None
 
     @property
     def users(self) -> Vocab:
@@ -155,10 +168,11 @@ class LoadedVersion:
         if history.size and (history.min() < 0 or history.max() >= n_items):
             bad = history[(history < 0) | (history >= n_items)][:10].tolist()
             raise ValueError(f"{HISTORY_INPUT} out of range [0, {n_items}) (0: padding): {bad}")
-        pairs = np.asarray(inputs.get("item_idx", ())).reshape(-1).size
+        key = "item_idx" if "item_idx" in inputs else "user_idx"
+        pairs = np.asarray(inputs.get(key, ())).reshape(-1).size
         if rows not in (1, pairs):
             raise ValueError(
-                f"{HISTORY_INPUT} has {rows} rows: one per item_idx ({pairs}), or 1 for all"
+                f"{HISTORY_INPUT} has {rows} rows: one per {key} ({pairs}), or 1 for all"
             )
         # Newest first: a longer history keeps its first (newest) L items.
         fitted = np.zeros((rows, self.history_length), np.int32)
@@ -201,6 +215,18 @@ class LoadedVersion:
                 inputs = {"user_idx": users[part], "item_idx": items[part], **extra}
                 out[part] = self.predict(SERVING_SIGNATURE, inputs)[REQUIRED_OUTPUT].reshape(-1)
         return out
+
+    def user_vectors(self, users: np.ndarray) -> np.ndarray:
+        """[len(users), d]: a retrieval model's user vectors, exported histories included."""
+        inputs = {"user_idx": np.asarray(users, np.int32).reshape(-1)}
+        if self.history_length:
+            inputs[HISTORY_INPUT] = self.history_rows(inputs["user_idx"])
+        return self.predict(USER_EMBEDDING, inputs)[EMBEDDING_OUTPUT]
+
+    def content_vectors(self, content: np.ndarray) -> np.ndarray:
+        """[rows, d]: the item tower's vectors of items described by `content` alone."""
+        inputs = {"content": np.asarray(content, np.float32)}
+        return self.predict(CONTENT_EMBEDDING, inputs)[EMBEDDING_OUTPUT]
 
     def score(self, user_idx: int, item_idx: np.ndarray) -> np.ndarray:
         """Scores of one user against `item_idx` (float32, same order)."""

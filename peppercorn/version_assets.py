@@ -21,12 +21,14 @@ from peppercorn.loaded_version import (
     REQUIRED_INPUTS,
     REQUIRED_OUTPUT,
     SERVING_SIGNATURE,
+    USER_EMBEDDING,
     LoadedVersion,
     SignatureSpec,
     TensorSpec,
     VersionError,
     Vocab,
 )
+from peppercorn.retrieval import RetrievalAssets, encode_retrieval, read_retrieval
 
 __all__ = ["HISTORY_ASSET", "VersionContents", "encode_assets", "load_files"]
 
@@ -49,6 +51,8 @@ class VersionContents:
     # input only): what serving feeds a client that sends only user and item ids.
     history_indptr: np.ndarray | None = None
     history_indices: np.ndarray | None = None
+    # A retrieval model's item vectors, ANN index and metadata (peppercorn.retrieval).
+    retrieval: RetrievalAssets | None = None
 
 
 # ---- writing ------------------------------------------------------------------------------
@@ -77,6 +81,8 @@ def encode_assets(contents: VersionContents) -> dict[str, bytes]:
     )
     if contents.history_indptr is not None:
         assets[HISTORY_ASSET] = _csr_bytes(contents.history_indptr, contents.history_indices)
+    if contents.retrieval is not None:
+        assets.update(encode_retrieval(contents.retrieval))
     return assets
 
 
@@ -221,6 +227,16 @@ def load_files(
     popular_idx, popular_count = _read_popular(assets, n_items)
     indptr, indices = _read_csr(assets, "seen.npz", n_users, n_items)
     history_indptr, history_indices, history_length = _read_history(assets, specs, n_users, n_items)
+    try:
+        retrieval = read_retrieval(assets, n_items)
+    except ValueError as exc:
+        raise VersionError("INVALID_ARGUMENT", str(exc)) from None
+    if (retrieval is None) != (USER_EMBEDDING not in specs):
+        raise VersionError(
+            "INVALID_ARGUMENT",
+            f"a version with a {USER_EMBEDDING!r} signature needs retrieval/ assets, and only "
+            "such a version has them",
+        )
     return LoadedVersion(
         name,
         version,
@@ -237,4 +253,5 @@ def load_files(
         history_indptr,
         history_indices,
         history_length,
+        retrieval,
     )

@@ -12,12 +12,22 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from serving.catalogue import LiveCatalogue
+from serving.experiments import Experiments
 from serving.manager import ModelManager
 from serving.metrics import ServerMetrics
 from serving.precomputed import PrecomputedTopK
 from serving.settings import Settings
 
-__all__ = ["Manager", "Metrics", "Precomputed", "Scoring", "ServerSettings"]
+__all__ = [
+    "Catalogue",
+    "ExperimentSplit",
+    "Manager",
+    "Metrics",
+    "Precomputed",
+    "Scoring",
+    "ServerSettings",
+]
 
 
 async def _settings(request: Request) -> Settings:
@@ -46,3 +56,15 @@ Metrics = Annotated[ServerMetrics, Depends(_metrics)]
 Precomputed = Annotated[PrecomputedTopK | None, Depends(_precomputed)]
 # Held while a request is scored: `settings.scoring_threads` requests at a time.
 Scoring = Annotated[threading.BoundedSemaphore, Depends(_scoring)]
+
+
+async def _experiments(request: Request) -> Experiments:
+    return request.app.state.experiments
+
+
+async def _catalogue(request: Request) -> LiveCatalogue:
+    return request.app.state.catalogue
+
+
+ExperimentSplit = Annotated[Experiments, Depends(_experiments)]
+Catalogue = Annotated[LiveCatalogue, Depends(_catalogue)]

@@ -14,14 +14,13 @@ that is not served (`check` reports such arms before any request does).
 from __future__ import annotations
 
 import hashlib
-import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from peppercorn.config import ArmConfig, ExperimentConfig
 from serving import errors
 
 __all__ = ["ArmConfig", "Experiment", "ExperimentConfig", "Experiments", "Route", "bucket"]
@@ -31,49 +30,6 @@ Endpoint = Literal["predict", "recommend"]
 # A copy of serving.metrics._LATENCY_BUCKETS (module-private there), so per-arm latencies
 # compare bucket for bucket with the server-wide histogram.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-
-
-class _Config(BaseModel):
-    # Unknown keys are errors, as in peppercorn.config: a typo must not be silently ignored.
-    model_config = ConfigDict(extra="forbid")
-
-
-class ArmConfig(_Config):
-    """One arm: `model` (None: the experiment's model) at `version` or `label` (neither: its
-    latest version), given `weight` relative to the other arms."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    # Finite: an infinite weight would make every share NaN.
-    weight: float = Field(gt=0, allow_inf_nan=False)
-    model: str | None = Field(None, min_length=1)
-    version: int | None = Field(None, ge=1)
-    label: str | None = Field(None, min_length=1)
-
-    @model_validator(mode="after")
-    def _version_or_label(self) -> ArmConfig:
-        if self.version is not None and self.label is not None:
-            raise ValueError(f"arm {self.name!r}: set version or label, not both")
-        return self
-
-
-class ExperimentConfig(_Config):
-    """The arms one model's traffic is split between, on `endpoints`; `salt` keys the
-    assignment (change it to start a new experiment on fresh buckets)."""
-
-    salt: str = ""
-    arms: list[ArmConfig] = Field(min_length=1)
-    endpoints: list[Endpoint] = Field(default_factory=lambda: ["predict", "recommend"])
-
-    @model_validator(mode="after")
-    def _unique_arms(self) -> ExperimentConfig:
-        seen: set[str] = set()
-        for arm in self.arms:
-            if arm.name in seen:
-                raise ValueError(f"duplicate arm name {arm.name!r}")
-            seen.add(arm.name)
-        if not math.isfinite(sum(a.weight for a in self.arms)):
-            raise ValueError("the arms' weights sum to infinity")
-        return self
 
 
 def bucket(user_id: str | int, salt: str) -> float:

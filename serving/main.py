@@ -17,12 +17,14 @@ from starlette.exceptions import HTTPException
 
 from peppercorn.finite import NonFiniteError
 from peppercorn.model_repository import ModelRepository
+from serving.catalogue import LiveCatalogue
 from serving.errors import ErrorResponse, ServingError
+from serving.experiments import Experiments
 from serving.manager import Loader, ModelManager, open_version
 from serving.metrics import ServerMetrics
 from serving.middleware import LimitsAndMetrics
 from serving.precomputed import PrecomputedTopK
-from serving.routers import ops, tf_serving, web
+from serving.routers import items, ops, tf_serving, web
 from serving.settings import Settings
 
 __all__ = ["create_app"]
@@ -100,6 +102,8 @@ def create_app(settings: Settings, loader: Loader = open_version) -> FastAPI:
     app.state.metrics = metrics
     app.state.manager = manager
     app.state.scoring = threading.BoundedSemaphore(settings.scoring_threads)
+    app.state.experiments = Experiments.from_config(settings.experiments, metrics.registry)
+    app.state.catalogue = LiveCatalogue()
     app.state.precomputed = (
         PrecomputedTopK(settings.batch_output, settings.poll_interval_s)
         if settings.batch_output
@@ -107,6 +111,7 @@ def create_app(settings: Settings, loader: Loader = open_version) -> FastAPI:
     )
     app.include_router(tf_serving.router)
     app.include_router(web.router)
+    app.include_router(items.router)
     app.include_router(ops.router)
     _install_error_handlers(app)
     app.add_middleware(LimitsAndMetrics, metrics=metrics, max_body_bytes=settings.max_body_bytes)

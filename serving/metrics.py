@@ -52,6 +52,13 @@ class ServerMetrics:
             ["model"],
             registry=r,
         )
+        self.stage_latency = Histogram(
+            "peppercorn_recommend_stage_seconds",
+            "time in each stage of a two-stage /recommend (retrieve, filter, rank, top_k)",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.swaps = Counter(
             "peppercorn_model_swaps", "model versions brought into service", ["model"], registry=r
         )

@@ -8,6 +8,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
 
 __all__ = [
     "ErrorBody",
+    "ItemsBody",
+    "ItemsResponse",
+    "NewItem",
     "ModelMetadata",
     "ModelStatus",
     "PredictBody",
@@ -90,6 +93,13 @@ class TFPredictResponse(BaseModel):
     outputs: Any = None
 
 
+_CONTENT = (
+    'content of items the model may not know, by item id: {"r123": {"category": '
+    '"gaming", "tags": ["fps"]}}; such an item is scored from it by the retrieval model'
+)
+_ARM = "force this experiment arm (QA); by default the user's arm by a stable hash of user_id"
+
+
 class ScoreBody(_Body):
     """Scores for one user and the given items, in request order."""
 
@@ -99,6 +109,8 @@ class ScoreBody(_Body):
     features: dict[str, Any] | None = Field(
         None, description="accepted for forward compatibility; profiles live in the model"
     )
+    content: dict[Text, dict[str, Any]] | None = Field(None, description=_CONTENT)
+    arm: Text | None = Field(None, description=_ARM)
 
 
 PredictBody = ScoreBody
@@ -107,8 +119,12 @@ PredictBody = ScoreBody
 class ScoreResponse(BaseModel):
     model: str
     version: int
-    scores: list[float]
+    scores: list[float | None] = Field(description="null for an item in unknown_items")
     user_known: bool
+    unknown_items: list[int | str] = Field(
+        default_factory=list, description="items neither the model nor any content describes"
+    )
+    arm: str | None = None
 
 
 class RecommendBody(_Body):
@@ -117,6 +133,9 @@ class RecommendBody(_Body):
     k: StrictInt = Field(10, ge=1)
     exclude_seen: StrictBool = True
     candidates: list[RawId] | None = None
+    content: dict[Text, dict[str, Any]] | None = Field(None, description=_CONTENT)
+    debug: StrictBool = Field(False, description="add each stage's timings and counts")
+    arm: Text | None = Field(None, description=_ARM)
 
 
 class RecommendedItem(BaseModel):
@@ -129,3 +148,28 @@ class RecommendResponse(BaseModel):
     version: int
     items: list[RecommendedItem]
     fallback: bool
+    unknown_items: list[int | str] = Field(default_factory=list)
+    arm: str | None = None
+    retrieval: dict[str, Any] | None = Field(
+        None, description="the retrieval version of a two-stage answer: {model, version}"
+    )
+    debug: dict[str, Any] | None = None
+
+
+class NewItem(BaseModel):
+    """An item created after training: its id and content (category, tags)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    item_id: RawId
+
+
+class ItemsBody(_Body):
+    items: list[NewItem] = Field(min_length=1)
+
+
+class ItemsResponse(BaseModel):
+    model: str
+    version: int
+    received: int
+    indexed: int = Field(description="items added to the live index (not trained on)")

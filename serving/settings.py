@@ -16,7 +16,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from peppercorn.config import Config, ServedModelConfig, ServingConfig
+from peppercorn.config import (
+    Config,
+    ExperimentConfig,
+    RecommendConfig,
+    ServedModelConfig,
+    ServingConfig,
+)
 
 __all__ = ["Settings"]
 
@@ -64,6 +70,8 @@ class Settings(BaseSettings):
     keep_alive_s: float = Field(_DEFAULTS.keep_alive_s, gt=0)
     max_connections: int = Field(_DEFAULTS.max_connections, ge=1)
     admin_token: str | None = None
+    recommend: RecommendConfig = Field(default_factory=RecommendConfig)
+    experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, *_, **__):

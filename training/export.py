@@ -9,12 +9,21 @@ repository lives.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from peppercorn.ann import AnnIndex
+from peppercorn.loaded_version import (
+    CONTENT_EMBEDDING,
+    EMBEDDING_OUTPUT,
+    ITEM_EMBEDDING,
+    USER_EMBEDDING,
+)
 from peppercorn.model_repository import ExportedVersion, ModelRepository
+from peppercorn.retrieval import RetrievalAssets
 from peppercorn.version_assets import VersionContents
 from training.data import FeatureDataset, SeenItems, UserHistory
 
@@ -89,22 +98,57 @@ def export_model(
 
     if not isinstance(repository, ModelRepository):
         repository = ModelRepository(str(repository))
-    optimized = optimize_for_inference(result.session, [result.model.score], freeze=False)
+    m = result.model
+    inputs = {"user_idx": m.user_idx, "item_idx": m.item_idx}
+    if m.history is not None:
+        # The graph holds no history: the signature takes it (int32 [-1, L], newest first).
+        inputs["history"] = m.history
+    wanted = {"serving_default": (inputs, {"score": m.score})}
+    if m.towers is not None:
+        user_inputs = {k: v for k, v in inputs.items() if k != "item_idx"}
+        wanted.update(
+            {
+                USER_EMBEDDING: (user_inputs, {EMBEDDING_OUTPUT: m.towers.user_embedding}),
+                ITEM_EMBEDDING: (
+                    {"item_idx": m.item_idx},
+                    {EMBEDDING_OUTPUT: m.towers.item_embedding},
+                ),
+                CONTENT_EMBEDDING: (
+                    {"content": m.towers.content},
+                    {EMBEDDING_OUTPUT: m.towers.content_embedding},
+                ),
+            }
+        )
+    outputs = [node for _, outs in wanted.values() for node in outs.values()]
+    optimized = optimize_for_inference(result.session, outputs, freeze=False)
     session = Session(optimized.graph)
     session.initialize_variables()
-    inputs = {"user_idx": result.model.user_idx, "item_idx": result.model.item_idx}
-    if result.model.history is not None:
-        # The graph holds no history: the signature takes it (int32 [-1, L], newest first).
-        inputs["history"] = result.model.history
     signatures = {
-        "serving_default": {
-            "inputs": {key: optimized.graph.get_node(node.name) for key, node in inputs.items()},
-            "outputs": {"score": optimized.outputs[result.model.score.name]},
+        name: {
+            "inputs": {key: optimized.graph.get_node(node.name) for key, node in ins.items()},
+            "outputs": {key: optimized.outputs[node.name] for key, node in outs.items()},
         }
+        for name, (ins, outs) in wanted.items()
     }
-    params = {**result.model.params, "inputs": result.model.inputs}
+    params = {**m.params, "inputs": m.inputs}
     contents = version_contents(
-        dataset, seen, result.item_counts, model, params, result.metrics, report_dir,
-        result.model.latest,
+        dataset, seen, result.item_counts, model, params, result.metrics, report_dir, m.latest,
     )  # fmt: skip
+    if m.towers is not None:
+        contents.retrieval = retrieval_assets(result.session, m)
     return repository.export(model, session, signatures, contents)
+
+
+def retrieval_assets(session, model) -> RetrievalAssets:
+    """A two-tower model's item vectors (every item, through the item tower) and their index."""
+    vectors = np.asarray(session.run(model.factors.item_vectors), np.float32)
+    ids = np.arange(1, vectors.shape[0], dtype=np.int64)
+    start = time.perf_counter()
+    index = AnnIndex.build(vectors[1:], ids)
+    meta = {
+        "dim": int(vectors.shape[1]),
+        "temperature": model.towers.temperature,
+        "content": model.towers.content_spec,
+        "index": {**index.describe(), "build_seconds": round(time.perf_counter() - start, 3)},
+    }
+    return RetrievalAssets(vectors, index.to_bytes(), meta)

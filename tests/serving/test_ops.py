@@ -19,12 +19,13 @@ def test_health_ready_and_metrics(served):
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
     client.post("/predict", json={"user_id": "u001", "item_ids": [10, 20, 30]})
-    client.post("/predict", json={"user_id": "u001", "item_ids": ["nope"]})
-    text = client.get("/metrics").text
+    client.post("/predict", json={"user_id": "u001", "item_ids": [10], "arm": "nope"})  # 400
+    # The middleware records a request after its response is sent: wait for the last one.
+    last = 'peppercorn_request_errors_total{code="400",endpoint="/predict"} 1.0'
+    text = wait_until(lambda: next((t for t in [client.get("/metrics").text] if last in t), None))
     assert 'peppercorn_requests_total{code="200",endpoint="/predict"}' in text
-    assert 'peppercorn_request_errors_total{code="400",endpoint="/predict"} 1.0' in text
     assert 'peppercorn_request_latency_seconds_count{endpoint="/predict"} 2.0' in text
-    assert 'peppercorn_batch_size_sum{endpoint="predict"} 3.0' in text
+    assert 'peppercorn_batch_size_sum{endpoint="predict"} 3.0' in text  # the 400 scored none
     assert 'peppercorn_loaded_versions{model="neumf"} 1.0' in text
 
 

@@ -1,0 +1,71 @@
+"""Items created after training (a room that went live today), added with their content.
+
+`POST /v1/items` puts an item's content here; each loaded version of the retrieval model
+adds the vector its item tower computes from that content to its live ANN index, without a
+rebuild, the first time it is used after the item arrived (`sync`), so a version loaded
+later gets the items too. An item the version was trained on keeps its trained vector.
+
+The store is the server's memory: a restart forgets the added items until they are posted
+again (the freshness issue's online store will hold them).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from peppercorn.loaded_version import LoadedVersion
+
+__all__ = ["LiveCatalogue"]
+
+
+class LiveCatalogue:
+    """Raw id -> content of the items added since the server started."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[dict, int]] = {}  # raw id -> (content, generation put)
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._synced: dict[tuple[str, int], int] = {}  # (uri, version) -> generation synced
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def content(self, raw_id: str) -> dict | None:
+        """The content posted for `raw_id`, if any."""
+        with self._lock:
+            found = self._items.get(str(raw_id))
+        return None if found is None else found[0]
+
+    def put(self, retrieval: LoadedVersion, records: list[tuple[str, dict]]) -> int:
+        """Check `records` against `retrieval`'s content vocabularies (ContentError naming the
+        item and field), store them and add them to that version's index; how many are new
+        to the index (not trained on)."""
+        retrieval.retrieval.content_matrix(retrieval.vocabs, records)  # validates every one
+        with self._lock:
+            self._generation += 1
+            for raw, content in records:
+                self._items[str(raw)] = (content, self._generation)
+        return self.sync(retrieval)
+
+    def sync(self, retrieval: LoadedVersion) -> int:
+        """Add the items `retrieval`'s index does not have yet; how many were added."""
+        key = (retrieval.uri, retrieval.version)
+        with self._lock:
+            done = self._synced.get(key, 0)
+            if done == self._generation:
+                return 0
+            generation, items = self._generation, dict(self._items)
+        # Put since this version last synced (new, or new content), and not trained on.
+        fresh = [
+            (raw, content)
+            for raw, (content, put) in items.items()
+            if put > done and not retrieval.items.lookup(raw)
+        ]
+        index = retrieval.retrieval
+        if fresh:
+            vectors = retrieval.content_vectors(index.content_matrix(retrieval.vocabs, fresh))
+            index.add([raw for raw, _ in fresh], vectors)
+        with self._lock:
+            self._synced[key] = generation
+        return len(fresh)
