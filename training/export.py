@@ -27,7 +27,14 @@ from peppercorn.retrieval import RetrievalAssets
 from peppercorn.version_assets import VersionContents
 from training.data import FeatureDataset, SeenItems, UserHistory
 
-__all__ = ["MAX_POPULAR_ITEMS", "export_model", "popular_items", "version_contents"]
+__all__ = [
+    "MAX_POPULAR_ITEMS",
+    "export_model",
+    "popular_items",
+    "publish_model",
+    "retrieval_assets",
+    "version_contents",
+]
 
 MAX_POPULAR_ITEMS = 1000
 
@@ -93,50 +100,52 @@ def export_model(
     report_dir: Path | None,
 ) -> ExportedVersion:
     """Optimise the best epoch's graph for inference and publish it as a new version."""
+    m = result.model
+    params = {**m.params, "inputs": m.inputs}
+    contents = version_contents(
+        dataset, seen, result.item_counts, model, params, result.metrics, report_dir, m.latest,
+    )  # fmt: skip
+    return publish_model(repository, model, result.session, m, contents)
+
+
+def publish_model(
+    repository: ModelRepository | str | Path, name: str, session, m, contents: VersionContents
+) -> ExportedVersion:
+    """Publish the `ModelGraph` `m` with `session`'s weights and `contents` as a new version
+    of `name`: its graph optimised for inference, its signatures (a retrieval model's
+    embedding signatures too) and, for a retrieval model, its item vectors and ANN index."""
     from engine import Session
     from engine.passes import optimize_for_inference
 
     if not isinstance(repository, ModelRepository):
         repository = ModelRepository(str(repository))
-    m = result.model
     inputs = {"user_idx": m.user_idx, "item_idx": m.item_idx}
     if m.history is not None:
         # The graph holds no history: the signature takes it (int32 [-1, L], newest first).
         inputs["history"] = m.history
     wanted = {"serving_default": (inputs, {"score": m.score})}
     if m.towers is not None:
-        user_inputs = {k: v for k, v in inputs.items() if k != "item_idx"}
-        wanted.update(
-            {
-                USER_EMBEDDING: (user_inputs, {EMBEDDING_OUTPUT: m.towers.user_embedding}),
-                ITEM_EMBEDDING: (
-                    {"item_idx": m.item_idx},
-                    {EMBEDDING_OUTPUT: m.towers.item_embedding},
-                ),
-                CONTENT_EMBEDDING: (
-                    {"content": m.towers.content},
-                    {EMBEDDING_OUTPUT: m.towers.content_embedding},
-                ),
-            }
+        t, user_inputs = m.towers, {k: v for k, v in inputs.items() if k != "item_idx"}
+        wanted[USER_EMBEDDING] = (user_inputs, {EMBEDDING_OUTPUT: t.user_embedding})
+        wanted[ITEM_EMBEDDING] = ({"item_idx": m.item_idx}, {EMBEDDING_OUTPUT: t.item_embedding})
+        wanted[CONTENT_EMBEDDING] = (
+            {"content": t.content},
+            {EMBEDDING_OUTPUT: t.content_embedding},
         )
     outputs = [node for _, outs in wanted.values() for node in outs.values()]
-    optimized = optimize_for_inference(result.session, outputs, freeze=False)
-    session = Session(optimized.graph)
-    session.initialize_variables()
+    optimized = optimize_for_inference(session, outputs, freeze=False)
+    serving_session = Session(optimized.graph)
+    serving_session.initialize_variables()
     signatures = {
-        name: {
+        signature: {
             "inputs": {key: optimized.graph.get_node(node.name) for key, node in ins.items()},
             "outputs": {key: optimized.outputs[node.name] for key, node in outs.items()},
         }
-        for name, (ins, outs) in wanted.items()
+        for signature, (ins, outs) in wanted.items()
     }
-    params = {**m.params, "inputs": m.inputs}
-    contents = version_contents(
-        dataset, seen, result.item_counts, model, params, result.metrics, report_dir, m.latest,
-    )  # fmt: skip
     if m.towers is not None:
-        contents.retrieval = retrieval_assets(result.session, m)
-    return repository.export(model, session, signatures, contents)
+        contents.retrieval = retrieval_assets(session, m)
+    return repository.export(name, serving_session, signatures, contents)
 
 
 def retrieval_assets(session, model) -> RetrievalAssets:
