@@ -22,7 +22,11 @@ def _ctx():
         vector={"category_multi_hot": rng.integers(0, 2, (9, 3)).astype(np.float32)},
         multi_hot={"tag_idx": rng.integers(0, 2, (9, 4)).astype(np.float32)},
     )
-    return BuildContext(6, 9, user, item, (), history_length=3)
+    features = (
+        {"name": "category_multi_hot", "type": "vector", "table": "item", "vocab": "category"},
+        {"name": "tag_idx", "type": "categorical", "table": "item", "vocab": "tag"},
+    )
+    return BuildContext(6, 9, user, item, features, history_length=3)
 
 
 def test_the_sampler_corrects_by_expected_counts_and_masks_accidental_hits():

@@ -47,9 +47,12 @@ def write_synthetic_dataset(
     files: int = 2,
     row_group_size: int = 64,
     history_length: int = 8,
+    item_content: bool = False,
 ) -> Path:
     """Write `<root>/features/` (vocabularies, profiles, splits, manifest); return that path.
 
+    `item_content` adds each item's group as content a retrieval model's item tower reads (a
+    `category_multi_hot` vector over a `category` vocabulary).
     Indices run 1..users and 1..items (0 is unknown). Each user has `per_user` distinct
     positives; the last two become validation and test, each with `eval_negatives` unseen items.
     `history/` keeps each user's newest `history_length` training items (below per_user - 2 by
@@ -133,6 +136,11 @@ def write_synthetic_dataset(
             "genre_mix": pa.array(affinity.tolist(), pa.list_(pa.float32())),
         }
     )
+    if item_content:
+        one_hot = np.eye(groups + 1, dtype=np.float32)[item_group[1:] + 1]
+        item_profile = item_profile.append_column(
+            "category_multi_hot", pa.array(one_hot.tolist(), pa.list_(pa.float32()))
+        )
     _write_parquet(user_profile, base / "user_profile", 1, row_group_size)
     _write_parquet(item_profile, base / "item_profile", 1, row_group_size)
 
@@ -143,6 +151,7 @@ def write_synthetic_dataset(
         "item_id": ["<unk>", *[str(i) for i in range(1, items + 1)]],
         "segment": group_tokens,
         "genre": group_tokens,
+        **({"category": group_tokens} if item_content else {}),
     }
     for name, tokens in vocabs.items():
         id_type = "int" if name.endswith("_id") else "string"
@@ -157,6 +166,9 @@ def write_synthetic_dataset(
         {"name": "popularity", "type": "dense", "table": "item", "dim": 1},
         {"name": "genre_mix", "type": "vector", "table": "item", "dim": groups},
     ]  # fmt: skip
+    if item_content:
+        features.append({"name": "category_multi_hot", "type": "vector", "table": "item",
+                         "vocab": "category", "dim": groups + 1})  # fmt: skip
     counts = {
         "users": users,
         "items": items,

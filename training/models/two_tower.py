@@ -41,21 +41,25 @@ __all__ = ["TWO_TOWER", "content_spec"]
 _EPS = 1e-12
 
 
-def content_spec(item_profile) -> list[dict]:
+def content_spec(ctx) -> list[dict]:
     """The item tower's content columns, in input order: [{"name", "vocab", "width"}].
 
-    Vectors over a vocabulary (the category multi-hot) and multi-hots of multivalent
-    categoricals (tags); dense statistics are left out, since a new room has none yet.
+    The item profile's vectors over a vocabulary (the manifest names it: the category
+    multi-hot) and multi-hots of multivalent categoricals (tags), which a new room's listing
+    gives; dense statistics are left out, since a new room has none yet.
     """
+    declared = {f["name"]: f for f in ctx.features if f.get("table") == "item"}
+    profile = ctx.item_profile
     spec = [
-        {"name": name, "vocab": "category" if "category" in name else name, "width": v.shape[1]}
-        for name, v in sorted(item_profile.vector.items())
-        if name.startswith("category")
+        {"name": name, "vocab": declared[name]["vocab"], "width": int(v.shape[1])}
+        for name, v in sorted(profile.vector.items())
+        if declared.get(name, {}).get("vocab")
     ]
     spec += [
-        {"name": name, "vocab": name.removesuffix("_idx"), "width": v.shape[1]}
-        for name, v in sorted(item_profile.multi_hot.items())
-    ]
+        {"name": name, "vocab": declared.get(name, {}).get("vocab", name.removesuffix("_idx")),
+         "width": int(v.shape[1])}
+        for name, v in sorted(profile.multi_hot.items())
+    ]  # fmt: skip
     return spec
 
 
@@ -123,7 +127,7 @@ def _build(ctx, params, user_idx, item_idx, rng):
     history = history_input(ctx)
 
     # Item side: id embedding (times a keep mask training feeds) next to the content.
-    spec = content_spec(ctx.item_profile)
+    spec = content_spec(ctx)
     table = _content_table(ctx, spec)
     content_var = tf.Variable(table, name="two_tower/item/content", trainable=False)
     item_emb = embedding("two_tower/item/id", ctx.n_items, id_dim, rng, std=0.05)
