@@ -10,6 +10,7 @@ CONFIG ?= configs/default.yaml
 HOST ?=
 PORT ?=
 DT ?=
+MODEL ?=
 PYTEST_ARGS ?=
 PLATFORM_ARGS ?=
 
@@ -34,7 +35,7 @@ generate: setup
 	$(PY) -m pipeline generate --config $(CONFIG)
 
 train: setup
-	$(PY) -m pipeline train --config $(CONFIG)
+	$(PY) -m pipeline train --config $(CONFIG) $(if $(MODEL),--model $(MODEL))
 
 serve: setup
 	$(PY) -m pipeline serve --config $(CONFIG) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))

@@ -134,6 +134,7 @@ def test_unknown_items_are_scored_from_content_or_reported(client):
     assert r["unknown_items"] == ["ghost"]
 
 
+@pytest.mark.slow
 def test_experiment_arms_split_users_by_a_stable_hash(trained):
     repo, _ = trained
     experiments = {
