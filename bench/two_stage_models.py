@@ -9,21 +9,34 @@ What makes the data realistic enough for latency:
 - Items have content (one or two of 12 categories, 2-5 of 30 tags, mostly from their
   categories' own tags) and users a category affinity. The item tower's input is the small
   random id embedding (std 0.05) next to that 0/1 content, so the item vectors it gives are
-  clustered by content rather than isotropic; HNSW behaves differently on clustered data
-  (bench/ann.py measures both shapes), and `describe_vectors` reports how clustered they are.
+  clustered by content rather than isotropic (and unit-norm, as the tower normalises them);
+  an approximate index (HNSW, above `peppercorn.ann.EXACT_BELOW` items) behaves differently on
+  clustered data (bench/ann.py measures both shapes). `describe_vectors` reports how clustered
+  they are.
 - Each user has about `seen_per_user` seen items drawn from a Zipf-like popularity (so a few
   items are seen by many users, as in a real log); the newest `history_length` of them are the
   two-tower's history input.
+
+`python -m bench.two_stage_models REPO [--users N] [--items N] [--ranker NAME]` builds them
+and prints the returned dict as JSON (the serving benchmark builds in such a child process,
+so the build's memory is given back before the server starts).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import resource
 import time
 from pathlib import Path
 
-import numpy as np
+from peppercorn.blas import default_to_one_blas_thread
 
-__all__ = ["build_platform_versions", "describe_vectors"]
+default_to_one_blas_thread()  # before numpy loads: a shared machine's busy cores (peppercorn.blas)
+
+import numpy as np  # noqa: E402
+
+__all__ = ["build_platform_versions", "describe_vectors", "main"]
 
 N_CATEGORIES = 12  # the category multi-hot has one more column: 0, the unknown category
 N_TAGS = 30
@@ -212,3 +225,27 @@ def build_platform_versions(
             }
     out["build_seconds"] = round(time.perf_counter() - start, 1)
     return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Build into the repository named on the command line; print the result as JSON."""
+    p = argparse.ArgumentParser(prog="python -m bench.two_stage_models", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("repository", type=Path)
+    p.add_argument("--users", type=int, default=1_000_000)
+    p.add_argument("--items", type=int, default=100_000)
+    p.add_argument("--ranker", default="neumf")
+    p.add_argument("--history-length", type=int, default=20)
+    p.add_argument("--seen-per-user", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    built = build_platform_versions(
+        a.repository, a.users, a.items, ranker=a.ranker, history_length=a.history_length,
+        seen_per_user=a.seen_per_user, seed=a.seed,
+    )  # fmt: skip
+    built["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps(built))
+
+
+if __name__ == "__main__":
+    main()
