@@ -1,17 +1,30 @@
-"""Spark batch scoring: every user against every item (or the configured candidates), top K.
+"""Spark batch scoring: top K for every user, written as one day's partition.
 
+With a retrieval model (`serving.recommend.retrieval`, as `/recommend` is configured) each
+user goes through the two-stage chain (`peppercorn.two_stage`): `serving.recommend.candidates`
+items retrieved with its ANN index, seen and `serving.recommend.blocklist` items left out, the
+rest ranked by the ranker, so a platform-size run scores users x candidates pairs, not users x
+catalogue; the rows are what `/recommend` answers with the same versions. Without one (or
+while the named model has no version yet, as the server then does) the ranker scores every
+item (or the `batch.candidates` pool). A candidate pool with a retrieval version to use is
+refused, naming both settings: online, a client's candidates bypass retrieval, so neither
+"rank the pool" nor "retrieve within the pool" would be what the server does.
+
+The ranker is `batch.model`, else `serving.recommend.ranking`, else `model.name`.
 `extract` builds the user index range (no data on the driver), `transform` scores it inside
 the executors with `mapInPandas`, and `load` writes Parquet partitioned by `dt`, replacing
 only that day's partition, so a re-run for the same day never duplicates rows.
 
 Output (`batch.output`, default `<dataset root>/recommendations/dt=YYYY-MM-DD/`):
 `user_id: string, rank: int (1 = best), item_id: string, score: float, model: string,
-version: long`, raw ids as in the vocabularies.
+version: long` (the ranker's), raw ids as in the vocabularies; the run's summary names the
+retrieval version.
 """
 
 from __future__ import annotations
 
 import datetime as dt_
+import hashlib
 import shutil
 import tempfile
 import time
@@ -22,7 +35,7 @@ import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from batch.scoring import score_batches
+from batch.scoring import Chain, chain_batches, score_batches
 from peppercorn.config import Config, join_uri
 from peppercorn.fs import is_local
 from peppercorn.loaded_version import LoadedVersion
@@ -30,6 +43,7 @@ from peppercorn.model_repository import ExportedVersion, ModelRepository
 
 __all__ = [
     "BatchError",
+    "Chain",
     "candidate_pool",
     "extract",
     "load",
@@ -73,7 +87,11 @@ def ship(spark, version: ExportedVersion) -> str:
     cannot reach the repository); returns the reference `batch.scoring` resolves there."""
     folder = Path(tempfile.mkdtemp(prefix="peppercorn-ship-"))
     version.download(folder / "repository")
-    name = f"{version.name}-v{version.version}"
+    # Named after the files too: a session that ships another repository's version of the same
+    # name and number (or this one rewritten) must not find the first archive by its name,
+    # in SparkFiles or in the workers' model cache, which is keyed by this reference.
+    digest = hashlib.blake2b(repr(version.fingerprint()).encode(), digest_size=6).hexdigest()
+    name = f"{version.name}-v{version.version}-{digest}"
     archive = shutil.make_archive(str(folder / name), "zip", root_dir=folder / "repository")
     spark.sparkContext.addArchive(archive)
     return f"spark-archive:{Path(archive).name}"
@@ -94,12 +112,18 @@ def transform(
     k: int,
     day: str,
     pool: np.ndarray | None = None,
+    chain: Chain | None = None,
 ) -> DataFrame:
     """Top-`k` rows per user scored by `model` v`version` of `repository` (a repository URI,
-    or the reference `ship` returned)."""
-    body = partial(
-        score_batches, repository=repository, name=model, version=version, pool=pool, k=k
-    )
+    or the reference `ship` returned), over what `chain` retrieves when there is one."""
+    if chain is None:
+        body = partial(
+            score_batches, repository=repository, name=model, version=version, pool=pool, k=k
+        )
+    else:
+        body = partial(
+            chain_batches, repository=repository, name=model, version=version, chain=chain, k=k
+        )
     return users.mapInPandas(body, SCORED_SCHEMA).select(
         "user_id",
         "rank",
@@ -154,26 +178,72 @@ def _open(cfg: Config, name: str, version: int | None) -> tuple[ExportedVersion,
         raise BatchError(f"model {name} v{chosen.version} cannot be loaded: {exc}") from None
 
 
-def run(cfg: Config, spark, day: str, version: int | None = None) -> dict:
-    """Score and write one day's top-K; returns a summary (rows, users, model, version, ...)."""
+def _retrieval(cfg: Config, version: int | None) -> ExportedVersion | None:
+    """The retrieval version of the chain (`serving.recommend.retrieval`), or None when none is
+    configured, or the model has no version yet and none was asked for (the server then
+    answers with the ranker alone too)."""
+    name = cfg.serving.recommend.retrieval
+    if name is None:
+        return None
+    if version is None and not ModelRepository(cfg.paths.model_repository).versions(name):
+        return None
+    if cfg.batch.candidates:
+        raise BatchError(
+            f"batch.candidates ({cfg.batch.candidates}) and serving.recommend.retrieval "
+            f"({name}) are both set: a candidate pool bypasses retrieval online, so the run "
+            "would not be the chain; unset one of them"
+        )
+    chosen, loaded = _open(cfg, name, version)
+    if loaded.retrieval is None:
+        raise BatchError(
+            f"serving.recommend.retrieval: model {name} v{chosen.version} has no ANN index "
+            "(it must name a retrieval model such as two_tower)"
+        )
+    return chosen
+
+
+def _reference(cfg: Config, spark, chosen: ExportedVersion) -> str:
+    """Where the executors read `chosen` from."""
+    if cfg.batch.ship_model:
+        return ship(spark, chosen)
+    if is_local(cfg.paths.model_repository):
+        # Executors do not share the driver's working directory: the resolved absolute path.
+        return chosen.repository.path
+    return cfg.paths.model_repository
+
+
+def _described(chain: Chain) -> dict:
+    return {"model": chain.model, "version": chain.version, "candidates": chain.candidates,
+            "blocklist": len(chain.blocklist)}  # fmt: skip
+
+
+def run(
+    cfg: Config,
+    spark,
+    day: str,
+    version: int | None = None,
+    retrieval_version: int | None = None,
+) -> dict:
+    """Score and write one day's top-K with the ranker's `version` (default: the latest) and,
+    when a retrieval model is configured, its `retrieval_version` (default: the latest);
+    returns a summary (rows, users, model, version, retrieval, ...)."""
     start = time.perf_counter()
     day = check_day(day)
-    name = cfg.batch.model or cfg.model.name
+    chain_cfg = cfg.serving.recommend
+    name = cfg.batch.model or chain_cfg.ranking or cfg.model.name
     chosen, loaded = _open(cfg, name, version)
+    found = _retrieval(cfg, retrieval_version)
     n_users = len(loaded.users)
     pool = candidate_pool(spark, cfg.batch.candidates, loaded) if cfg.batch.candidates else None
-    if cfg.batch.ship_model:
-        repository = ship(spark, chosen)
-    elif is_local(cfg.paths.model_repository):
-        # Executors do not share the driver's working directory: the resolved absolute path.
-        repository = chosen.repository.path
-    else:
-        repository = cfg.paths.model_repository
+    chain = None
+    if found is not None:
+        chain = Chain(_reference(cfg, spark, found), found.name, found.version,
+                      chain_cfg.candidates, tuple(chain_cfg.blocklist))  # fmt: skip
     _one_blas_thread_per_worker(spark)
     partitions = spark.sparkContext.defaultParallelism
     scored = transform(
-        extract(spark, n_users, partitions), repository, name, chosen.version, cfg.batch.k, day,
-        pool,
+        extract(spark, n_users, partitions), _reference(cfg, spark, chosen), name,
+        chosen.version, cfg.batch.k, day, pool, chain,
     )  # fmt: skip
     out = output_uri(cfg)
     load(scored, out)
@@ -182,6 +252,7 @@ def run(cfg: Config, spark, day: str, version: int | None = None) -> dict:
     return {
         "model": name,
         "version": chosen.version,
+        "retrieval": None if chain is None else _described(chain),
         "users": n_users - 1,
         "rows": rows,
         "k": cfg.batch.k,
