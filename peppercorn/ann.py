@@ -7,8 +7,9 @@ with `AnnIndex.from_bytes` and checks it with `AnnIndex.verify` before answering
 
 Why exact up to 200k (bench/results/ann.md, 100k items, d 32/64, one thread): exact search is
 the only faiss setting with recall@200 >= 0.95 on both Gaussian and clustered (varying-norm)
-vectors, and no HNSW setting reaching 0.95 even on the Gaussian data alone is faster. HNSW on
-inner products loses the clustered, varying-norm data (about 0.6 recall@200 at efSearch 800).
+vectors, at 0.7 / 1.9 ms per query, and the HNSW settings that reach 0.95 on the Gaussian data
+alone are no faster. HNSW on inner products loses the clustered, varying-norm data (about 0.6
+recall@200 at efSearch 800); exact search costs grow linearly, so HNSW serves larger catalogues.
 
 `add` joins new items without a rebuild, and an id already present is replaced. The exact
 index removes the old row. HNSW cannot remove a graph node, so the old node stays as a stale
@@ -27,7 +28,7 @@ import numpy as np
 __all__ = ["EXACT_BELOW", "AnnIndex", "AnnIndexError", "set_search_threads"]
 
 EXACT_BELOW = 200_000
-HNSW_M, EF_CONSTRUCTION, EF_SEARCH = 32, 200, 256
+HNSW_M, EF_CONSTRUCTION, EF_SEARCH = 32, 200, 400
 
 # OpenMP keeps the thread count per calling thread, so a count set on the main thread would not
 # reach the server's worker threads: search() applies it in whichever thread searches.
@@ -121,9 +122,9 @@ class AnnIndex:
 
     Exact (faiss IndexFlatIP) below `exact_below` items: at 100k items the fastest setting with
     recall@200 >= 0.95 on both benchmark data shapes (bench/ann.py). Above, HNSW with M=32,
-    efConstruction=200, efSearch=max(256, n): the fastest to reach 0.95 on the Gaussian data at
-    d 32 and 64 with a margin; no HNSW setting reached it on the clustered data, so check the
-    graph with `verify`. Searches run concurrently; add() waits for them and holds new ones.
+    efConstruction=200, efSearch=max(400, n): the fastest to reach 0.95 on the Gaussian data at
+    d 32 and 64 (0.993 / 0.954); no HNSW setting reached it on the clustered data. Searches run
+    concurrently with each other; add() waits for them and holds new ones back.
     """
 
     def __init__(self, index: faiss.IndexIDMap2) -> None:
