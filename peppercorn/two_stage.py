@@ -8,7 +8,11 @@ left, and the best k are kept, ties to the earlier-retrieved item.
 
 The two versions have their own vocabularies: a retrieved item reaches the ranker through its
 raw id. An item the ranker does not know (a room created after its training, added to the
-live index from its content) keeps the retrieval model's probability, sigmoid(u.v / T).
+live index from its content) is placed among the ranked candidates where retrieval puts it:
+it gets the ranker's score at the quantile its retrieval similarity has among the similarities
+of the candidates the ranker scored (`_place_unranked`), since the retrieval model's own
+probability, sigmoid(u.v / T), is on another scale (a softmax-trained logit over a small
+temperature is near 1 for any close item). With no ranked candidate it keeps that probability.
 
 One implementation serves both callers: `/recommend` asks for one user (`recommend_chain`,
 with per-stage timings), batch top-K for chunks of thousands (`chain_top_k`). A chunk costs
@@ -191,6 +195,7 @@ def _chunk(retrieval, ranker, users_r, users_k, k, candidates, blocked, exclude_
     if known.any():
         kr, kc = np.nonzero(known)
         scores[kr, kc] = ranker.score_pairs(users_k[kr], cand_ranked[kr, kc])
+        _place_unranked(scores, cand_sims, known, filled & ~known)
     clock = _lap(timings, "rank", clock)
 
     # Stable: among equal scores the earlier-retrieved candidate comes first.
@@ -209,6 +214,18 @@ def _chunk(retrieval, ranker, users_r, users_k, k, candidates, blocked, exclude_
     )
     _lap(timings, "top_k", clock)
     return out
+
+
+def _place_unranked(scores, sims, known, unranked) -> None:
+    """Score each unranked candidate with the ranker's score at its similarity's quantile
+    among the row's ranked candidates (rows are users; in place; rare, so row by row)."""
+    for row in np.flatnonzero(unranked.any(axis=1) & known.any(axis=1)).tolist():
+        ranked_sims = np.sort(sims[row, known[row]])
+        ranked_scores = np.sort(scores[row, known[row]])
+        cols = np.flatnonzero(unranked[row])
+        below = np.searchsorted(ranked_sims, sims[row, cols], side="right")
+        share = below / ranked_sims.size  # of ranked candidates no more similar than it
+        scores[row, cols] = np.quantile(ranked_scores, share).astype(np.float32)
 
 
 def _nothing() -> ChainTopK:

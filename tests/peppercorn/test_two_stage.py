@@ -53,6 +53,12 @@ def oracle(retrieval, ranker, user_id, k, candidates, exclude_seen=True, blockli
         ranked = ranker.score(user_k, np.array([kept[j][2] for j in known], np.int32))
         for j, s in zip(known, ranked.tolist(), strict=True):
             scores[j] = s
+        # An item the ranker does not know: the ranker's score at the quantile of its
+        # similarity among the ranked candidates' similarities.
+        for j, (_, sim, idx) in enumerate(kept):
+            if not idx:
+                share = sum(kept[i][1] <= sim for i in known) / len(known)
+                scores[j] = float(np.quantile(sorted(ranked.tolist()), share))
     order = sorted(range(len(kept)), key=lambda j: -scores[j])[:k]  # stable: retrieval order
     out = [(ranker.items.raw(kept[j][2]) if kept[j][2] else kept[j][0], float(scores[j]))
            for j in order]  # fmt: skip
@@ -131,7 +137,7 @@ def test_the_one_user_call_times_each_stage_and_serving_reexports_it(versions):
 
 def test_other_vocabularies_and_live_items_follow_raw_ids(tmp_path):
     """A ranker whose vocabularies differ (items and users missing, another order) and an item
-    added to the live index: unknown items keep the retrieval model's probability."""
+    added to the live index: unknown items are placed by their retrieval similarity."""
     built = build_platform_versions(tmp_path, users=80, items=60, seen_per_user=6, seed=2)
     retrieval, _ = _open(tmp_path, built)
     ranker = publish_ranker(tmp_path / "other", retrieval, drop_every=4, seed=5)

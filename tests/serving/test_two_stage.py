@@ -206,10 +206,10 @@ def test_a_new_room_matching_a_users_taste_is_recommended_without_retraining(liv
     assert "room-new-g2" not in {it["item_id"] for it in before["items"]}
     r = httpx.post(f"{live_chain}/v1/items", json=new)
     assert r.status_code == 200 and r.json()["indexed"] == 2, r.text
-    hits = 0
     for user in users:
-        items = httpx.post(f"{live_chain}/recommend", json={"user_id": int(user), "k": 10})
+        # The ranker does not know the room: it is placed among the ranked candidates where
+        # its retrieval similarity puts it (here, mid-list: its vector is content alone).
+        items = httpx.post(f"{live_chain}/recommend", json={"user_id": int(user), "k": 15})
         got = [it["item_id"] for it in items.json()["items"]]
+        assert "room-new-g2" in got, (user, got)  # the group's users get their group's room
         assert "room-new-g0" not in got  # a room of another group's taste stays out
-        hits += "room-new-g2" in got
-    assert hits >= 4, hits  # the group's users get the new room of their group
