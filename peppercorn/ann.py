@@ -25,9 +25,21 @@ from contextlib import contextmanager
 import faiss
 import numpy as np
 
-__all__ = ["EXACT_BELOW", "AnnIndex", "AnnIndexError", "set_search_threads"]
+__all__ = [
+    "EXACT_BELOW",
+    "EXACT_BELOW_UNIT_NORM",
+    "AnnIndex",
+    "AnnIndexError",
+    "set_search_threads",
+]
 
 EXACT_BELOW = 200_000
+# Unit-norm vectors (the two-tower's: inner product is cosine, a metric on the sphere) do not
+# have the varying-norm problem below, and HNSW reaches the recall target on them (the `unit`
+# rows of bench/results/ann.md), so they switch to it at a tenth of the size.
+EXACT_BELOW_UNIT_NORM = 20_000
+EF_SEARCH_UNIT_NORM = 256  # recall@200 >= 0.997 on the unit rows at M 32
+_UNIT_TOLERANCE = 1e-3
 HNSW_M, EF_CONSTRUCTION, EF_SEARCH = 32, 200, 400
 
 # OpenMP keeps the thread count per calling thread, so a count set on the main thread would not
@@ -152,14 +164,23 @@ class AnnIndex:
         vectors: np.ndarray,
         ids: np.ndarray,
         *,
-        exact_below: int = EXACT_BELOW,
+        exact_below: int | None = None,
         hnsw_m: int = HNSW_M,
         ef_construction: int = EF_CONSTRUCTION,
         ef_search: int = EF_SEARCH,
     ) -> AnnIndex:
-        """Index `vectors` [n, d] under `ids` [n]: exact below `exact_below` rows, else HNSW."""
+        """Index `vectors` [n, d] under `ids` [n]: exact below `exact_below` rows, else HNSW.
+
+        By default `exact_below` is EXACT_BELOW_UNIT_NORM for unit-norm vectors, else
+        EXACT_BELOW."""
         vectors = _matrix(vectors, None, "vectors")
         ids = _ids(ids, vectors.shape[0])
+        if exact_below is None:
+            norms = np.linalg.norm(vectors, axis=1)
+            unit = norms.size > 0 and float(np.abs(norms - 1.0).max()) <= _UNIT_TOLERANCE
+            exact_below = EXACT_BELOW_UNIT_NORM if unit else EXACT_BELOW
+            if unit and ef_search == EF_SEARCH:
+                ef_search = EF_SEARCH_UNIT_NORM
         if vectors.shape[0] < exact_below:
             inner = faiss.IndexFlatIP(vectors.shape[1])
         else:

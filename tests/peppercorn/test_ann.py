@@ -207,3 +207,19 @@ def test_searches_run_while_items_are_added(hnsw_case, monkeypatch):
     assert index.ntotal == 3050 and index.describe()["stale"] == 50
     with pytest.raises(ValueError):
         set_search_threads(0)
+
+
+def test_the_default_kind_follows_size_and_norms():
+    # Unit-norm vectors (cosine, the two-tower's) switch to HNSW at EXACT_BELOW_UNIT_NORM;
+    # vectors of varying norm, on which HNSW loses recall, stay exact until EXACT_BELOW.
+    from peppercorn.ann import EXACT_BELOW, EXACT_BELOW_UNIT_NORM
+
+    assert EXACT_BELOW_UNIT_NORM < EXACT_BELOW
+    rng = np.random.default_rng(0)
+    n = EXACT_BELOW_UNIT_NORM
+    varying = rng.standard_normal((n, 4)).astype(np.float32)
+    unit = varying / np.linalg.norm(varying, axis=1, keepdims=True)
+    ids = np.arange(1, n + 1)
+    assert AnnIndex.build(varying, ids).kind == "exact"
+    assert AnnIndex.build(unit[:-1], ids[:-1]).kind == "exact"
+    assert AnnIndex.build(unit, ids).kind == "hnsw"
