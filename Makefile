@@ -58,8 +58,14 @@ bench-etl: setup
 bench-train: setup
 	$(PY) -m bench.train
 
+# The model server (one stage), then issue #16's two-stage figures: the ANN index, the chain's
+# quality, /recommend at 1M users x 100k rooms, and batch top-K through the chain at that size.
 bench-serve: setup
 	$(PY) -m bench.serve
+	$(PY) -m bench.ann
+	$(PY) -m bench.chain_quality
+	$(PY) -m bench.serve_two_stage
+	$(PY) -m bench.batch_two_stage
 
 # /readyz latency while 4 clients send full-catalogue /recommend (bench/results/serve_readyz.md).
 bench-serve-readyz: setup
