@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from peppercorn.ann import AnnIndex, set_search_threads
+from peppercorn.ann import EF_SEARCH_UNIT_NORM, AnnIndex, set_search_threads
 from peppercorn.config import TrainingConfig, load_config
 from training.evaluation import FullCatalogue, popularity_users_scorer
 from training.models import resolve_params
@@ -45,8 +45,8 @@ RETRIEVAL = "two_tower"
 KS = (10, 50)
 TARGET_GAP = -0.03  # (chain - rank-all) / rank-all of Recall@50, issue #16
 SERVED_N = 200  # serving.recommend's candidates
-# (candidates, search): the index as export builds it (exact below 20k items, so on these
-# catalogues it is exact too), HNSW forced as a catalogue of 20k+ items would get, and a
+# (candidates, search): the index as export builds it (exact below 20k unit-norm items, so on
+# these catalogues it is exact too), HNSW forced as a catalogue of 20k+ items would get, and a
 # numpy brute force independent of faiss.
 SETTINGS = (
     *((n, "export") for n in (100, 200, 300, 400, 500)), (200, "hnsw"), (200, "exact"),
@@ -140,7 +140,9 @@ def _searcher(kind: str, vectors: np.ndarray):
             return ids[np.argsort(-scores, kind="stable")[:k]][None, :]
 
         return brute
-    index = AnnIndex.build(vectors[1:], ids, **({"exact_below": 0} if kind == "hnsw" else {}))
+    # "hnsw": what export builds for the two-tower's unit-norm vectors from 20,000 items.
+    forced = {"exact_below": 0, "ef_search": EF_SEARCH_UNIT_NORM} if kind == "hnsw" else {}
+    index = AnnIndex.build(vectors[1:], ids, **forced)
     return lambda query, k: index.search(query, k)[0]
 
 
