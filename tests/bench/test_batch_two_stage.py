@@ -1,10 +1,6 @@
-"""bench.batch_two_stage: the projection by hand, and a whole run at a tiny size (slow: Spark)."""
+"""bench.batch_two_stage: the projection and the report, by hand (the full run: bench/results)."""
 
-import json
-
-import pytest
-
-from bench.batch_two_stage import PLATFORM_ITEMS, PLATFORM_USERS, main, markdown, project
+from bench.batch_two_stage import PLATFORM_ITEMS, PLATFORM_USERS, markdown, project
 
 
 def _report(users=1000, items=500, wall=50.0) -> dict:
@@ -53,19 +49,3 @@ def test_the_projection_scales_retrieval_with_the_items_and_everything_with_the_
     full["projection"] = project(full)
     text = markdown(full)
     assert "REDUCED" not in text and "Wall time 20.0 min: meets the 30 min target" in text
-
-
-@pytest.mark.slow
-def test_a_tiny_run_writes_both_reports(tmp_path):
-    out = tmp_path / "out"
-    argv = ["--users", "60", "--items", "50", "--candidates", "20", "--sample-users", "30",
-            "--full-users", "3", "--master", "local[2]", "--driver-memory", "1g",
-            "--work-dir", str(tmp_path / "work"), "--out-dir", str(out)]  # fmt: skip
-    assert main(argv) == 0
-    report = json.loads((out / "batch_two_stage.json").read_text())
-    assert report["batch"]["summary"]["rows"] == 60 * 10
-    assert report["batch"]["summary"]["retrieval"]["model"] == "two_tower"
-    assert report["batch"]["peak_rss_mb"] > 0 and report["sample"]["users"] == 30
-    assert set(report["sample"]["stage_seconds"]) == {"retrieve", "filter", "rank", "top_k"}
-    assert "REDUCED SIZE" in (out / "batch_two_stage.md").read_text()
-    assert not (tmp_path / "work").exists()  # removed without --keep
