@@ -74,12 +74,7 @@ class Retrieval:
     temperature: float
     content: list[dict[str, Any]]  # the item tower's content columns: name, vocab, width
     added: dict[str, int] = field(default_factory=dict)  # raw id -> index >= n_items
-    _added_vectors: list[np.ndarray] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def dim(self) -> int:
-        return int(self.vectors.shape[1])
 
     @property
     def n_items(self) -> int:
@@ -89,18 +84,6 @@ class Retrieval:
     def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The `n` items of highest inner product per query: (indices, cosine scores)."""
         return self.index.search(np.asarray(queries, np.float32), n)
-
-    def vectors_of(self, items: np.ndarray) -> np.ndarray:
-        """[len(items), d]: trained items' vectors, and added items' (indices >= n_items)."""
-        items = np.asarray(items, np.int64)
-        out = np.zeros((items.size, self.dim), np.float32)
-        known = items < self.n_items
-        out[known] = self.vectors[items[known]]
-        if (~known).any():
-            with self._lock:
-                added = np.stack(self._added_vectors) if self._added_vectors else out[:0]
-            out[~known] = added[items[~known] - self.n_items]
-        return out
 
     def content_matrix(self, vocabs: dict, records: list[tuple[str, dict]]) -> np.ndarray:
         """[len(records), width]: each (raw id, content) as the item tower's content input.
@@ -147,15 +130,8 @@ class Retrieval:
         vectors = np.asarray(vectors, np.float32)
         with self._lock:
             indices = []
-            for raw, vec in zip(raw_ids, vectors, strict=True):
-                idx = self.added.get(raw)
-                if idx is None:
-                    idx = self.n_items + len(self._added_vectors)
-                    self.added[raw] = idx
-                    self._added_vectors.append(vec)
-                else:
-                    self._added_vectors[idx - self.n_items] = vec
-                indices.append(idx)
+            for raw in raw_ids:  # a raw id added before keeps its index (the index replaces it)
+                indices.append(self.added.setdefault(raw, self.n_items + len(self.added)))
             indices = np.asarray(indices, np.int64)
             self.index.add(vectors, indices)
         return indices

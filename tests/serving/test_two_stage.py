@@ -3,7 +3,6 @@ a server configured with `serving.recommend`; new rooms from content; experiment
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from fastapi.testclient import TestClient
 from peppercorn.config import TrainingConfig, load_config
 from serving.main import create_app
 from serving.settings import Settings
-from tests.processes import free_port
+from tests.processes import free_port, wait_ready
 from tests.serving.conftest import wait_until
 from training.data import open_dataset
 from training.data.synthetic import write_synthetic_dataset
@@ -179,20 +178,11 @@ def live_chain(trained, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "serve", "--config", str(config), "--port", str(port),
          "--log-level", "warning"],
-        cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {proc.stdout.read()}")
-        try:
-            return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(ready, timeout=60)
+        wait_ready(base, proc)
         yield base
     finally:
         proc.terminate()

@@ -1,23 +1,23 @@
 """The two-tower retrieval model: its in-batch softmax feeds, loss and towers against oracles."""
 
+from dataclasses import replace
+
 import numpy as np
 
 import engine as tf
 from peppercorn.config import TrainingConfig
+from tests.training.models.test_models import _ctx as model_test_ctx
 from training.data import ProfileTable
 from training.data.in_batch import ACCIDENTAL_HIT, InBatchSampler
-from training.models import BuildContext, build_model
+from training.models import build_model
 from training.trainer import Trainer
 
 PARAMS = {"dim": 4, "id_dim": 3, "layers": [5], "uniform_negatives": 2}
 
 
 def _ctx():
+    # The model tests' users; items with content the item tower reads.
     rng = np.random.default_rng(0)
-    user = ProfileTable(
-        categorical={"segment": rng.integers(0, 3, 6).astype(np.int32)},
-        dense={"activity": rng.random(6).astype(np.float32)},
-    )
     item = ProfileTable(
         vector={"category_multi_hot": rng.integers(0, 2, (9, 3)).astype(np.float32)},
         multi_hot={"tag_idx": rng.integers(0, 2, (9, 4)).astype(np.float32)},
@@ -26,7 +26,7 @@ def _ctx():
         {"name": "category_multi_hot", "type": "vector", "table": "item", "vocab": "category"},
         {"name": "tag_idx", "type": "categorical", "table": "item", "vocab": "tag"},
     )
-    return BuildContext(6, 9, user, item, features, history_length=3)
+    return replace(model_test_ctx(), item_profile=item, features=features, history_length=3)
 
 
 def test_the_sampler_corrects_by_expected_counts_and_masks_accidental_hits():
