@@ -137,9 +137,18 @@ class ModelManager:
         """One pass: load what each model's policy wants, retire what it no longer wants."""
         with self._poll_lock:
             self._discover()
-            for name in list(self._models):
-                if only is None or name == only:
-                    self._poll_model(name)
+            names = [n for n in self._models if only is None or n == only]
+            # Every model's complete versions first, then the loads: a model whose turn to
+            # load comes later must already count for readiness, or the server would report
+            # ready with only the first model loaded.
+            planned = {}
+            for name in names:
+                if not self._models[name].unloaded:
+                    planned[name] = self._candidates(name, self._models[name].config)
+                    with self._lock:
+                        self._models[name].exported = bool(planned[name][0])
+            for name, plan in planned.items():
+                self._poll_model(name, plan)
 
     def _candidates(self, name: str, config: ServedModelConfig) -> tuple[list[int], int]:
         """The versions to try, newest first, and how many of them to serve."""
@@ -151,13 +160,9 @@ class ModelManager:
         chosen = self.repository.select(name, config)
         return chosen, len(chosen)
 
-    def _poll_model(self, name: str) -> None:
+    def _poll_model(self, name: str, plan: tuple[list[int], int]) -> None:
         model = self._models[name]
-        if model.unloaded:
-            return
-        candidates, quota = self._candidates(name, model.config)
-        with self._lock:
-            model.exported = bool(candidates)
+        candidates, quota = plan
         keep: set[int] = set()
         for version in candidates:
             if len(keep) >= quota:

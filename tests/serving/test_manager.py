@@ -191,6 +191,27 @@ def test_readiness_counts_a_found_model_once_it_has_a_complete_version(repo, tmp
     assert manager.ready()
 
 
+def test_a_server_is_not_ready_while_a_found_model_waits_for_its_first_load(repo):
+    # The first poll loads models one by one: while the first loads, the second must already
+    # keep the server out of rotation (a two-stage /recommend would otherwise run one-stage).
+    build_version(repo, "gmf", 1, seed=7)
+    build_version(repo, "neumf", 1, seed=1)
+    manager = _manager(repo)
+    seen = []
+    load = manager._ensure_loaded
+
+    def spying(model, exported):
+        seen.append((exported.name, manager.not_ready()))
+        return load(model, exported)
+
+    manager._ensure_loaded = spying
+    manager.poll()
+    waiting = ["model gmf has no version loaded", "model neumf has no version loaded"]
+    assert seen[0] == ("gmf", waiting)
+    assert seen[1] == ("neumf", ["model neumf has no version loaded"])
+    assert manager.ready()
+
+
 def test_a_read_error_is_not_a_verdict_and_is_retried_on_the_next_poll(repo):
     build_version(repo, version=1, seed=1)
     calls = []
