@@ -23,6 +23,7 @@ __all__ = [
     "ExperimentConfig",
     "FeaturesConfig",
     "ModelConfig",
+    "OnlineStoreConfig",
     "PathsConfig",
     "RecommendConfig",
     "ServingConfig",
@@ -262,6 +263,29 @@ class ServingConfig(_Section):
     experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
 
 
+class OnlineStoreConfig(_Section):
+    """The online store (peppercorn.online_store): users' recent events and rooms' live state,
+    written by `POST /v1/events`, `POST /v1/items` and the streaming job, read by serving."""
+
+    kind: Literal["sqlite", "redis"] = "sqlite"
+    # SQLite: a file under the dataset root (`<data_root>/<dataset>/online/store.sqlite`)
+    # unless a path is given.
+    path: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = Field("pc", pattern=r"^[A-Za-z0-9_.:-]+$")
+    # An event older than this (by its own timestamp) is dropped; so is a room's state not
+    # updated for this long.
+    ttl_s: float = Field(7 * 86400.0, gt=0)
+    # How many of each user's newest events are kept (L); the history and seen filters read them.
+    events_per_user: int = Field(200, ge=1, le=100_000)
+    # An event stamped further than this in the future is refused (`future_timestamp`).
+    max_skew_s: float = Field(300.0, ge=0)
+    # Events accepted per POST /v1/events request.
+    max_events: int = Field(1000, ge=1)
+    # Seconds a store call may take before the request answers without it.
+    timeout_s: float = Field(0.5, gt=0)
+
+
 class BatchConfig(_Section):
     k: int = Field(10, gt=0)
     model: str | None = None
@@ -287,11 +311,16 @@ class Config(_Section):
     training: TrainingConfig = TrainingConfig()
     serving: ServingConfig = ServingConfig()
     batch: BatchConfig = BatchConfig()
+    online_store: OnlineStoreConfig = OnlineStoreConfig()
     source: str | None = Field(None, exclude=True, description="file this config was read from")
 
     def dataset_root(self) -> str:
         """Root (path or URI) of everything derived from this config's dataset."""
         return join_uri(self.paths.data_root, self.dataset.name)
+
+    def online_store_path(self) -> str:
+        """The SQLite online store's file: the configured path, else one under the dataset root."""
+        return self.online_store.path or join_uri(self.dataset_root(), "online", "store.sqlite")
 
 
 class ConfigError(ValueError):
