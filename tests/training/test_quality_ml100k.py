@@ -1,4 +1,6 @@
-"""The project's quality yardstick in CI: `make etl train` on the NCF MovieLens 100K split.
+"""The project's quality yardstick, `make etl train` on the NCF MovieLens 100K split.
+
+It runs in `make test-nightly` (about 4 minutes: too long for every CI run).
 
 The configured model (seqfism, reading each user's history as an input), settings and seed,
 through the real ETL and features stages into a temporary folder, must reach the target the
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.nightly
 @pytest.mark.timeout(900)
 def test_configured_model_meets_the_quality_target(shared_datasets, spark, tmp_path):
     import etl
