@@ -214,12 +214,19 @@ class AnnIndex:
         return out
 
     def search(
-        self, queries: np.ndarray, n: int, *, ef_search: int | None = None
+        self,
+        queries: np.ndarray,
+        n: int,
+        *,
+        ef_search: int | None = None,
+        exclude: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top `n` ids [q, n'] (int64) and inner products (float32), best first, n' <= n.
 
-        n' = min(n, ntotal); a missing result (HNSW only, rare) is id -1, score -inf.
-        `ef_search` overrides the HNSW default; either is raised to at least `n`.
+        n' = min(n, ntotal); a missing result (HNSW only, rare; or with ids excluded) is id
+        -1, score -inf. `ef_search` overrides the HNSW default; either is raised to at least
+        `n`. `exclude`: ids left out inside the search (a faiss IDSelector), so that filtering
+        many items (rooms not live) costs no over-fetching.
         """
         if n < 1:
             raise AnnIndexError(f"n must be >= 1, got {n}")
@@ -231,12 +238,26 @@ class AnnIndex:
             if k == 0 or queries.shape[0] == 0:
                 shape = (queries.shape[0], k)
                 return np.full(shape, -1, np.int64), np.full(shape, -np.inf, np.float32)
+            excluded = None if exclude is None else np.asarray(exclude, np.int64).reshape(-1)
+            if excluded is not None and excluded.size == 0:
+                excluded = None
             if self._kind == "exact":
-                scores, ids = self._index.search(queries, k)
+                if excluded is None:
+                    scores, ids = self._index.search(queries, k)
+                else:  # IndexIDMap translates the selector to its own ids
+                    batch = faiss.IDSelectorBatch(excluded)
+                    params = faiss.SearchParameters(sel=faiss.IDSelectorNot(batch))
+                    scores, ids = self._index.search(queries, k, params=params)
             else:
                 ef = max(ef_search or int(self._inner.hnsw.efSearch), k)
-                params = faiss.SearchParametersHNSW(efSearch=ef, sel=self._selector)
+                selector, keep = self._selector, None
+                if excluded is not None:  # the inner index knows positions, not ids
+                    gone = np.union1d(self._stale, np.flatnonzero(np.isin(self._labels, excluded)))
+                    keep = faiss.IDSelectorBatch(gone)  # alive until the search returns
+                    selector = faiss.IDSelectorNot(keep)
+                params = faiss.SearchParametersHNSW(efSearch=ef, sel=selector)
                 scores, positions = self._inner.search(queries, k, params=params)
+                del keep
                 ids = np.where(positions >= 0, self._labels[np.maximum(positions, 0)], -1)
         return ids.astype(np.int64), np.where(ids >= 0, scores, -np.inf).astype(np.float32)
 

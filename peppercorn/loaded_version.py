@@ -8,6 +8,7 @@ once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,10 @@ def rank_top_k(scores: np.ndarray, excluded: np.ndarray, k: int) -> tuple[np.nda
     return order, ~np.take_along_axis(excluded, order, axis=1)
 
 
+# User index -> that user's history row [L] (newest first), given instead of the exported one.
+Histories = Mapping[int, np.ndarray] | None
+
+
 @dataclass
 class LoadedVersion:
     """A verified, loaded model version: graph, signatures and decoded assets."""
@@ -180,25 +185,36 @@ class LoadedVersion:
         fitted[:, :kept] = history[:, :kept]
         return fitted
 
-    def history_rows(self, users: np.ndarray) -> np.ndarray:
-        """[len(users), L] int32: each user's exported history, newest first, 0-padded."""
+    def history_rows(self, users: np.ndarray, histories: Histories = None) -> np.ndarray:
+        """[len(users), L] int32: each user's history, newest first, 0-padded: the row given
+        in `histories` (user index -> [L], the online store's) or else the exported one."""
         if not self.history_length:
             raise ValueError(f"model {self.name} version {self.version} reads no history")
-        return padded_rows(self.history_indptr, self.history_indices, users, self.history_length)
+        rows = padded_rows(self.history_indptr, self.history_indices, users, self.history_length)
+        if histories:
+            for row, user in enumerate(np.asarray(users).reshape(-1).tolist()):
+                if user in histories:
+                    rows[row] = histories[user]
+        return rows
 
-    def pair_inputs(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
-        """The serving signature's inputs for (user, item) pairs, exported histories included."""
+    def pair_inputs(
+        self, users: np.ndarray, items: np.ndarray, histories: Histories = None
+    ) -> dict[str, np.ndarray]:
+        """The serving signature's inputs for (user, item) pairs, histories included."""
         inputs = {"user_idx": np.asarray(users, np.int32), "item_idx": np.asarray(items, np.int32)}
         if self.history_length:
-            inputs[HISTORY_INPUT] = self.history_rows(inputs["user_idx"])
+            inputs[HISTORY_INPUT] = self.history_rows(inputs["user_idx"], histories)
         return inputs
 
-    def score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def score_pairs(
+        self, users: np.ndarray, items: np.ndarray, histories: Histories = None
+    ) -> np.ndarray:
         """Scores (float32) of (user, item) index pairs, in bounded chunks.
 
-        A model with a history input is run once per user (and chunk), its exported history fed
-        as one row the graph broadcasts against that user's items: [1, L] rather than a copy
-        per pair, which would cost L x factors floats per scored pair.
+        A model with a history input is run once per user (and chunk), its history (the row in
+        `histories`, else the exported one) fed as one row the graph broadcasts against that
+        user's items: [1, L] rather than a copy per pair, which would cost L x factors floats
+        per scored pair.
         """
         users, items = np.asarray(users, np.int32), np.asarray(items, np.int32)
         out = np.empty(items.size, np.float32)
@@ -209,18 +225,18 @@ class LoadedVersion:
         for run in runs:
             extra = {}
             if self.history_length:  # one row, broadcast against the run's items
-                extra[HISTORY_INPUT] = self.history_rows(users[run[:1]])
+                extra[HISTORY_INPUT] = self.history_rows(users[run[:1]], histories)
             for start in range(0, run.size, _PAIRS_PER_CALL):
                 part = run[start : start + _PAIRS_PER_CALL]
                 inputs = {"user_idx": users[part], "item_idx": items[part], **extra}
                 out[part] = self.predict(SERVING_SIGNATURE, inputs)[REQUIRED_OUTPUT].reshape(-1)
         return out
 
-    def user_vectors(self, users: np.ndarray) -> np.ndarray:
-        """[len(users), d]: a retrieval model's user vectors, exported histories included."""
+    def user_vectors(self, users: np.ndarray, histories: Histories = None) -> np.ndarray:
+        """[len(users), d]: a retrieval model's user vectors, histories included."""
         inputs = {"user_idx": np.asarray(users, np.int32).reshape(-1)}
         if self.history_length:
-            inputs[HISTORY_INPUT] = self.history_rows(inputs["user_idx"])
+            inputs[HISTORY_INPUT] = self.history_rows(inputs["user_idx"], histories)
         return self.predict(USER_EMBEDDING, inputs)[EMBEDDING_OUTPUT]
 
     def content_vectors(self, content: np.ndarray) -> np.ndarray:
@@ -228,9 +244,11 @@ class LoadedVersion:
         inputs = {"content": np.asarray(content, np.float32)}
         return self.predict(CONTENT_EMBEDDING, inputs)[EMBEDDING_OUTPUT]
 
-    def score(self, user_idx: int, item_idx: np.ndarray) -> np.ndarray:
-        """Scores of one user against `item_idx` (float32, same order)."""
-        return self.score_pairs(np.full(item_idx.shape[0], user_idx, np.int32), item_idx)
+    def score(self, user_idx: int, item_idx: np.ndarray, history: np.ndarray | None = None):
+        """Scores of one user against `item_idx` (float32, same order); `history`: the user's
+        history row to use instead of the exported one."""
+        users = np.full(item_idx.shape[0], user_idx, np.int32)
+        return self.score_pairs(users, item_idx, None if history is None else {user_idx: history})
 
     def seen(self, user_idx: int) -> np.ndarray:
         """Item indices the user interacted with (empty for users beyond the CSR)."""
@@ -243,15 +261,25 @@ class LoadedVersion:
         return np.arange(1, len(self.items), dtype=np.int32)
 
     def recommend(
-        self, user_idx: int, k: int, exclude_seen: bool, candidates: np.ndarray | None = None
+        self,
+        user_idx: int,
+        k: int,
+        exclude_seen: bool,
+        candidates: np.ndarray | None = None,
+        *,
+        excluded: np.ndarray | None = None,
+        history: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (item indices, scores) for one user, best first."""
+        """Top-k (item indices, scores) for one user, best first; `excluded`: more item
+        indices left out (seen online, not live), `history`: the user's online history row."""
         pool = np.unique(self.all_items() if candidates is None else candidates)
         if exclude_seen:
             pool = pool[~np.isin(pool, self.seen(user_idx))]
+        if excluded is not None and excluded.size:
+            pool = pool[~np.isin(pool, excluded)]
         if pool.size == 0:
             return pool, np.empty(0, dtype=np.float32)
-        scores = self.score(user_idx, pool)
+        scores = self.score(user_idx, pool, history)
         top, _ = rank_top_k(scores[None, :], np.zeros((1, pool.size), bool), k)
         return pool[top[0]], scores[top[0]]
 

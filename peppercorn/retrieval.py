@@ -81,9 +81,12 @@ class Retrieval:
         """Items the version was trained with (index space of the vocabulary)."""
         return int(self.vectors.shape[0])
 
-    def search(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The `n` items of highest inner product per query: (indices, cosine scores)."""
-        return self.index.search(np.asarray(queries, np.float32), n)
+    def search(
+        self, queries: np.ndarray, n: int, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The `n` items of highest inner product per query, leaving out the indices in
+        `exclude`: (indices, cosine scores)."""
+        return self.index.search(np.asarray(queries, np.float32), n, exclude=exclude)
 
     def content_matrix(self, vocabs: dict, records: list[tuple[str, dict]]) -> np.ndarray:
         """[len(records), width]: each (raw id, content) as the item tower's content input.

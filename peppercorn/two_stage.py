@@ -27,17 +27,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from peppercorn.loaded_version import LoadedVersion
+from peppercorn.online_features import OnlineUser, offline_indices, online_history, online_seen
 
 __all__ = [
     "STAGES",
     "ChainAnswer",
     "ChainTopK",
+    "OnlineUser",
     "chain_top_k",
     "content_scores",
     "index_map",
@@ -116,10 +118,10 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))).astype(np.float32)
 
 
-def _blocked(retrieval: LoadedVersion, blocklist: Sequence[str]) -> np.ndarray:
+def _blocked(retrieval: LoadedVersion, blocklist: Collection[str]) -> np.ndarray:
     added = retrieval.retrieval.added
     found = [retrieval.items.lookup(raw) or added.get(str(raw), 0) for raw in blocklist]
-    return np.asarray([i for i in found if i], np.int64)
+    return np.unique(np.asarray([i for i in found if i], np.int64))
 
 
 def _seen_pairs(version: LoadedVersion, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,17 +141,27 @@ def _pair_keys(rows: np.ndarray, items: np.ndarray) -> np.ndarray:
     return (np.asarray(rows, np.int64) << 32) | np.asarray(items, np.int64)
 
 
-def _retrieve(retrieval, users_r, candidates, blocked, exclude_seen):
-    """(found [B, n_max] with -1 for none, sims, each row's excluded retrieval items' keys)."""
-    query = retrieval.user_vectors(users_r)
+def _retrieve(retrieval, users_r, candidates, blocked, exclude_seen, online=None):
+    """(found [B, n_max] with -1 for none, sims, each row's excluded retrieval items' keys).
+
+    `blocked` items are left out inside the index search; seen items are fetched and dropped
+    (few per user). `online`: the one user's store state (history, seen items)."""
+    histories = None if online is None else online_history(retrieval, users_r[0], online.events)
+    query = retrieval.user_vectors(users_r, histories)
     rows, seen = _seen_pairs(retrieval, users_r) if exclude_seen else (np.empty(0, np.int64),) * 2
-    fetch = candidates + blocked.size + np.bincount(rows, minlength=users_r.size)
+    if exclude_seen and online is not None and online.events:
+        more = online_seen(retrieval, online.events)
+        rows, seen = (
+            np.concatenate([rows, np.zeros(more.size, rows.dtype)]),
+            np.concatenate([seen, more]),
+        )
+    fetch = candidates + np.bincount(rows, minlength=users_r.size)
     found = np.full((users_r.size, int(fetch.max())), -1, np.int64)
     sims = np.full(found.shape, -np.inf, np.float32)
     # One search per distinct fetch size: each user's search is exactly the single-user one.
     for n in np.unique(fetch).tolist():
         group = np.flatnonzero(fetch == n)
-        ids, scores = retrieval.retrieval.search(query[group], n)
+        ids, scores = retrieval.retrieval.search(query[group], n, exclude=blocked)
         found[group, : ids.shape[1]], sims[group, : ids.shape[1]] = ids, scores
     return found, sims, np.sort(_pair_keys(rows, seen))
 
@@ -161,19 +173,23 @@ def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     return sorted_keys[pos] == keys
 
 
-def _chunk(retrieval, ranker, users_r, users_k, k, candidates, blocked, exclude_seen, timings):
+def _chunk(retrieval, ranker, users_r, users_k, k, candidates, blocked, exclude_seen, timings,
+           online=None):  # fmt: skip
     clock = time.perf_counter()
     index = retrieval.retrieval
-    found, sims, excluded = _retrieve(retrieval, users_r, candidates, blocked, exclude_seen)
+    found, sims, excluded = _retrieve(retrieval, users_r, candidates, blocked, exclude_seen, online)
     rows = np.arange(users_r.size)[:, None]
     valid = found >= 0
     clock = _lap(timings, "retrieve", clock)
 
-    keep = valid & ~np.isin(found, blocked) & ~_member(_pair_keys(rows, found), excluded)
+    keep = valid & ~_member(_pair_keys(rows, found), excluded)
     in_vocab = valid & (found < index.n_items)
     ranked = np.where(in_vocab, index_map(retrieval, ranker)[np.where(in_vocab, found, 0)], 0)
     if exclude_seen:  # the ranker's own record too: the versions may be of different days
         pr, pi = _seen_pairs(ranker, users_k)
+        if online is not None and online.events:
+            more = online_seen(ranker, online.events)
+            pr, pi = np.concatenate([pr, np.zeros(more.size, pr.dtype)]), np.concatenate([pi, more])
         seen_k = np.sort(_pair_keys(pr, pi))
         keep &= ~_member(_pair_keys(rows, ranked), seen_k) | (ranked == 0)
     # The first `candidates` kept of each row, in retrieval order, packed to the left.
@@ -194,7 +210,8 @@ def _chunk(retrieval, ranker, users_r, users_k, k, candidates, blocked, exclude_
     known = filled & (cand_ranked > 0)
     if known.any():
         kr, kc = np.nonzero(known)
-        scores[kr, kc] = ranker.score_pairs(users_k[kr], cand_ranked[kr, kc])
+        histories = None if online is None else online_history(ranker, users_k[0], online.events)
+        scores[kr, kc] = ranker.score_pairs(users_k[kr], cand_ranked[kr, kc], histories)
         _place_unranked(scores, cand_sims, known, filled & ~known)
     clock = _lap(timings, "rank", clock)
 
@@ -250,19 +267,25 @@ def chain_top_k(
     exclude_seen: bool = True,
     blocklist: Sequence[str] = (),
     users_per_chunk: int = USERS_PER_CHUNK,
+    online: OnlineUser | None = None,
 ) -> ChainTopK:
     """The chain for users given by their retrieval (`users_r`) and ranker (`users_k`) indices
-    (0: unknown to that version), in chunks of `users_per_chunk`."""
+    (0: unknown to that version), in chunks of `users_per_chunk`. `online`: the store's state
+    for a single user (its events and the rooms not live)."""
     users_r, users_k = np.asarray(users_r, np.int32), np.asarray(users_k, np.int32)
+    if online is not None and users_r.size != 1:
+        raise ValueError(f"online state is for one user, got {users_r.size}")
     timings = dict.fromkeys(STAGES, 0.0)
     clock = time.perf_counter()
     blocked = _blocked(retrieval, list(blocklist))
+    if online is not None and online.offline:
+        blocked = np.union1d(blocked, offline_indices(retrieval, online.offline, _blocked))
     _lap(timings, "filter", clock)
     parts = [_nothing()]  # the columns' dtypes when there are no users
     for start in range(0, users_r.size, users_per_chunk):
         end = start + users_per_chunk
         part = _chunk(retrieval, ranker, users_r[start:end], users_k[start:end], k, candidates,
-                      blocked, exclude_seen, timings)  # fmt: skip
+                      blocked, exclude_seen, timings, online)  # fmt: skip
         part.rows += start
         parts.append(part)
     columns = [f.name for f in fields(ChainTopK) if f.name != "timings"]
@@ -304,11 +327,13 @@ def recommend_users(
     candidates: int,
     exclude_seen: bool = True,
     blocklist: Sequence[str] = (),
+    online: OnlineUser | None = None,
 ) -> list[ChainAnswer]:
     """The chain for each raw user id: top-k (raw id, score) of `candidates` retrieved items.
     `timings` are the whole call's seconds per stage (all users together)."""
     users_r, users_k = user_indices(retrieval, ranker, user_ids)
-    top = chain_top_k(retrieval, ranker, users_r, users_k, k, candidates, exclude_seen, blocklist)
+    top = chain_top_k(retrieval, ranker, users_r, users_k, k, candidates, exclude_seen, blocklist,
+                      online=online)  # fmt: skip
     clock = time.perf_counter()
     raws = _raw_ids(retrieval, ranker, top.ranker_items, top.retrieval_items)
     scores = top.scores.tolist()
@@ -327,9 +352,11 @@ def recommend_chain(
     candidates: int,
     exclude_seen: bool = True,
     blocklist: Sequence[str] = (),
+    online: OnlineUser | None = None,
 ) -> ChainAnswer:
     """The chain for one user (`/recommend`), with each stage's seconds in `timings`."""
-    return recommend_users(retrieval, ranker, [user_id], k, candidates, exclude_seen, blocklist)[0]
+    return recommend_users(retrieval, ranker, [user_id], k, candidates, exclude_seen, blocklist,
+                           online)[0]  # fmt: skip
 
 
 def content_scores(retrieval: LoadedVersion, user_id: int | str, content: np.ndarray) -> np.ndarray:

@@ -82,6 +82,9 @@ def version_contents(
             "dataset_checksum": dataset.checksum,
             "n_users": dataset.n_users,
             "n_items": dataset.n_items,
+            # The features stage's positive rule: serving builds a history from the online
+            # store's events with it (peppercorn.online_features), as features did offline.
+            "label": _label_rule(dataset.manifest),
             **({} if history is None else {"history_length": history.length}),
         },
         metrics=metrics,
@@ -89,6 +92,11 @@ def version_contents(
         history_indptr=None if history is None else history.indptr,
         history_indices=None if history is None else history.indices,
     )
+
+
+def _label_rule(manifest: dict) -> dict:
+    label = (manifest.get("config") or {}).get("features", {}).get("label")
+    return dict(label) if isinstance(label, dict) else {"kind": "any"}
 
 
 def export_model(

@@ -66,6 +66,28 @@ def test_hnsw_recall_at_50_against_the_oracle(hnsw_case):
     assert recall(got, want) >= 0.95
 
 
+def test_excluded_ids_are_left_out_inside_the_search(hnsw_case):
+    # Rooms not live: thousands excluded by the index itself, no over-fetching.
+    vectors, ids, hnsw = hnsw_case
+    queries = clustered(100, 16, seed=5)
+    excluded = np.random.default_rng(6).choice(ids, 3000, replace=False)
+    rest = ~np.isin(ids, excluded)
+    want, want_scores = oracle(vectors[rest], ids[rest], queries, 50)
+    exact = AnnIndex.build(vectors, ids, exact_below=10**9)
+    got, got_scores = exact.search(queries, 50, exclude=excluded)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got_scores, want_scores, rtol=1e-5, atol=1e-5)
+    got, _ = hnsw.search(queries, 50, exclude=excluded)
+    assert not np.isin(got, excluded).any() and recall(got, want) >= 0.95
+    # A replaced id's stale node stays out alongside the excluded ones.
+    fresh = AnnIndex.build(vectors[:500], ids[:500], exact_below=0)
+    fresh.add(-vectors[:1], ids[:1])
+    got, scores = fresh.search(vectors[:1], 500, exclude=ids[1:2])
+    assert ids[1] not in got
+    where = np.flatnonzero(got[0] == ids[0])
+    assert where.size == 0 or scores[0, where[0]] < 0  # the new vector's, never the old one's
+
+
 def test_hnsw_build_is_deterministic():
     vectors, ids = clustered(2000, 8, seed=4), np.arange(1, 2001)
     first = AnnIndex.build(vectors, ids, exact_below=0).to_bytes()

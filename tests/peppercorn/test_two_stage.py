@@ -34,7 +34,10 @@ def oracle(retrieval, ranker, user_id, k, candidates, exclude_seen=True, blockli
     seen_k = set(ranker.seen(user_k).tolist()) if exclude_seen else set()
     added = {i: raw for raw, i in index.added.items()}
     query = retrieval.user_vectors(np.array([user_r]))
-    ids, sims = index.search(query, candidates + len(blocked) + len(seen_r))
+    # Blocked items are left out inside the search (test_ann checks the index's exclusion).
+    ids, sims = index.search(
+        query, candidates + len(seen_r), np.unique(blocked) if blocked else None
+    )
     hits = [(int(i), float(s)) for i, s in zip(ids[0], sims[0], strict=True) if i >= 0]
     kept = []
     for item, sim in hits:

@@ -1,0 +1,146 @@
+"""A user's features from the online store's events, by the features stage's rules.
+
+The offline pipeline builds a user's history with `features.labels.positives` (interactions
+that the label config counts as positives, one per item at its latest time) and
+`features.history.user_history` (newest first, ties to the larger item index, capped at L).
+Serving builds the same thing at request time from the store's newest events, with the rules
+restated here in plain Python (serving imports no Spark); tests replay one log both ways and
+compare value by value (tests/features/test_online_offline.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from peppercorn.online_store import Event
+
+__all__ = [
+    "EXPOSURE_EVENTS",
+    "OnlineUser",
+    "history",
+    "history_matrix",
+    "is_positive",
+    "offline_indices",
+    "online_history",
+    "online_seen",
+    "seen_items",
+]
+
+_LOCK = threading.Lock()
+
+# Exposures are not interactions (features.labels.EXPOSURE_EVENTS).
+EXPOSURE_EVENTS = ("impression",)
+
+
+def is_positive(event: Event, label: dict) -> bool:
+    """Whether the label config (`features.label`, as a dict) counts `event` as a positive."""
+    if event.event in EXPOSURE_EVENTS:
+        return False
+    kind = label.get("kind", "any")
+    if kind == "watch":
+        threshold = float(label.get("watch_seconds", 30.0))
+        return event.event == "watch" and (event.watch_seconds or 0.0) >= threshold
+    # Online events carry no rating: under a rating label none is a positive.
+    return kind != "rating"
+
+
+def history(
+    events: Iterable[Event], label: dict, length: int, index: Callable[[str], int]
+) -> list[tuple[int, float]]:
+    """(item index, ts) of the user's positives, newest first, at most `length`.
+
+    `index` maps a raw item id to the model's item index (0: unknown); an item the model does
+    not know cannot be a history input and is left out, as the features stage never sees it.
+    """
+    latest: dict[int, float] = {}
+    for e in events:
+        if not is_positive(e, label):
+            continue
+        idx = index(e.item_id)
+        if idx and e.ts > latest.get(idx, -np.inf):
+            latest[idx] = e.ts
+    ordered = sorted(latest.items(), key=lambda pair: (pair[1], pair[0]), reverse=True)
+    return ordered[:length]
+
+
+def history_matrix(
+    per_user: list[list[Event] | None],
+    label: dict,
+    length: int,
+    index: Callable[[str], int],
+    fallback: np.ndarray,
+) -> np.ndarray:
+    """int32 [users, length]: each user's history, newest first, 0-padded.
+
+    The store's positives come first, then the items of `fallback` (the version's exported
+    history, from training) not among them: the store holds a user's newest events, which may
+    be fewer than L, and the older history must not vanish because one new event arrived.
+    A user with nothing in the store keeps the exported row.
+    """
+    out = np.array(fallback, np.int32, copy=True)
+    for row, events in enumerate(per_user):
+        if not events:
+            continue
+        items = [idx for idx, _ in history(events, label, length, index)]
+        if not items:
+            continue
+        online = set(items)
+        older = [int(i) for i in out[row] if i and int(i) not in online]
+        merged = (items + older)[:length]
+        out[row] = 0
+        out[row, : len(merged)] = merged
+    return out
+
+
+def seen_items(events: Iterable[Event]) -> set[str]:
+    """Raw ids of the items the user interacted with (features stage's `seen`: interactions)."""
+    return {e.item_id for e in events if e.event not in EXPOSURE_EVENTS}
+
+
+@dataclass(frozen=True)
+class OnlineUser:
+    """What the online store says for one request's user, applied over the versions' records:
+    the user's newest events (history and seen items) and the rooms not live now (raw ids)."""
+
+    events: Sequence[Event] = ()
+    offline: Collection[str] = frozenset()
+
+
+_OFFLINE: dict[tuple, np.ndarray] = {}
+
+
+def offline_indices(retrieval, offline: Collection[str], indices: Callable) -> np.ndarray:
+    """The retrieval indices of rooms not live (`indices(retrieval, raw ids)` maps them); the
+    mapping is kept while the set (a frozenset, whose hash Python keeps) and the version's
+    added items stay the same, so a large set costs one mapping, not one per request."""
+    key = (retrieval.uri, retrieval.version, len(retrieval.retrieval.added), frozenset(offline))
+    with _LOCK:
+        found = _OFFLINE.get(key)
+    if found is None:
+        found = indices(retrieval, key[3])
+        with _LOCK:
+            _OFFLINE.clear()  # one entry: the current set
+            _OFFLINE[key] = found
+    return found
+
+
+def online_history(version, user: int, events: Sequence[Event]):
+    """{user: row} of the user's history built from `events` over the exported one (None
+    when the version reads no history or the events hold no positive it knows)."""
+    if not version.history_length or not events:
+        return None
+    fallback = version.history_rows(np.asarray([user]))
+    label = version.feature_spec.get("label") or {"kind": "any"}
+    row = history_matrix([list(events)], label, version.history_length, version.items.lookup,
+                         fallback)[0]  # fmt: skip
+    return {int(user): row}
+
+
+def online_seen(version, events: Sequence[Event]) -> np.ndarray:
+    """The version's indices of the items `events` show the user interacted with."""
+    found = [version.items.lookup(raw) for raw in seen_items(events)]
+    return np.asarray([i for i in found if i], np.int64)
