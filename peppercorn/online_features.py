@@ -43,7 +43,9 @@ def is_positive(event: Event, label: dict) -> bool:
     kind = label.get("kind", "any")
     if kind == "watch":
         threshold = float(label.get("watch_seconds", 30.0))
-        return event.event == "watch" and (event.watch_seconds or 0.0) >= threshold
+        # A watch without a duration is no positive at any threshold (Spark's null >= t).
+        seconds = event.watch_seconds
+        return event.event == "watch" and seconds is not None and seconds >= threshold
     # Online events carry no rating: under a rating label none is a positive.
     return kind != "rating"
 

@@ -12,7 +12,10 @@ Guarantees:
   again) instead of exporting a duplicate;
 - a failing step stops the chain; the summary names it and keeps its error;
 - every run (failed or not) writes `<dataset root>/daily/dt=<day>/summary.json`: steps,
-  durations, row counts, model version, metrics and the gate decision.
+  durations, row counts, model version, metrics and the gate decision;
+- every run keeps the online store (`pipeline.store_upkeep`): expired entries dropped, the
+  rest (posted since training) kept, its size in the summary; an unavailable store is
+  reported there, never a failure.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from peppercorn.fs import filesystem, is_local, read_bytes, write_bytes
 from pipeline import stages
 from pipeline.context import RunContext
 from pipeline.errors import error_line
+from pipeline.store_upkeep import keep_store
 
 __all__ = ["STEP_NAMES", "lock_path", "run_daily", "summary_uri"]
 
@@ -137,6 +141,8 @@ def run_daily(cfg: Config, day: str, from_step: str = "etl", retrain: bool = Fal
         summary = _run_steps(ctx, from_step, reuse, previous)
     finally:
         ctx.close()
+    # Whether or not the chain succeeded: the store's expiry does not depend on the model.
+    summary["online_store"] = keep_store(cfg)
     _write_summary(cfg, day, summary)
     return summary
 

@@ -88,6 +88,7 @@ def test_first_run_promotes_and_a_rerun_gives_the_same_outputs(spark, promoted, 
     assert steps["etl"]["status"] == "skipped"
     assert steps["batch"]["rows"]["recommendations"] == 40 * 5 == len(first_top)
     assert first["metrics"]["validation_ndcg@10"] > 0
+    assert first["online_store"]["available"] and first["online_store"]["events"] == 0
 
     assert _daily(config, DAY, "--from-step", "train") == 0
     second, second_top = _summary(config), _top_k(config)
