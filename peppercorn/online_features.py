@@ -27,6 +27,7 @@ __all__ = [
     "offline_indices",
     "online_history",
     "online_seen",
+    "ranker_inputs",
     "seen_items",
 ]
 
@@ -146,3 +147,15 @@ def online_seen(version, events: Sequence[Event]) -> np.ndarray:
     """The version's indices of the items `events` show the user interacted with."""
     found = [version.items.lookup(raw) for raw in seen_items(events)]
     return np.asarray([i for i in found if i], np.int64)
+
+
+def ranker_inputs(version, user: int, online: OnlineUser, exclude_seen: bool):
+    """For a version scoring a user alone (one-stage /recommend, /predict): the item indices
+    to leave out (the store's seen items when `exclude_seen`, rooms not live) and the history
+    row to use (None: the exported one)."""
+    found = [version.items.lookup(raw) for raw in online.offline]
+    excluded = np.asarray([i for i in found if i], np.int64)
+    if exclude_seen and online.events:
+        excluded = np.union1d(excluded, online_seen(version, online.events))
+    history = online_history(version, user, online.events)
+    return excluded, None if history is None else history[int(user)]

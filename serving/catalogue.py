@@ -5,8 +5,9 @@ adds the vector its item tower computes from that content to its live ANN index,
 rebuild, the first time it is used after the item arrived (`sync`), so a version loaded
 later gets the items too. An item the version was trained on keeps its trained vector.
 
-The store is the server's memory: a restart forgets the added items until they are posted
-again (the freshness issue's online store will hold them).
+`POST /v1/items` also records the items in the online store, and each request `absorb`s the
+store's created items: after a restart, or when another server took the post, the items come
+back from the store and are indexed again.
 """
 
 from __future__ import annotations
@@ -47,6 +48,22 @@ class LiveCatalogue:
             for raw, content in records:
                 self._items[str(raw)] = (content, self._generation)
         return self.sync(retrieval)
+
+    def absorb(self, created: dict) -> int:
+        """Take the online store's created items (raw id -> ItemState with content) that this
+        catalogue does not hold with the same content; how many were new or changed."""
+        with self._lock:
+            fresh = [
+                (raw, state.content)
+                for raw, state in created.items()
+                if state.content is not None
+                and (raw not in self._items or self._items[raw][0] != state.content)
+            ]
+            if fresh:
+                self._generation += 1
+                for raw, content in fresh:
+                    self._items[raw] = (content, self._generation)
+        return len(fresh)
 
     def sync(self, retrieval: LoadedVersion) -> int:
         """Add the items `retrieval`'s index does not have yet; how many were added."""

@@ -16,6 +16,7 @@ from serving.catalogue import LiveCatalogue
 from serving.experiments import Experiments
 from serving.manager import ModelManager
 from serving.metrics import ServerMetrics
+from serving.online import OnlineState
 from serving.precomputed import PrecomputedTopK
 from serving.settings import Settings
 
@@ -24,6 +25,7 @@ __all__ = [
     "ExperimentSplit",
     "Manager",
     "Metrics",
+    "Online",
     "Precomputed",
     "Scoring",
     "ServerSettings",
@@ -66,5 +68,10 @@ async def _catalogue(request: Request) -> LiveCatalogue:
     return request.app.state.catalogue
 
 
+async def _online(request: Request) -> OnlineState:
+    return request.app.state.online
+
+
 ExperimentSplit = Annotated[Experiments, Depends(_experiments)]
 Catalogue = Annotated[LiveCatalogue, Depends(_catalogue)]
+Online = Annotated[OnlineState, Depends(_online)]

@@ -23,8 +23,9 @@ from serving.experiments import Experiments
 from serving.manager import Loader, ModelManager, open_version
 from serving.metrics import ServerMetrics
 from serving.middleware import LimitsAndMetrics
+from serving.online import OnlineState
 from serving.precomputed import PrecomputedTopK
-from serving.routers import items, ops, tf_serving, web
+from serving.routers import events, items, ops, tf_serving, web
 from serving.settings import Settings
 
 __all__ = ["create_app"]
@@ -66,6 +67,38 @@ def _install_error_handlers(app: FastAPI) -> None:
         return ErrorResponse({"error": f"the model produced non-finite scores: {exc}"}, 500)
 
 
+def _raw_log(settings: Settings, table: str):
+    """The appender of the raw `table` log, or None where the raw root is not local."""
+    from peppercorn.config import join_uri
+
+    if settings.raw_root is None:
+        return None
+    try:
+        from peppercorn.raw_log import RawLogWriter
+
+        return RawLogWriter(join_uri(settings.raw_root, table))
+    except (ImportError, ValueError) as exc:
+        log.warning("accepted %s are not appended to the raw log: %s", table, exc)
+        return None
+
+
+def online_state(settings: Settings, metrics: ServerMetrics) -> OnlineState:
+    """The store the settings name (opened now), with the raw logs accepted input goes to."""
+    from peppercorn.online_store import StoreUnavailable, open_store
+
+    cfg = settings.online_store
+    if cfg is None:
+        return OnlineState(None, metrics)
+    logs = {"events_log": _raw_log(settings, "events"), "items_log": _raw_log(settings, "items")}
+    where = cfg.redis_url if cfg.kind == "redis" else settings.online_store_path
+    try:
+        store = open_store(cfg, settings.online_store_path)
+    except StoreUnavailable as exc:  # e.g. a read-only data root: serve without it
+        log.error("online store %s cannot be opened, serving without it: %s", where, exc)
+        return OnlineState(None, metrics, describe=f"{cfg.kind} {where}", **logs)
+    return OnlineState(store, metrics, describe=f"{cfg.kind} {where}", **logs)
+
+
 def create_app(settings: Settings, loader: Loader = open_version) -> FastAPI:
     """A server for `settings.model_repository` (a path or URI); `loader` opens one version
     (`ExportedVersion.open()` unless a test swaps it)."""
@@ -85,11 +118,13 @@ def create_app(settings: Settings, loader: Loader = open_version) -> FastAPI:
         # hand-offs. 1 ms keeps /readyz's tail short under load (bench/results/serve_readyz.md).
         switch = sys.getswitchinterval()
         sys.setswitchinterval(min(switch, _SWITCH_INTERVAL_S))
+        app.state.online = online_state(settings, metrics)
         manager.start(settings.poll_interval_s)
         try:
             yield
         finally:
             manager.stop()
+            app.state.online.close()
             sys.setswitchinterval(switch)
 
     app = FastAPI(
@@ -104,6 +139,7 @@ def create_app(settings: Settings, loader: Loader = open_version) -> FastAPI:
     app.state.scoring = threading.BoundedSemaphore(settings.scoring_threads)
     app.state.experiments = Experiments.from_config(settings.experiments, metrics.registry)
     app.state.catalogue = LiveCatalogue()
+    app.state.online = OnlineState(None, metrics)  # until the lifespan opens the store
     app.state.precomputed = (
         PrecomputedTopK(settings.batch_output, settings.poll_interval_s)
         if settings.batch_output
@@ -112,6 +148,7 @@ def create_app(settings: Settings, loader: Loader = open_version) -> FastAPI:
     app.include_router(tf_serving.router)
     app.include_router(web.router)
     app.include_router(items.router)
+    app.include_router(events.router)
     app.include_router(ops.router)
     _install_error_handlers(app)
     app.add_middleware(LimitsAndMetrics, metrics=metrics, max_body_bytes=settings.max_body_bytes)

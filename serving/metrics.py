@@ -59,6 +59,27 @@ class ServerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.store_up = Gauge(
+            "peppercorn_online_store_up",
+            "1 while the online store answers (or none is configured), 0 while it is down",
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "peppercorn_online_store_errors", "online store calls that failed", registry=r
+        )
+        self.store_latency = Histogram(
+            "peppercorn_online_store_seconds",
+            "time of each online store call",
+            ["call"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.events = Counter(
+            "peppercorn_events",
+            "events posted to /v1/events: accepted, or rejected with the rule they broke",
+            ["outcome"],
+            registry=r,
+        )
         self.swaps = Counter(
             "peppercorn_model_swaps", "model versions brought into service", ["model"], registry=r
         )

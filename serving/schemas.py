@@ -107,7 +107,9 @@ class ScoreBody(_Body):
     user_id: RawId
     item_ids: list[RawId] = Field(min_length=1)
     features: dict[str, Any] | None = Field(
-        None, description="accepted for forward compatibility; profiles live in the model"
+        None,
+        description='{"history": [item ids, newest first]}: the history input of a model that '
+        "reads one, instead of the online store's; any other key is a 400",
     )
     content: dict[Text, dict[str, Any]] | None = Field(None, description=_CONTENT)
     arm: Text | None = Field(None, description=_ARM)
@@ -157,11 +159,13 @@ class RecommendResponse(BaseModel):
 
 
 class NewItem(BaseModel):
-    """An item created after training: its id and content (category, tags)."""
+    """A room's state: its id, whether it is live (default true) and, for a room created
+    after training, its content (category, tags, ...: any other field)."""
 
     model_config = ConfigDict(extra="allow")
 
     item_id: RawId
+    live: StrictBool = True
 
 
 class ItemsBody(_Body):
@@ -173,3 +177,27 @@ class ItemsResponse(BaseModel):
     version: int
     received: int
     indexed: int = Field(description="items added to the live index (not trained on)")
+    offline: int = Field(0, description="items of the request now marked not live")
+
+
+class EventsBody(_Body):
+    events: list[Any] = Field(
+        min_length=1,
+        description="events in the raw log's format: {event_id, user_id, item_id, event, ts, "
+        "watch_seconds, gift_value}, checked by the ETL's rules",
+    )
+
+
+class RejectedEvent(BaseModel):
+    index: int
+    field: str
+    reason: str = Field(description="the ETL's quarantine reason, or future_timestamp")
+    message: str
+
+
+class EventsResponse(BaseModel):
+    accepted: int
+    new: int = Field(description="accepted events the store did not hold yet")
+    stored: bool = Field(description="false: the store was down; the raw log holds them")
+    rejected: list[RejectedEvent] = Field(default_factory=list)
+    error: str | None = None

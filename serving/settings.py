@@ -19,9 +19,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from peppercorn.config import (
     Config,
     ExperimentConfig,
+    OnlineStoreConfig,
     RecommendConfig,
     ServedModelConfig,
     ServingConfig,
+    join_uri,
 )
 
 __all__ = ["Settings"]
@@ -72,6 +74,11 @@ class Settings(BaseSettings):
     admin_token: str | None = None
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
     experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
+    # The online store (None: none; from_config always names one) and its SQLite file.
+    online_store: OnlineStoreConfig | None = None
+    online_store_path: str | None = None
+    # The dataset's raw folder: accepted events are appended to its `events/` log.
+    raw_root: str | None = None
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, *_, **__):
@@ -85,6 +92,12 @@ class Settings(BaseSettings):
         section = cfg.serving.model_dump(exclude_none=True)  # unset: the defaults above
         # Requests without a model name go to the model this config trains.
         section["default_model"] = cfg.serving.default_model or cfg.model.name
-        settings = cls(model_repository=cfg.paths.model_repository, **section)
+        settings = cls(
+            model_repository=cfg.paths.model_repository,
+            online_store=cfg.online_store,
+            online_store_path=cfg.online_store_path(),
+            raw_root=join_uri(cfg.dataset_root(), "raw"),
+            **section,
+        )
         checked = _CliOverrides.model_validate(cli).model_dump(exclude_none=True)
         return settings.model_copy(update=checked) if checked else settings

@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving import errors
-from serving.dependencies import Manager, Metrics, ServerSettings
+from serving.dependencies import Manager, Metrics, Online, ServerSettings
 from serving.errors import ErrorResponse
 from serving.schemas import ErrorBody, ModelStatus
 from serving.settings import Settings
@@ -37,12 +37,13 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"model": ErrorBody}})
-async def readyz(manager: Manager):
+async def readyz(manager: Manager, online: Online):
     """Readiness: every served model has a version loaded and warmed up (an unloaded model
-    has none)."""
+    has none). The online store's state is reported, not required: without it requests
+    still answer, from the versions' exported histories."""
     reasons = manager.not_ready()
     if not reasons:
-        return {"status": "ready"}
+        return {"status": "ready", **online.status()}
     return ErrorResponse({"error": f"not ready: {'; '.join(reasons)}"}, 503)
 
 

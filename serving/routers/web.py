@@ -26,6 +26,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from peppercorn.loaded_version import LoadedVersion
+from peppercorn.online_features import OnlineUser, ranker_inputs
 from peppercorn.retrieval import ContentError
 from serving import errors
 from serving.chain import content_scores, recommend_chain
@@ -34,11 +35,13 @@ from serving.dependencies import (
     ExperimentSplit,
     Manager,
     Metrics,
+    Online,
     Precomputed,
     Scoring,
     ServerSettings,
 )
 from serving.experiments import Experiments, Route
+from serving.features import history_feature
 from serving.manager import ModelManager
 from serving.precomputed import PrecomputedTopK
 from serving.schemas import (
@@ -147,8 +150,12 @@ def predict(
     scoring: Scoring,
     experiments: ExperimentSplit,
     catalogue: Catalogue,
+    online: Online,
 ):
-    """Scores of `item_ids` (in request order) for `user_id`; null for an unknown item."""
+    """Scores of `item_ids` (in request order) for `user_id`; null for an unknown item.
+
+    A model reading a history gets `features.history` when given, else the user's history
+    from the online store's events over the exported one."""
     _check_count(settings, "item_ids", len(body.item_ids))
     name = model_name(settings, manager, body.model)
     route = experiments.route(name, "predict", body.user_id, body.arm)
@@ -159,11 +166,16 @@ def predict(
         metrics.batch_size.labels("predict").observe(items.shape[0])
         scores: list[float | None] = [None] * items.size
         known = np.flatnonzero(items)
+        history = history_feature(served, body.features)
+        if history is None and served.history_length:
+            _, history = ranker_inputs(served, user, online.user(body.user_id), False)
         if known.size:
-            for pos, s in zip(known, served.score(user, items[known]).tolist(), strict=True):
+            got = served.score(user, items[known], history).tolist()
+            for pos, s in zip(known, got, strict=True):
                 scores[pos] = s
         if unknown:
             retrieval = retrieval_version(stack, settings, manager)
+            catalogue.absorb(online.created())
             by_content = _score_unknown(retrieval, body.user_id, unknown, body.content, catalogue)
             for pos in np.flatnonzero(items == 0).tolist():
                 scores[pos] = by_content.get(str(body.item_ids[pos]))
@@ -190,8 +202,10 @@ def recommend(
     scoring: Scoring,
     experiments: ExperimentSplit,
     catalogue: Catalogue,
+    online: Online,
 ):
-    """The top `k` items for `user_id`; the most popular items for an unknown user."""
+    """The top `k` items for `user_id`; the most popular items for an unknown user. The
+    online store's events (history, seen) and rooms not live apply to every path."""
     _check_count(settings, "k", body.k)
     if body.candidates is not None:
         _check_count(settings, "candidates", len(body.candidates))
@@ -204,18 +218,25 @@ def recommend(
         if route is not None:
             out["arm"] = route.arm
         user = served.users.lookup(body.user_id)
+        state = online.user(body.user_id)
+        if retrieval is not None:
+            catalogue.absorb(online.created())
         if body.candidates is not None:
-            out.update(_over_candidates(served, retrieval, body, user, catalogue, metrics))
+            out.update(_over_candidates(served, retrieval, body, user, catalogue, metrics, state))
         elif retrieval is not None and (user or retrieval.users.lookup(body.user_id)):
-            out.update(_two_stage(served, retrieval, body, settings, catalogue, metrics))
+            out.update(_two_stage(served, retrieval, body, settings, catalogue, metrics, state))
         elif user == 0:
-            out.update(_popular(served, body.k, None))
+            out.update(_popular(served, body.k, None, state))
         else:
-            hit = _precomputed(precomputed, out["model"], served, body)
+            # Batch answers know nothing of the store: only for a user it says nothing about.
+            fresh = bool(state.events or state.offline)
+            hit = None if fresh else _precomputed(precomputed, out["model"], served, body)
             if hit is not None:
                 return hit
             metrics.batch_size.labels("recommend").observe(len(served.items) - 1)
-            idx, scores = served.recommend(user, body.k, body.exclude_seen)
+            excluded, history = ranker_inputs(served, user, state, body.exclude_seen)
+            idx, scores = served.recommend(user, body.k, body.exclude_seen, excluded=excluded,
+                                           history=history)  # fmt: skip
             out.update(items=_items(served, idx, scores), fallback=False)
         return JSONResponse(out)
 
@@ -227,17 +248,18 @@ def _items(served: LoadedVersion, idx: np.ndarray, scores: np.ndarray) -> list[d
     ]
 
 
-def _popular(served: LoadedVersion, k: int, candidates: np.ndarray | None) -> dict:
-    idx, scores = served.popular(k, candidates)
-    return {"items": _items(served, idx, scores), "fallback": True}
+def _popular(served: LoadedVersion, k: int, candidates, state: OnlineUser) -> dict:
+    idx, scores = served.popular(k + len(state.offline), candidates)
+    live = ~np.isin(idx, ranker_inputs(served, 0, OnlineUser(offline=state.offline), False)[0])
+    return {"items": _items(served, idx[live][:k], scores[live][:k]), "fallback": True}
 
 
-def _two_stage(served, retrieval, body, settings, catalogue, metrics) -> dict:
+def _two_stage(served, retrieval, body, settings, catalogue, metrics, state) -> dict:
     catalogue.sync(retrieval)
     chain = settings.recommend
     answer = recommend_chain(
         retrieval, served, body.user_id, body.k, chain.candidates, body.exclude_seen,
-        chain.blocklist,
+        chain.blocklist, state,
     )  # fmt: skip
     for stage, seconds in answer.timings.items():
         metrics.stage_latency.labels(stage).observe(seconds)
@@ -258,17 +280,20 @@ def _two_stage(served, retrieval, body, settings, catalogue, metrics) -> dict:
     return out
 
 
-def _over_candidates(served, retrieval, body, user, catalogue, metrics) -> dict:
+def _over_candidates(served, retrieval, body, user, catalogue, metrics, state) -> dict:
     # The client's own candidate pool: no retrieval; unknown items by content, or reported.
     start = time.perf_counter()
     idx, unknown = _split(served, body.candidates)
     known = idx[idx > 0]
+    unknown = [raw for raw in unknown if str(raw) not in state.offline]
     if user == 0:
-        out = _popular(served, body.k, known)
+        out = _popular(served, body.k, known, state)
         out["unknown_items"] = unknown
         return out
     metrics.batch_size.labels("recommend").observe(len(body.candidates))
-    top, scores = served.recommend(user, body.k, body.exclude_seen, known)
+    excluded, history = ranker_inputs(served, user, state, body.exclude_seen)
+    top, scores = served.recommend(user, body.k, body.exclude_seen, known, excluded=excluded,
+                                   history=history)  # fmt: skip
     ranked = [(served.items.raw(i), s) for i, s in zip(top.tolist(), scores.tolist(), strict=True)]
     by_content = _score_unknown(retrieval, body.user_id, unknown, body.content, catalogue)
     ranked += [(raw, by_content[str(raw)]) for raw in unknown if str(raw) in by_content]

@@ -14,7 +14,7 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from serving.main import create_app  # noqa: E402
+from serving.main import create_app, online_state  # noqa: E402
 from tests.serving.conftest import build_version, make_settings  # noqa: E402
 
 
@@ -22,8 +22,11 @@ from tests.serving.conftest import build_version, make_settings  # noqa: E402
 def fuzz_app(tmp_path_factory):
     repo = tmp_path_factory.mktemp("models")
     build_version(repo, "neumf", 1, seed=1)
-    app = create_app(make_settings(repo, max_instances=100, admin_token="tok"))
+    store = {"online_store": {"kind": "sqlite"}, "online_store_path": str(repo / "store.sqlite")}
+    settings = make_settings(repo, max_instances=100, admin_token="tok", **store)
+    app = create_app(settings)
     app.state.manager.poll()  # loaded synchronously; the poller thread is not needed here
+    app.state.online = online_state(settings, app.state.metrics)  # the lifespan's, too
     return app
 
 

@@ -57,6 +57,7 @@ def trained(tmp_path_factory):
 def _settings(repo: Path, **serving) -> Settings:
     cfg = load_config(ROOT / "configs" / "default.yaml", {"serving": serving})
     cfg.paths.model_repository = str(repo)
+    cfg.paths.data_root = str(repo.parent / "data")  # its online store, not the project's
     cfg.model.name = "gmf"
     return Settings.from_config(cfg).model_copy(update={"max_instances": 50})
 
@@ -171,7 +172,8 @@ def live_chain(trained, tmp_path):
     port = free_port()
     config = tmp_path / "serve.yaml"
     config.write_text(
-        f"paths:\n  model_repository: {repo}\nmodel:\n  name: gmf\n"
+        f"paths:\n  model_repository: {repo}\n  data_root: {tmp_path / 'data'}\n"
+        "model:\n  name: gmf\n"
         "serving:\n  poll_interval_s: 0.2\n"
         "  recommend:\n    retrieval: two_tower\n    ranking: gmf\n    candidates: 20\n"
     )
