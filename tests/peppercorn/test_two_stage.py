@@ -7,11 +7,15 @@ excluded, raw ids (not index maps) between the vocabularies, one ranker call, a 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from bench.two_stage_models import build_platform_versions
 from peppercorn.model_repository import ModelRepository
+from peppercorn.online_features import OnlineUser
+from peppercorn.online_store import Event
 from peppercorn.two_stage import (
     STAGES,
     chain_top_k,
@@ -167,3 +171,61 @@ def test_ties_go_to_the_earlier_retrieved_item(tmp_path):
         want, _, _ = oracle(retrieval, flat, user, 15, 45)
         assert len({s for _, s in want}) < 4  # scores in three levels: ties everywhere
         assert answer.items == want, user  # exactly: no rounding in sigmoid(0, 1 or 2)
+
+
+def _with_row(indptr: np.ndarray, indices: np.ndarray, user: int, row) -> tuple:
+    """A CSR with `user`'s row replaced."""
+    rows = [indices[indptr[i] : indptr[i + 1]] for i in range(indptr.size - 1)]
+    rows += [indices[:0]] * max(0, user + 1 - len(rows))
+    rows[user] = np.asarray(row, indices.dtype)
+    sizes = np.cumsum([0] + [r.size for r in rows])
+    return sizes.astype(indptr.dtype), np.concatenate(rows).astype(indices.dtype)
+
+
+def _as_exported(version, user_id, newest: list, seen: list):
+    """The version as if its export had recorded `newest` (raw ids, newest first) ahead of the
+    user's history and `seen` among the user's seen items: what the online state stands for."""
+    user = version.users.lookup(user_id)
+    idx = [version.items.lookup(raw) for raw in newest]
+    out = version
+    if version.history_length:
+        old = version.history_rows(np.asarray([user]))[0]
+        row = (idx + [int(i) for i in old if i and int(i) not in idx])[: version.history_length]
+        indptr, indices = _with_row(version.history_indptr, version.history_indices, user, row)
+        out = replace(out, history_indptr=indptr, history_indices=indices)
+    more = [version.items.lookup(raw) for raw in seen]
+    row = np.union1d(version.seen(user), more)
+    indptr, indices = _with_row(version.seen_indptr, version.seen_indices, user, row)
+    return replace(out, seen_indptr=indptr, seen_indices=indices)
+
+
+def test_the_online_state_acts_as_the_exported_state_it_stands_for(versions, monkeypatch):
+    # The store's events and rooms not live against an independent path: the same facts
+    # written into the versions' exported history and seen records, and the blocklist.
+    retrieval, ranker = versions
+    user = "u0000003"
+    first = [raw for raw, _ in recommend_chain(retrieval, ranker, user, 20, 30).items]
+    # Enough new history to move the user's vector (and so what retrieval finds).
+    clicked, exposed, offline = first[:12], first[12], first[13]
+    events = [Event("e0", user, exposed, "impression", 500.0)]  # an exposure: no effect
+    events += [Event(f"e{i + 1}", user, raw, "click", 400.0 - i) for i, raw in enumerate(clicked)]
+    online = OnlineUser(events=events, offline=frozenset({offline}))
+    asked = []
+    vectors = retrieval.user_vectors
+    monkeypatch.setattr(
+        retrieval, "user_vectors", lambda u, h=None: asked.append(h) or vectors(u, h)
+    )
+    got = recommend_chain(retrieval, ranker, user, 8, 30, online=online)
+    monkeypatch.undo()
+    as_retrieval = _as_exported(retrieval, user, clicked, clicked)
+    as_ranker = _as_exported(ranker, user, clicked, clicked)
+    want, retrieved, ranked = oracle(as_retrieval, as_ranker, user, 8, 30, True, (offline,))
+    # The user tower got the history the export would have had (a random-weight tower moves
+    # too little for the retrieved set to show it).
+    u = retrieval.users.lookup(user)
+    np.testing.assert_array_equal(asked[0][u], as_retrieval.history_rows(np.asarray([u]))[0])
+    assert (got.retrieved, got.ranked) == (retrieved, ranked)
+    assert_same_answer(got.items, want, user)
+    assert not ({*clicked, offline} & {raw for raw, _ in got.items})
+    with pytest.raises(ValueError, match="one user"):
+        chain_top_k(retrieval, ranker, np.array([1, 2]), np.array([1, 2]), 4, 10, online=online)
