@@ -28,6 +28,7 @@ __all__ = [
     "online_history",
     "online_seen",
     "ranker_inputs",
+    "reads_history",
     "seen_items",
 ]
 
@@ -159,3 +160,12 @@ def ranker_inputs(version, user: int, online: OnlineUser, exclude_seen: bool):
         excluded = np.union1d(excluded, online_seen(version, online.events))
     history = online_history(version, user, online.events)
     return excluded, None if history is None else history[int(user)]
+
+
+def reads_history(version, events: Sequence[Event]) -> bool:
+    """Whether `version` reads a history and `events` hold a positive on an item it knows: a
+    user new to the model can then be recommended from the store's events."""
+    label = version.feature_spec.get("label") or {"kind": "any"}
+    return bool(version.history_length) and any(
+        is_positive(e, label) and version.items.lookup(e.item_id) for e in events
+    )

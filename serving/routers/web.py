@@ -26,7 +26,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from peppercorn.loaded_version import LoadedVersion
-from peppercorn.online_features import OnlineUser, ranker_inputs
+from peppercorn.online_features import OnlineUser, ranker_inputs, reads_history
 from peppercorn.retrieval import ContentError
 from serving import errors
 from serving.chain import content_scores, recommend_chain
@@ -223,7 +223,9 @@ def recommend(
             catalogue.absorb(online.created())
         if body.candidates is not None:
             out.update(_over_candidates(served, retrieval, body, user, catalogue, metrics, state))
-        elif retrieval is not None and (user or retrieval.users.lookup(body.user_id)):
+        elif retrieval is not None and (
+            user or retrieval.users.lookup(body.user_id) or reads_history(retrieval, state.events)
+        ):  # a new user with events in the store is recommended from them
             out.update(_two_stage(served, retrieval, body, settings, catalogue, metrics, state))
         elif user == 0:
             out.update(_popular(served, body.k, None, state))

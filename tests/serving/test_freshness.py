@@ -144,6 +144,16 @@ def test_events_rooms_and_restarts_reach_recommendations(server, trained):
         new = server.post("/predict", {"user_id": user, "item_ids": items, "model": model})
         assert new.json()["scores"] != old.json()["scores"], model
 
+    # A user the models never saw is recommended from the events the store holds.
+    taste = server.top(_users_of(segment, 2)[7], k=20)
+    other = set(server.top(_users_of(segment, 0)[0], k=20))
+    clicks = [_event(100 + i, "newcomer", raw, ago_s=10 - i) for i, raw in enumerate(taste[:5])]
+    assert server.post("/v1/events", {"events": clicks}).status_code == 200
+    r = server.post("/recommend", {"user_id": "newcomer", "k": 10}).json()
+    got = {it["item_id"] for it in r["items"]}
+    assert r["fallback"] is False and not got & set(taste[:5])
+    assert len(got & set(taste)) > len(got & other), (got, taste, other)
+
     # A room created after training, with content, reaches the users of its taste.
     new_room = {"item_id": "room-new-g2", "category": "g2", "tags": []}
     r = server.post("/v1/items", {"items": [new_room]})
