@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from etl.lines import CORRUPT, parse_csv, parse_json, read_lines, require
@@ -24,10 +24,10 @@ from etl.validate import (
     missing,
 )
 from peppercorn.config import join_uri
+from peppercorn.event_rules import EVENTS
 
-__all__ = ["EVENTS", "EVENT_FIELDS", "USER_FIELDS", "extract", "transform"]
+__all__ = ["EVENTS", "EVENT_FIELDS", "USER_FIELDS", "event_rules", "extract", "transform"]
 
-EVENTS = ("impression", "click", "watch", "gift", "follow")
 USER_FIELDS = ["user_id", "age_band", "gender", "city_tier", "device", "signup_date"]
 EVENT_FIELDS = ["event_id", "user_id", "item_id", "event", "ts", "watch_seconds", "gift_value"]
 _ITEM_SCHEMA = (
@@ -35,6 +35,7 @@ _ITEM_SCHEMA = (
 )
 _EVENT_SCHEMA = ", ".join(f"{name} string" for name in EVENT_FIELDS)
 _TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS]XXX"
+_HUGE_YEAR = "^[+-]?[0-9]{6}"
 
 
 def extract(spark, raw_uri: str, events_format: str = "jsonl") -> dict[str, DataFrame]:
@@ -64,7 +65,7 @@ def transform(raw: dict[str, DataFrame], events_format: str = "jsonl") -> Transf
 
 def _users(lines: DataFrame) -> DataFrame:
     df = parse_csv(lines, USER_FIELDS)
-    signup = F.try_to_date(F.trim("signup_date"), "yyyy-MM-dd")
+    signup = _date(F.trim("signup_date"))
     df = first_failure(
         df,
         [
@@ -82,7 +83,7 @@ def _users(lines: DataFrame) -> DataFrame:
 
 def _items(lines: DataFrame) -> DataFrame:
     df = parse_json(lines, _ITEM_SCHEMA)
-    created = F.try_to_date(F.trim("created_at"), "yyyy-MM-dd")
+    created = _date(F.trim("created_at"))
     df = first_failure(
         df,
         [
@@ -100,12 +101,15 @@ def _items(lines: DataFrame) -> DataFrame:
     return classified(df, item_columns(F.col("item_id"), None, categories, tags, F.col("created")))
 
 
-def _events(lines: DataFrame, fmt: str, users: DataFrame, items: DataFrame) -> DataFrame:
+def event_rules(lines: DataFrame, fmt: str = "jsonl") -> DataFrame:
+    """The per-line rules of raw events: `lines` (etl.lines.read_lines) classified, with the
+    clean columns (trimmed ids, lower-cased event, `ts` a timestamp, the values as doubles)
+    and OUTCOME. Mirrored in Python by `peppercorn.event_rules.validate_event`."""
     if fmt == "csv":
         df, malformed = parse_csv(lines, EVENT_FIELDS), "malformed_csv"
     else:
         df, malformed = parse_json(lines, _EVENT_SCHEMA), "malformed_json"
-    ts = F.try_to_timestamp(F.trim("ts"), F.lit(_TS_FORMAT))
+    ts = _timestamp(F.trim("ts"), _TS_FORMAT)
     watch, gift = as_double("watch_seconds"), as_double("gift_value")
     event = F.lower(F.trim("event"))
     df = first_failure(
@@ -128,7 +132,7 @@ def _events(lines: DataFrame, fmt: str, users: DataFrame, items: DataFrame) -> D
             ("missing_gift_value", (event == "gift") & gift.isNull()),
         ],
     )
-    df = df.select(
+    return df.select(
         F.trim("event_id").alias("event_id"),
         F.trim("user_id").alias("user_id"),
         F.trim("item_id").alias("item_id"),
@@ -138,6 +142,24 @@ def _events(lines: DataFrame, fmt: str, users: DataFrame, items: DataFrame) -> D
         gift.alias("gift_value"),
         *OUTCOME,
     )
+
+
+def _timestamp(text: Column, pattern: str) -> Column:
+    """try_to_timestamp, null (not an error) for a year of six digits or more.
+
+    Spark 4.1 parses such a year (java.time goes to 999,999,999), then fails the whole job
+    with a long overflow where the instant is beyond its microseconds (past about +294247).
+    """
+    return F.when(~text.rlike(_HUGE_YEAR), F.try_to_timestamp(text, F.lit(pattern)))
+
+
+def _date(text: Column) -> Column:
+    """try_to_date as yyyy-MM-dd, null for a year of six digits or more (as `_timestamp`)."""
+    return F.when(~text.rlike(_HUGE_YEAR), F.try_to_date(text, "yyyy-MM-dd"))
+
+
+def _events(lines: DataFrame, fmt: str, users: DataFrame, items: DataFrame) -> DataFrame:
+    df = event_rules(lines, fmt)
     df = mark_unknown(df, "user_id", users, "unknown_user")
     df = mark_unknown(df, "item_id", items, "unknown_item")
     df = mark_duplicates(df, ["event_id"], [F.col("ts"), F.col("raw")])
