@@ -66,6 +66,7 @@ bench-serve: setup
 	$(PY) -m bench.chain_quality
 	$(PY) -m bench.serve_two_stage
 	$(PY) -m bench.batch_two_stage
+	$(PY) -m bench.events
 
 # /readyz latency while 4 clients send full-catalogue /recommend (bench/results/serve_readyz.md).
 bench-serve-readyz: setup
