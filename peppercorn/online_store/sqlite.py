@@ -198,34 +198,60 @@ class SqliteStore:
         best = winning_versions(events, cutoff)
         if not best:
             return 0
-        added, touched = 0, set()
+        added, touched, rows = 0, set(), []
         with self._transaction() as conn:
+            held = {}
+            ids = list(best)
+            for i in range(0, len(ids), _CHUNK):  # one lookup per chunk, not per event
+                chunk = ids[i : i + _CHUNK]
+                held.update(
+                    (row[0], row[1:])
+                    for row in conn.execute(
+                        "SELECT event_id, ts, digest, user_id FROM ids WHERE event_id IN"
+                        f" ({','.join('?' * len(chunk))})",
+                        chunk,
+                    )
+                )
             for event_id, (e, (ts, digest), _) in best.items():
-                old = conn.execute(
-                    "SELECT ts, digest, user_id FROM ids WHERE event_id = ?", (event_id,)
-                ).fetchone()
+                old = held.get(event_id)
                 if old is not None and old[0] >= cutoff and (old[0], old[1]) <= (ts, digest):
                     continue  # the held version wins (or is this one)
                 added += old is None or old[0] < cutoff
                 if old is not None:
                     touched.add(old[2])
-                conn.execute(
-                    "INSERT OR REPLACE INTO ids VALUES (?, ?, ?, ?)",
-                    (event_id, ts, digest, e.user_id),
-                )
-                conn.execute(
-                    f"INSERT OR REPLACE INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
-                    (event_id, e.user_id, e.item_id, e.event, ts)
-                    + (_number(e.watch_seconds), _number(e.gift_value)),
-                )
+                rows.append((event_id, e, ts, digest))
                 touched.add(e.user_id)
-            for user in touched:
-                conn.execute("DELETE FROM events WHERE user_id = ? AND ts < ?", (user, cutoff))
+            conn.executemany(
+                "INSERT OR REPLACE INTO ids VALUES (?, ?, ?, ?)",
+                [(event_id, ts, digest, e.user_id) for event_id, e, ts, digest in rows],
+            )
+            conn.executemany(
+                f"INSERT OR REPLACE INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?)",
+                [
+                    (event_id, e.user_id, e.item_id, e.event, ts)
+                    + (_number(e.watch_seconds), _number(e.gift_value))
+                    for event_id, e, ts, _ in rows
+                ],
+            )
+            users = sorted(touched)
+            for i in range(0, len(users), _CHUNK):
+                chunk = users[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
                 conn.execute(
-                    "DELETE FROM events WHERE event_id IN (SELECT event_id FROM events"
-                    " WHERE user_id = ? ORDER BY ts DESC, event_id DESC LIMIT -1 OFFSET ?)",
-                    (user, self.events_per_user),
+                    f"DELETE FROM events WHERE user_id IN ({marks}) AND ts < ?", (*chunk, cutoff)
                 )
+                # Trim only the users over the cap (most are not): one counting query.
+                over = conn.execute(
+                    f"SELECT user_id FROM events WHERE user_id IN ({marks})"
+                    " GROUP BY user_id HAVING COUNT(*) > ?",
+                    (*chunk, self.events_per_user),
+                ).fetchall()
+                for (user,) in over:
+                    conn.execute(
+                        "DELETE FROM events WHERE event_id IN (SELECT event_id FROM events"
+                        " WHERE user_id = ? ORDER BY ts DESC, event_id DESC LIMIT -1 OFFSET ?)",
+                        (user, self.events_per_user),
+                    )
         return added
 
     def recent(self, user_ids: Sequence[str], now: float) -> dict[str, list[Event]]:
