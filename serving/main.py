@@ -70,14 +70,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _raw_log(settings: Settings, table: str):
     """The appender of the raw `table` log, or None where the raw root is not local."""
     from peppercorn.config import join_uri
+    from peppercorn.raw_log import RawLogWriter
 
     if settings.raw_root is None:
         return None
     try:
-        from peppercorn.raw_log import RawLogWriter
-
         return RawLogWriter(join_uri(settings.raw_root, table))
-    except (ImportError, ValueError) as exc:
+    except (ValueError, OSError) as exc:  # a remote raw root, or one this server cannot write
         log.warning("accepted %s are not appended to the raw log: %s", table, exc)
         return None
 
