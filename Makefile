@@ -46,6 +46,11 @@ batch: setup
 daily: setup
 	$(PY) -m pipeline daily --config $(CONFIG) $(if $(DT),--dt $(DT))
 
+# The raw event log into the online store: every file not yet read (features/stream.py; run it
+# without --once for a batch every --trigger-s seconds until SIGTERM or Ctrl-C).
+stream: setup
+	$(PY) -m features.stream --config $(CONFIG) --once
+
 bench: bench-engine bench-etl bench-train bench-serve bench-serve-readyz bench-soak bench-distributed
 
 bench-engine: setup

@@ -103,8 +103,10 @@ def _items(lines: DataFrame) -> DataFrame:
 
 def event_rules(lines: DataFrame, fmt: str = "jsonl") -> DataFrame:
     """The per-line rules of raw events: `lines` (etl.lines.read_lines) classified, with the
-    clean columns (trimmed ids, lower-cased event, `ts` a timestamp, the values as doubles)
-    and OUTCOME. Mirrored in Python by `peppercorn.event_rules.validate_event`."""
+    clean columns (trimmed ids, lower-cased event, `ts` a timestamp, the values as doubles),
+    any other columns of `lines`, and OUTCOME. Mirrored in Python by
+    `peppercorn.event_rules.validate_event`."""
+    carried = [c for c in lines.columns if c not in OUTCOME]
     if fmt == "csv":
         df, malformed = parse_csv(lines, EVENT_FIELDS), "malformed_csv"
     else:
@@ -140,6 +142,7 @@ def event_rules(lines: DataFrame, fmt: str = "jsonl") -> DataFrame:
         ts.alias("ts"),
         watch.alias("watch_seconds"),
         gift.alias("gift_value"),
+        *carried,
         *OUTCOME,
     )
 
