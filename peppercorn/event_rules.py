@@ -25,6 +25,7 @@ from typing import Any
 from peppercorn.online_store import Event
 
 __all__ = [
+    "event_csv_line",
     "EVENTS",
     "FIELDS",
     "REASONS",
@@ -119,6 +120,26 @@ def validate_event(
 def future_limit_micros(now: float, max_skew_s: float) -> int:
     """The newest `ts` (epoch microseconds) accepted at `now`: later is `future_timestamp`."""
     return math.floor((now + max_skew_s) * 1_000_000)
+
+
+def event_csv_line(event: Event) -> str:
+    """The raw-log CSV line (`synthetic.format: csv`; columns of FIELDS, RFC-4180 quoting, an
+    empty field for null) that the ETL reads back as `event`'s clean values."""
+    values = [event.event_id, event.user_id, event.item_id, event.event,
+              format_ts(round(event.ts * 1_000_000)),
+              "" if event.watch_seconds is None else repr(float(event.watch_seconds)),
+              "" if event.gift_value is None else repr(float(event.gift_value))]  # fmt: skip
+    return ",".join(_csv_field(v) for v in values)
+
+
+def _csv_field(value: str) -> str:
+    # Quote what would split the line; a quote inside is doubled (RFC 4180). A line break
+    # cannot be kept: the ETL reads the log line by line.
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"a CSV raw log cannot hold a field with a line break: {value[:40]!r}")
+    if any(c in value for c in ',"\n\r') or value != value.strip(" "):
+        return '"' + value.replace('"', '""') + '"'
+    return value
 
 
 def event_line(event: Event) -> str:

@@ -77,8 +77,10 @@ class Settings(BaseSettings):
     # The online store (None: none; from_config always names one) and its SQLite file.
     online_store: OnlineStoreConfig | None = None
     online_store_path: str | None = None
-    # The dataset's raw folder: accepted events are appended to its `events/` log.
+    # The dataset's raw folder (a synthetic-format dataset's): accepted events are appended to
+    # its `events/` log, as JSON lines or CSV (`dataset.synthetic.format`).
     raw_root: str | None = None
+    raw_events_format: str = "jsonl"
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, *_, **__):
@@ -92,11 +94,14 @@ class Settings(BaseSettings):
         section = cfg.serving.model_dump(exclude_none=True)  # unset: the defaults above
         # Requests without a model name go to the model this config trains.
         section["default_model"] = cfg.serving.default_model or cfg.model.name
+        synthetic = cfg.dataset.kind == "synthetic"
         settings = cls(
             model_repository=cfg.paths.model_repository,
             online_store=cfg.online_store,
             online_store_path=cfg.online_store_path(),
-            raw_root=join_uri(cfg.dataset_root(), "raw"),
+            # Other kinds' raw files are elsewhere and in their own formats: no online appends.
+            raw_root=join_uri(cfg.dataset_root(), "raw") if synthetic else None,
+            raw_events_format=cfg.dataset.synthetic.format,
             **section,
         )
         checked = _CliOverrides.model_validate(cli).model_dump(exclude_none=True)

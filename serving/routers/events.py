@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from peppercorn.event_rules import event_line, validate_event
+from peppercorn.event_rules import event_csv_line, event_line, validate_event
 from peppercorn.online_store import StoreUnavailable
 from serving import errors
 from serving.dependencies import Metrics, Online, ServerSettings
@@ -31,6 +31,24 @@ __all__ = ["router"]
 router = APIRouter(tags=["events"])
 _ERRORS: dict[int | str, dict[str, Any]] = {c: {"model": ErrorBody} for c in (400, 413, 503)}
 _SHOWN = 20  # bad events named in the error message (all are in `rejected`)
+
+
+def _lines(accepted: list, fmt: str, rejected: list, metrics) -> tuple[list, list[str]]:
+    """The raw log lines of the accepted events; an event a CSV log cannot hold (a line break
+    in an id) joins `rejected` as `malformed_csv`."""
+    if fmt != "csv":
+        return accepted, [event_line(e) for _, e in accepted]
+    kept, lines = [], []
+    for index, event in accepted:
+        try:
+            lines.append(event_csv_line(event))
+        except ValueError as exc:
+            rejected.append({"index": index, "field": "", "reason": "malformed_csv",
+                             "message": f"events[{index}]: {exc} [malformed_csv]"})  # fmt: skip
+            metrics.events.labels("malformed_csv").inc()
+            continue
+        kept.append((index, event))
+    return kept, lines
 
 
 @router.post("/v1/events", response_model=EventsResponse, responses=_ERRORS)
@@ -47,7 +65,7 @@ def post_events(body: EventsBody, settings: ServerSettings, online: Online, metr
         where = f"events[{i}]"
         event, problem = validate_event(raw, where=where, now=now, max_skew_s=cfg.max_skew_s)
         if problem is None:
-            accepted.append(event)
+            accepted.append((i, event))
             continue
         rejected.append(
             {"index": i, "field": problem.field, "reason": problem.reason,
@@ -55,14 +73,19 @@ def post_events(body: EventsBody, settings: ServerSettings, online: Online, metr
         )  # fmt: skip
         metrics.events.labels(problem.reason).inc()
     if accepted and online.events_log is not None:
-        online.events_log.append([event_line(e) for e in accepted])
+        accepted, lines = _lines(accepted, settings.raw_events_format, rejected, metrics)
+        try:
+            online.events_log.append(lines)
+        except (OSError, ValueError) as exc:  # nothing stored either: the client may retry
+            raise errors.ServingError(503, f"cannot append to the raw event log: {exc}") from None
     stored, new = True, 0
     if accepted:
         try:
-            new = online.append_events(accepted)
+            new = online.append_events([event for _, event in accepted])
         except StoreUnavailable:
             stored = False  # in the raw log: the streaming job will bring them in
     metrics.events.labels("accepted").inc(len(accepted))
+    rejected.sort(key=lambda r: r["index"])
     out = {"accepted": len(accepted), "new": new, "stored": stored, "rejected": rejected}
     if rejected:
         shown = "; ".join(r["message"] for r in rejected[:_SHOWN])

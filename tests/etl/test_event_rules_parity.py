@@ -13,12 +13,13 @@ import math
 import os
 import re
 
+import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from etl.sources.synthetic import event_rules
-from peppercorn.event_rules import EVENTS, event_line, validate_event
+from peppercorn.event_rules import EVENTS, event_csv_line, event_line, validate_event
 
 TS = "2026-10-03T21:14:05Z"
 BASE = {"event_id": "e1", "user_id": "u1", "item_id": "r1", "event": "click", "ts": TS}
@@ -201,12 +202,12 @@ def python_outcome(line: str):
     return (rejection.reason if rejection else None), event
 
 
-def spark_outcomes(spark, lines: list[str]) -> dict[str, tuple]:
+def spark_outcomes(spark, lines: list[str], fmt: str = "jsonl") -> dict[str, tuple]:
     """Each distinct line -> (reason, event_id, user_id, item_id, event, ts µs, watch, gift)."""
     df = spark.createDataFrame([(line,) for line in dict.fromkeys(lines)], "raw string")
     df = df.select("raw", F.lit(None).cast("binary").alias("raw_bytes"))
     df = df.withColumn("reason", F.lit(None).cast("string"))
-    out = event_rules(df, "jsonl").select(
+    out = event_rules(df, fmt).select(
         "raw", "reason", "event_id", "user_id", "item_id", "event",
         F.unix_micros("ts").alias("ts"), "watch_seconds", "gift_value",
     )  # fmt: skip
@@ -259,6 +260,22 @@ def test_the_corpus_gets_the_same_reasons_and_values_from_spark_and_python(spark
     expected = dict(CORPUS)
     assert len(expected) == len(CORPUS), "a corpus line is listed twice"
     bad = mismatches(spark, list(expected), expected)
+    assert not bad, "\n".join(map(repr, bad))
+
+
+def test_csv_lines_of_kept_events_read_back_as_the_same_events(spark):
+    # A dataset with `synthetic.format: csv`: the events API writes CSV lines into its log.
+    kept = [e for e in (python_outcome(line)[1] for line, _ in CORPUS) if e is not None]
+    breaking = [e for e in kept if any(c in f for f in (e.event_id, e.user_id, e.item_id)
+                                       for c in "\n\r")]  # fmt: skip
+    for event in breaking:
+        with pytest.raises(ValueError, match="line break"):
+            event_csv_line(event)
+    written = {event_csv_line(e): e for e in kept if e not in breaking}
+    assert len(written) >= 20
+    back = spark_outcomes(spark, list(written), "csv")
+    bad = [(line, back[line], clean(e)) for line, e in written.items()
+           if back[line][0] is not None or not agree(back[line][1:], clean(e))]  # fmt: skip
     assert not bad, "\n".join(map(repr, bad))
 
 

@@ -7,6 +7,7 @@ Redis leaves requests answering from the exported histories."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 import time
@@ -101,6 +102,7 @@ def server(request, trained, tmp_path):
         redis_url = request.getfixturevalue("redis_server").url
     srv = Server(_config(tmp_path, trained[0], request.param, redis_url)).start()
     srv.kind = request.param
+    srv.raw_events = tmp_path / "data" / "synthetic" / "raw" / "events"
     try:
         yield srv
     finally:
@@ -135,8 +137,9 @@ def test_events_rooms_and_restarts_reach_recommendations(server, trained):
     scores = {m: server.post("/predict", {"user_id": user, "item_ids": items, "model": m})
               for m in ("fism", "two_tower")}  # fmt: skip
     watched = before[1]
-    r = server.post("/v1/events", {"events": [_event(1, user, watched, "watch") | {
+    r_watch = server.post("/v1/events", {"events": [_event(1, user, watched, "watch") | {
         "watch_seconds": 120}]})  # fmt: skip
+    r = r_watch
     assert r.status_code == 200 and r.json()["accepted"] == 1 and r.json()["stored"], r.text
     after = server.top(user)
     assert watched not in after
@@ -161,8 +164,10 @@ def test_events_rooms_and_restarts_reach_recommendations(server, trained):
     group = _users_of(segment, 2)[1:6]
     assert sum("room-new-g2" in server.top(u) for u in group) >= 4
 
-    # A restarted server finds all of it in the store.
+    # A restarted server finds all of it in the store; the raw log holds what was accepted.
     server.stop()
+    logged = "".join(p.read_text() for p in server.raw_events.glob("online-*.jsonl"))
+    assert json.loads(r_watch.request.content)["events"][0]["event_id"] in logged
     server.start()
     assert watched not in server.top(user)
     assert sum("room-new-g2" in server.top(u) for u in group) >= 4
