@@ -301,14 +301,14 @@ def _top(client: httpx.Client, user: str) -> list[str]:
     return [str(it["item_id"]) for it in r.json()["items"]]
 
 
-def _delays(base: str, n: int, users: int, items: int, background: _Background) -> dict:
+def _delays(base: str, n: int, users: int, items: int, background: _Background | None) -> dict:
     """Click a user's top item, poll /recommend until it is gone: seconds from the POST."""
     rng = random.Random(7)
     maker = _EventMaker(users, items, seed=99)
     delays, polls, misses, first = [], [], 0, 0
     with httpx.Client(base_url=base, timeout=30) as client:
         for _ in range(n):
-            if not background.running():
+            if background is not None and not background.running():
                 break
             user = str(rng.randint(1, users))
             top = _top(client, user)
@@ -362,25 +362,29 @@ def _store_run(args, tmp: Path, store: str, bodies: Path) -> dict:
         run: dict = {"load_seconds": server.load_seconds, "batches": {}}
         _warm_up(server.base, args.users, args.items)
 
-        def measure(what, seconds=args.seconds):
-            bg = _Background(server.base, bodies, args.recommend_rate, seconds + 2)
-            time.sleep(1.0)  # the load generator's start-up
+        def measure(what, seconds=args.seconds, background=args.recommend_rate > 0):
+            bg = None
+            if background:
+                bg = _Background(server.base, bodies, args.recommend_rate, seconds + 2)
+                time.sleep(1.0)  # the load generator's start-up
             cpu = [server.cpu_seconds(), redis.cpu_seconds() if redis else 0.0, time.monotonic()]
             result = what(bg)
             spent = time.monotonic() - cpu[2]
             result["server_cores"] = round((server.cpu_seconds() - cpu[0]) / spent, 2)
             if redis:
                 result["redis_cores"] = round((redis.cpu_seconds() - cpu[1]) / spent, 2)
-            result["recommend"] = bg.result()
+            result["recommend"] = bg.result() if bg is not None else {"off": True}
             return result
 
-        def ingest(size):
+        def ingest(size, clients=args.clients):
             return lambda bg: asyncio.run(
-                _ingest(server.base, size, args.clients, args.seconds, args.users, args.items)
+                _ingest(server.base, size, clients, args.seconds, args.users, args.items)
             )
 
         for size in BATCHES:
             run["batches"][str(size)] = measure(ingest(size))
+        # The ingestion path's own cost: one client, no /recommend traffic beside it.
+        run["alone"] = measure(ingest(100, clients=1), background=False)
         run["delay"] = measure(
             lambda bg: _delays(server.base, args.delay_samples, args.users, args.items, bg),
             seconds=max(2 * args.seconds, 5.0),  # the samples stop when the load does
@@ -456,6 +460,10 @@ def main(argv: list[str] | None = None) -> dict:
 # ---- the report -----------------------------------------------------------------------------
 
 
+def _rate(rec: dict):
+    return rec.get("achieved_rps", "off" if rec.get("off") else "failed")
+
+
 def _met(flag: bool) -> str:
     return "**met**" if flag else "**NOT met**"
 
@@ -510,8 +518,14 @@ def markdown(r: dict) -> str:
                      x["p99_ms"], x["max_ms"], x["errors"],
                      x["server_cores"] if "redis_cores" not in x
                      else f"{x['server_cores']} (+ redis {x['redis_cores']})",
-                     rec.get("achieved_rps", "failed"), rec.get("p50_ms", ""),
+                     _rate(rec), rec.get("p50_ms", ""),
                      rec.get("p99_ms", "")]  # fmt: skip
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        x = run.get("alone")
+        if x:
+            cells = ["100, alone (1 client, no /recommend)", x["events_per_s"],
+                     x["requests_per_s"], x["p50_ms"], x["p90_ms"], x["p99_ms"], x["max_ms"],
+                     x["errors"], x["server_cores"], "off", "", ""]  # fmt: skip
             lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         d = run["delay"]
         rec = d.get("recommend", {})
@@ -521,7 +535,7 @@ def markdown(r: dict) -> str:
             f"showing the item after {_DELAY_TIMEOUT_S:g} s): median **{d['median_ms']} ms**, "
             f"p99 **{d['p99_ms']} ms**, max {d['max_ms']} ms; gone at the first /recommend "
             f"after the POST in {d['gone_at_first_poll']} of {d['samples']} (most polls "
-            f"{d['max_polls']}). /recommend meanwhile: {rec.get('achieved_rps', 'failed')} "
+            f"{d['max_polls']}). /recommend meanwhile: {_rate(rec)} "
             f"req/s achieved, p99 {rec.get('p99_ms', '')} ms.",
         ]
         t = run.get("targets_met")

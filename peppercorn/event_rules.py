@@ -165,8 +165,10 @@ def event_line(event: Event) -> str:
 def spark_text(value: Any) -> str | None:
     """A JSON value (as `json.loads` gives it) as Spark's `from_json` gives a `string` field."""
     if value is None or isinstance(value, str):
+        if value is None or value.isascii():  # the usual case, and no surrogate in it
+            return value
         # Spark stores strings as UTF-8, where Java writes an unpaired surrogate as "?".
-        return value if value is None else value.encode("utf-8", "replace").decode("utf-8")
+        return value.encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, float):
         return _java_double(value)
     return _jackson(value)
@@ -316,9 +318,18 @@ def timestamp_micros(text: str | None) -> int | None:
     return (seconds - offset) * 1_000_000 + fraction
 
 
+_EPOCH = _dt.datetime(1970, 1, 1)
+
+
 def format_ts(micros: int) -> str:
     """Epoch microseconds as the raw log's `ts`: `yyyy-MM-ddTHH:mm:ss.ffffff+00:00`, a year
     outside 0000-9999 written as `timestamp_micros` reads it back."""
+    try:  # years 1-9999, every event in practice: datetime's C formatting
+        return (_EPOCH + _dt.timedelta(microseconds=micros)).isoformat(
+            timespec="microseconds"
+        ) + "+00:00"
+    except OverflowError:
+        pass
     days, rest = divmod(micros, 86_400_000_000)
     year, month, day = _civil_from_days(days)
     clock = (_dt.datetime.min + _dt.timedelta(microseconds=rest)).strftime("%H:%M:%S.%f")

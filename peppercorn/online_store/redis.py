@@ -29,7 +29,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from peppercorn.online_store import Event, ItemState, StoreSize, StoreUnavailable
-from peppercorn.online_store.sqlite import decode_event, winning_versions
+from peppercorn.online_store.sqlite import decode_event, encode_event, winning_versions
 
 __all__ = ["RedisStore"]
 
@@ -201,7 +201,8 @@ class RedisStore:
         if not best:
             return 0
         argv: list[str] = [self.prefix, repr(cutoff), _ms(self.ttl_s), str(self.events_per_user)]
-        for event_id, (e, (ts, digest), text) in best.items():
+        for event_id, (e, (ts, digest)) in best.items():
+            text = encode_event(e)
             member = f"{event_id}\0{text}"
             argv += [event_id, e.user_id, repr(ts), str(digest), member, _ms(ts + self.ttl_s)]
         with self._guard():
