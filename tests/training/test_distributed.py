@@ -399,6 +399,7 @@ def _ncf_features(src: Path, root: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.nightly  # about 145 s of ML-100K training: the mechanics are tested above in CI
 @pytest.mark.timeout(600)
 def test_ml100k_ncf_hit_rate_matches_single_process(shared_datasets, spark, tmp_path):
     _ncf_features(shared_datasets / "ml-100k-ncf", tmp_path / "data" / "ml100k-ncf")
