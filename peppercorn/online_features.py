@@ -22,7 +22,8 @@ __all__ = [
     "EXPOSURE_EVENTS",
     "OnlineUser",
     "history",
-    "history_matrix",
+    "item_indices",
+    "merged_history",
     "is_positive",
     "offline_indices",
     "online_history",
@@ -71,32 +72,20 @@ def history(
     return ordered[:length]
 
 
-def history_matrix(
-    per_user: list[list[Event] | None],
-    label: dict,
-    length: int,
-    index: Callable[[str], int],
-    fallback: np.ndarray,
+def merged_history(
+    events: Iterable[Event], label: dict, length: int, index: Callable[[str], int], exported
 ) -> np.ndarray:
-    """int32 [users, length]: each user's history, newest first, 0-padded.
+    """int32 [length]: the user's history, newest first, 0-padded.
 
-    The store's positives come first, then the items of `fallback` (the version's exported
-    history, from training) not among them: the store holds a user's newest events, which may
-    be fewer than L, and the older history must not vanish because one new event arrived.
-    A user with nothing in the store keeps the exported row.
+    The store's positives come first, then the items of `exported` (the version's history from
+    training) not among them: the store holds a user's newest events, which may be fewer than
+    L, and the older history must not vanish because one new event arrived.
     """
-    out = np.array(fallback, np.int32, copy=True)
-    for row, events in enumerate(per_user):
-        if not events:
-            continue
-        items = [idx for idx, _ in history(events, label, length, index)]
-        if not items:
-            continue
-        online = set(items)
-        older = [int(i) for i in out[row] if i and int(i) not in online]
-        merged = (items + older)[:length]
-        out[row] = 0
-        out[row, : len(merged)] = merged
+    items = [idx for idx, _ in history(events, label, length, index)]
+    online = set(items)
+    merged = (items + [int(i) for i in exported if i and int(i) not in online])[:length]
+    out = np.zeros(length, np.int32)
+    out[: len(merged)] = merged
     return out
 
 
@@ -115,19 +104,30 @@ class OnlineUser:
 
 
 _OFFLINE: dict[tuple, np.ndarray] = {}
+_OFFLINE_KEPT = 8  # the current set for each version in use (retrieval and ranker)
 
 
-def offline_indices(retrieval, offline: Collection[str], indices: Callable) -> np.ndarray:
-    """The retrieval indices of rooms not live (`indices(retrieval, raw ids)` maps them); the
-    mapping is kept while the set (a frozenset, whose hash Python keeps) and the version's
-    added items stay the same, so a large set costs one mapping, not one per request."""
-    key = (retrieval.uri, retrieval.version, len(retrieval.retrieval.added), frozenset(offline))
+def item_indices(version, raw_ids: Iterable) -> np.ndarray:
+    """The version's sorted unique item indices of `raw_ids`, items added to a retrieval
+    version's live index included; unknown ids are left out."""
+    added = version.retrieval.added if version.retrieval is not None else {}
+    found = [version.items.lookup(raw) or added.get(str(raw), 0) for raw in raw_ids]
+    return np.unique(np.asarray([i for i in found if i], np.int64))
+
+
+def offline_indices(version, offline: Collection[str]) -> np.ndarray:
+    """`item_indices` of the rooms not live, kept while the set (a frozenset, whose hash Python
+    keeps) and the version's added items stay the same: a large set costs one mapping per
+    change, not one per request."""
+    added = len(version.retrieval.added) if version.retrieval is not None else 0
+    key = (version.uri, version.version, added, frozenset(offline))
     with _LOCK:
         found = _OFFLINE.get(key)
     if found is None:
-        found = indices(retrieval, key[3])
+        found = item_indices(version, key[3])
         with _LOCK:
-            _OFFLINE.clear()  # one entry: the current set
+            if len(_OFFLINE) >= _OFFLINE_KEPT:
+                _OFFLINE.pop(next(iter(_OFFLINE)))
             _OFFLINE[key] = found
     return found
 
@@ -137,10 +137,9 @@ def online_history(version, user: int, events: Sequence[Event]):
     when the version reads no history or the events hold no positive it knows)."""
     if not version.history_length or not events:
         return None
-    fallback = version.history_rows(np.asarray([user]))
+    exported = version.history_rows(np.asarray([user]))[0]
     label = version.feature_spec.get("label") or {"kind": "any"}
-    row = history_matrix([list(events)], label, version.history_length, version.items.lookup,
-                         fallback)[0]  # fmt: skip
+    row = merged_history(events, label, version.history_length, version.items.lookup, exported)
     return {int(user): row}
 
 
@@ -154,8 +153,7 @@ def ranker_inputs(version, user: int, online: OnlineUser, exclude_seen: bool):
     """For a version scoring a user alone (one-stage /recommend, /predict): the item indices
     to leave out (the store's seen items when `exclude_seen`, rooms not live) and the history
     row to use (None: the exported one)."""
-    found = [version.items.lookup(raw) for raw in online.offline]
-    excluded = np.asarray([i for i in found if i], np.int64)
+    excluded = offline_indices(version, online.offline) if online.offline else np.empty(0, np.int64)
     if exclude_seen and online.events:
         excluded = np.union1d(excluded, online_seen(version, online.events))
     history = online_history(version, user, online.events)

@@ -27,13 +27,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from peppercorn.loaded_version import LoadedVersion
-from peppercorn.online_features import OnlineUser, offline_indices, online_history, online_seen
+from peppercorn.online_features import (
+    OnlineUser,
+    item_indices,
+    offline_indices,
+    online_history,
+    online_seen,
+)
 
 __all__ = [
     "STAGES",
@@ -116,12 +122,6 @@ def user_indices(
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0)))).astype(np.float32)
-
-
-def _blocked(retrieval: LoadedVersion, blocklist: Collection[str]) -> np.ndarray:
-    added = retrieval.retrieval.added
-    found = [retrieval.items.lookup(raw) or added.get(str(raw), 0) for raw in blocklist]
-    return np.unique(np.asarray([i for i in found if i], np.int64))
 
 
 def _seen_pairs(version: LoadedVersion, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -277,9 +277,9 @@ def chain_top_k(
         raise ValueError(f"online state is for one user, got {users_r.size}")
     timings = dict.fromkeys(STAGES, 0.0)
     clock = time.perf_counter()
-    blocked = _blocked(retrieval, list(blocklist))
+    blocked = item_indices(retrieval, blocklist)
     if online is not None and online.offline:
-        blocked = np.union1d(blocked, offline_indices(retrieval, online.offline, _blocked))
+        blocked = np.union1d(blocked, offline_indices(retrieval, online.offline))
     _lap(timings, "filter", clock)
     parts = [_nothing()]  # the columns' dtypes when there are no users
     for start in range(0, users_r.size, users_per_chunk):

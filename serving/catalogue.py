@@ -27,6 +27,7 @@ class LiveCatalogue:
         self._generation = 0
         self._lock = threading.Lock()
         self._synced: dict[tuple[str, int], int] = {}  # (uri, version) -> generation synced
+        self._absorbed: dict | None = None  # the store's created dict absorbed last
 
     def __len__(self) -> int:
         with self._lock:
@@ -51,8 +52,14 @@ class LiveCatalogue:
 
     def absorb(self, created: dict) -> int:
         """Take the online store's created items (raw id -> ItemState with content) that this
-        catalogue does not hold with the same content; how many were new or changed."""
+        catalogue does not hold with the same content; how many were new or changed.
+
+        `created` is the store's (cached) dict: the one absorbed last is skipped at once, so a
+        request pays for the comparison only when the store's rooms changed."""
         with self._lock:
+            if created is self._absorbed:
+                return 0
+            self._absorbed = created
             fresh = [
                 (raw, state.content)
                 for raw, state in created.items()

@@ -51,10 +51,6 @@ class OnlineState:
         self._created_read = -float("inf")
         self._set_up(store is not None)
 
-    @property
-    def configured(self) -> bool:
-        return self.store is not None
-
     def status(self) -> dict:
         """For /readyz: whether the store answers, and why not."""
         if self.store is None:  # none configured, or one that could not be opened
@@ -68,9 +64,6 @@ class OnlineState:
             if self._down_since is None:
                 return {"online_store": "available"}
             return {"online_store": "unavailable", "online_store_error": self._error}
-
-    def available(self) -> bool:
-        return self.store is not None and self._down_since is None
 
     def _set_up(self, up: bool) -> None:
         if self._metrics is not None:

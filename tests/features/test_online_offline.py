@@ -222,7 +222,7 @@ def test_a_store_keeping_the_newest_events_gives_their_offline_history(spark, of
     """With `events_per_user` below a user's count, the store keeps the newest events by
     (ts, event_id), and what holds is: the online history equals the stage's history over
     those newest events only (older positives are the exported history's part, which
-    `history_matrix` appends), and so does the seen set."""
+    `merged_history` appends), and so does the seen set."""
     label, per_user = LABELS[n], _replay(tmp_path, "kept", events_per_user=KEPT)
     newest = _newest(EVENTS, KEPT)
     assert {u: [e.event_id for e in ev] for u, ev in per_user.items()} == {
