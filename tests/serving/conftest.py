@@ -150,3 +150,24 @@ def served(repo: Path):
     with TestClient(app) as client:
         wait_until(lambda: client.get("/readyz").status_code == 200)
         yield client, built
+
+
+def train_grouped(root: Path, runs: dict) -> tuple[Path, dict]:
+    """Train and export each `name: (TrainingConfig, params)` on a grouped synthetic dataset
+    with item content (120 users, 80 items, 4 taste groups) under `root`: the repository and
+    each user index's group."""
+    import pyarrow.parquet as pq
+
+    from training.data import open_dataset
+    from training.data.synthetic import write_synthetic_dataset
+    from training.export import export_model
+    from training.trainer import Trainer
+
+    write_synthetic_dataset(root, users=120, items=80, groups=4, per_user=12, item_content=True,
+                            seed=3)  # fmt: skip
+    dataset = open_dataset(str(root))
+    for name, (cfg, params) in runs.items():
+        trainer = Trainer(dataset, cfg, name, params, root / f"ck-{name}", progress=False)
+        export_model(trainer.fit(), dataset, trainer.seen, root / "models", name, None)
+    profile = pq.read_table(root / "features" / "user_profile").to_pandas()
+    return root / "models", dict(zip(profile.user_idx, profile.segment_idx - 1, strict=True))

@@ -14,16 +14,12 @@ import time
 from pathlib import Path
 
 import httpx
-import pyarrow.parquet as pq
 import pytest
 
 from peppercorn.config import TrainingConfig
 from tests.processes import free_port, wait_ready
 from tests.redis_server import redis_server  # noqa: F401
-from training.data import open_dataset
-from training.data.synthetic import write_synthetic_dataset
-from training.export import export_model
-from training.trainer import Trainer
+from tests.serving.conftest import train_grouped
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -33,21 +29,13 @@ pytestmark = pytest.mark.slow
 def trained(tmp_path_factory):
     """`two_tower` (retrieval) and `fism` (ranker), both reading each user's history."""
     root = tmp_path_factory.mktemp("fresh")
-    write_synthetic_dataset(root, users=120, items=80, groups=4, per_user=12, item_content=True,
-                            seed=3)  # fmt: skip
-    dataset = open_dataset(str(root))
     runs = {
         "two_tower": (TrainingConfig(epochs=12, batch_size=64, learning_rate=0.01, seed=1),
                       {"dim": 16, "id_dim": 16, "layers": [32], "uniform_negatives": 32}),
         "fism": (TrainingConfig(epochs=6, batch_size=64, learning_rate=0.01, seed=1),
                  {"factors": 8}),
     }  # fmt: skip
-    for name, (cfg, params) in runs.items():
-        trainer = Trainer(dataset, cfg, name, params, root / f"ck-{name}", progress=False)
-        export_model(trainer.fit(), dataset, trainer.seen, root / "models", name, None)
-    profile = pq.read_table(root / "features" / "user_profile").to_pandas()
-    segment = dict(zip(profile.user_idx, profile.segment_idx - 1, strict=True))
-    return root / "models", segment
+    return train_grouped(root, runs)
 
 
 class Server:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
@@ -17,11 +16,7 @@ from peppercorn.config import TrainingConfig, load_config
 from serving.main import create_app
 from serving.settings import Settings
 from tests.processes import free_port, wait_ready
-from tests.serving.conftest import wait_until
-from training.data import open_dataset
-from training.data.synthetic import write_synthetic_dataset
-from training.export import export_model
-from training.trainer import Trainer
+from tests.serving.conftest import train_grouped, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUPS = 4
@@ -34,24 +29,13 @@ USERS_AB = 2000
 def trained(tmp_path_factory):
     """A repository with `two_tower` v1 and `gmf` v1 trained on grouped data with content."""
     root = tmp_path_factory.mktemp("two_stage")
-    write_synthetic_dataset(
-        root, users=120, items=80, groups=GROUPS, per_user=12, item_content=True, seed=3
-    )
-    dataset = open_dataset(str(root))
-    repo = root / "models"
     runs = {
         "two_tower": (TrainingConfig(epochs=12, batch_size=64, learning_rate=0.01, seed=1),
                       {"dim": 16, "id_dim": 16, "layers": [32], "uniform_negatives": 32}),
         "gmf": (TrainingConfig(epochs=8, batch_size=64, learning_rate=0.01, seed=1),
                 {"factors": 8}),
     }  # fmt: skip
-    for name, (cfg, params) in runs.items():
-        trainer = Trainer(dataset, cfg, name, params, root / f"ck-{name}", progress=False)
-        result = trainer.fit()
-        export_model(result, dataset, trainer.seen, repo, name, None)
-    profile = pq.read_table(root / "features" / "user_profile").to_pandas()
-    segment = dict(zip(profile.user_idx, profile.segment_idx - 1, strict=True))
-    return repo, segment
+    return train_grouped(root, runs)
 
 
 def _settings(repo: Path, **serving) -> Settings:
