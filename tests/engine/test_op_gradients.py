@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import engine as tf
 from engine.graph import OP_TYPES
+from tests.engine.gradcheck import check_gradient
 
 RNG = np.random.default_rng(1234)
 
@@ -121,55 +125,19 @@ def _builtin_op_types() -> set[str]:
 
 
 def test_every_builtin_op_type_has_a_gradient_check():
+    # Op families keep their cases in tests/engine/test_grad_<family>.py (a CASES list each).
     covered = {case[1] for case in CASES} | NOT_DIFFERENTIABLE
+    for path in sorted(Path(__file__).parent.glob("test_grad_*.py")):
+        module = importlib.import_module(f"tests.engine.{path.stem}")
+        covered |= {case[1] for case in module.CASES}
+        covered |= set(getattr(module, "NOT_DIFFERENTIABLE", ()))
     missing = _builtin_op_types() - covered
     assert not missing, f"ops registered without a finite-difference gradient test: {missing}"
 
 
-def _loss_value(device, graph, loss, feed):
-    # A fresh session per evaluation: ops drawing random numbers (dropout) see the same draws.
-    with tf.Session(graph, device=device, seed=7) as session:
-        return float(session.run(loss, feed))
-
-
-def _numeric_gradient(f, x, eps=1e-6):
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        orig = x[i]
-        x[i] = orig + eps
-        up = f(x)
-        x[i] = orig - eps
-        down = f(x)
-        x[i] = orig
-        grad[i] = (up - down) / (2 * eps)
-    return grad
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_gradient_matches_finite_differences(device, case):
-    _, _, build, inputs, diff = case
-    inputs = [a.copy() for a in inputs]
-    with tf.Graph().as_default() as graph:
-        nodes = [tf.placeholder(a.dtype, a.shape) for a in inputs]
-        out = build(*nodes)
-        feed = dict(zip(nodes, inputs, strict=True))
-        with tf.Session(graph, device=device, seed=7) as session:
-            out_shape = np.shape(session.run(out, feed))
-        weights = tf.constant(RNG.standard_normal(out_shape))
-        loss = tf.reduce_sum(out * weights)
-        grads = tf.gradients(loss, [nodes[i] for i in diff])
-        with tf.Session(graph, device=device, seed=7) as session:
-            analytic = session.run(grads, feed)
-    for i, got in zip(diff, analytic, strict=True):
-        if isinstance(got, tf.IndexedSlices):
-            got = got.to_dense()
-
-        def f(x, i=i):
-            return _loss_value(device, graph, loss, {**feed, nodes[i]: x})
-
-        expected = _numeric_gradient(f, inputs[i])
-        assert got.shape == inputs[i].shape
-        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-8, err_msg=f"input {i}")
+    check_gradient(device, case)
 
 
 def test_stop_gradient_passes_no_gradient(device):
