@@ -10,7 +10,24 @@ from __future__ import annotations
 
 import numpy as _np
 
-from engine import train
+# Modules whose whole `__all__` is TF-1's top level (each lists its own names).
+from engine import (
+    clip_ops,
+    creation,
+    init_ops,
+    initializers,
+    layers,
+    losses,
+    nn,
+    ops_index,
+    ops_shape,
+    random_ops,
+    shapes,
+    sparse_tensor,
+    state_ops,
+    train,
+    variable_scope,
+)
 from engine.autodiff import (
     GradientTensor,
     NotDifferentiable,
@@ -18,6 +35,8 @@ from engine.autodiff import (
     compute_gradients,
     gradients,
 )
+from engine.clip_ops import *  # noqa: E402, F403
+from engine.creation import *  # noqa: E402, F403
 from engine.errors import FeedError, GraphError, NoGradientError, OpExecutionError
 from engine.graph import (
     OP_TYPES,
@@ -33,53 +52,45 @@ from engine.graph import (
     reset_default_graph,
     topological_order,
 )
-from engine.ops_array import (
-    cast,
-    clip_by_value,
-    concat,
-    embedding_lookup,
-    gather,
-    identity,
-    reduce_max,
-    reduce_mean,
-    reduce_sum,
-    reshape,
-    stop_gradient,
-    transpose,
-)
-from engine.ops_linalg import FUSED_ACTIVATIONS, fused_dense, matmul
-from engine.ops_math import (
-    add,
-    divide,
-    exp,
-    log,
-    multiply,
-    negative,
-    relu,
-    sigmoid,
-    sqrt,
-    square,
-    subtract,
-    tanh,
-)
-from engine.ops_nn import (
-    dropout,
-    l2_loss,
-    log_softmax,
-    sigmoid_cross_entropy_with_logits,
-    softmax,
-    softmax_cross_entropy_with_logits,
-)
+from engine.init_ops import *  # noqa: E402, F403
+from engine.ops_array import *  # noqa: E402, F403
+from engine.ops_index import *  # noqa: E402, F403
+from engine.ops_linalg import *  # noqa: E402, F403
+from engine.ops_math import *  # noqa: E402, F403
+from engine.ops_nn import *  # noqa: E402, F403
+from engine.ops_shape import *  # noqa: E402, F403
 from engine.passes import optimize_for_inference
+from engine.random_ops import *  # noqa: E402, F403
 from engine.saved import SavedGraph, SavedGraphError, load, save
 from engine.session import Session, global_variables_initializer
+from engine.shapes import *  # noqa: E402, F403
 from engine.sparse import IndexedSlices
+from engine.sparse_tensor import *  # noqa: E402, F403
+from engine.state_ops import *  # noqa: E402, F403
+from engine.variable_scope import *  # noqa: E402, F403
 
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int32, int64, bool_ = _np.int32, _np.int64, _np.bool_
 
+_STAR_MODULES = (
+    clip_ops,
+    creation,
+    init_ops,
+    ops_array,
+    ops_index,
+    ops_linalg,
+    ops_math,
+    ops_nn,
+    ops_shape,
+    random_ops,
+    shapes,
+    sparse_tensor,
+    state_ops,
+    variable_scope,
+)
+
 __all__ = [
-    "FUSED_ACTIVATIONS",
+    *(name for module in _STAR_MODULES for name in module.__all__),
     "OP_TYPES",
     "Constant",
     "FeedError",
@@ -98,54 +109,26 @@ __all__ = [
     "SavedGraphError",
     "Session",
     "Variable",
-    "add",
     "bool_",
-    "cast",
-    "clip_by_value",
     "compute_gradients",
-    "concat",
     "constant",
-    "divide",
-    "dropout",
-    "embedding_lookup",
-    "exp",
     "float16",
     "float32",
     "float64",
-    "fused_dense",
-    "gather",
     "get_default_graph",
     "global_variables_initializer",
     "gradients",
-    "identity",
+    "initializers",
     "int32",
     "int64",
-    "l2_loss",
+    "layers",
     "load",
-    "log",
-    "log_softmax",
-    "matmul",
+    "losses",
     "optimize_for_inference",
-    "multiply",
-    "negative",
+    "nn",
     "placeholder",
-    "reduce_max",
-    "reduce_mean",
-    "reduce_sum",
-    "relu",
     "save",
     "reset_default_graph",
-    "reshape",
-    "sigmoid",
-    "sigmoid_cross_entropy_with_logits",
-    "softmax",
-    "softmax_cross_entropy_with_logits",
-    "sqrt",
-    "square",
-    "stop_gradient",
-    "subtract",
-    "tanh",
     "topological_order",
     "train",
-    "transpose",
 ]
