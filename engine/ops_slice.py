@@ -1,0 +1,305 @@
+"""Slicing: strided_slice (what `x[...]` builds), slice, split and unstack, with gradients.
+
+`strided_slice` keeps TF-1's attrs (begin, end, strides and the five bit masks) and runs as
+one numpy basic index, so `x[:, 0]`, `x[1:3]`, `x[..., None]`, `x[:, -1]`, `x[::-2]` cost a
+view.  Its gradient writes the incoming gradient into zeros of the input's shape.
+"""
+
+from __future__ import annotations
+
+import builtins
+import operator
+from functools import cached_property
+
+from engine.autodiff import RegisterGradient
+from engine.graph import Operation
+from engine.shape_helpers import int_list, normalize_axis, static_shape_of
+from engine.shapes import TensorShape
+
+__all__ = ["getitem", "newaxis", "slice", "split", "strided_slice", "unstack"]
+
+newaxis = None
+_py_slice = builtins.slice  # this module's `slice` is TF-1's
+
+_INDEX_HELP = "Only integers, slices (`:`), ellipsis (`...`), tf.newaxis (`None`) are valid indices"
+
+
+def _index_key(begin, end, strides, begin_mask, end_mask, ellipsis_mask, new_axis_mask, shrink):
+    """The numpy basic index TF's strided-slice attrs stand for."""
+    key = []
+    for i, (b, e, s) in enumerate(zip(begin, end, strides, strict=True)):
+        bit = 1 << i
+        if ellipsis_mask & bit:
+            key.append(Ellipsis)
+        elif new_axis_mask & bit:
+            key.append(None)
+        elif shrink & bit:
+            key.append(int(b))
+        else:
+            key.append(_py_slice(None if begin_mask & bit else b, None if end_mask & bit else e, s))
+    return tuple(key)
+
+
+def _key_shape(shape: TensorShape, key: tuple, what: str, strict: bool) -> TensorShape:
+    """The static shape of `value[key]` for a value of `shape` (strict: ValueError on an index
+    the known shape cannot take, as TF-1 does at build time)."""
+    if shape.rank is None:
+        return TensorShape(None)
+    dims = list(shape)
+    consumed = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if consumed > len(dims):
+        if strict:
+            raise ValueError(f"{what}: {consumed} indices for a tensor of rank {len(dims)}")
+        return TensorShape(None)
+    out, pos = [], 0
+    for k in key:
+        if k is Ellipsis:
+            covered = len(dims) - consumed
+            out.extend(dims[pos : pos + covered])
+            pos += covered
+        elif k is None:
+            out.append(1)
+        elif isinstance(k, int):
+            d = dims[pos]
+            if strict and d is not None and not -d <= k < d:
+                raise ValueError(
+                    f"{what}: index {k} is out of bounds for dimension {pos} of size {d}"
+                )
+            pos += 1
+        else:
+            d = dims[pos]
+            pos += 1
+            out.append(None if d is None else len(range(*k.indices(d))))
+    out.extend(dims[pos:])
+    return TensorShape(out)
+
+
+class StridedSlice(Operation):
+    """input[begin:end:strides] with TF-1's masks; a numpy basic index at run time."""
+
+    op_type = "strided_slice"
+
+    @cached_property
+    def key(self) -> tuple:
+        a = self.attrs
+        return _index_key(
+            a["begin"], a["end"], a["strides"], a["begin_mask"], a["end_mask"],
+            a["ellipsis_mask"], a["new_axis_mask"], a["shrink_axis_mask"],
+        )  # fmt: skip
+
+    def forward(self, xp, x):
+        return x[self.key]
+
+    def infer_shape(self, shape):
+        return _key_shape(shape, self.key, self.name, strict=False)
+
+
+@RegisterGradient("strided_slice")
+def _strided_slice_grad(op, g):
+    x = op.inputs[0]
+    full = op.xp.zeros(x.shape, dtype=g.dtype)
+    full[op.op.key] = g
+    return (full,)
+
+
+def strided_slice(
+    input_,
+    begin,
+    end,
+    strides=None,
+    begin_mask=0,
+    end_mask=0,
+    ellipsis_mask=0,
+    new_axis_mask=0,
+    shrink_axis_mask=0,
+    var=None,
+    name=None,
+):
+    """input_[begin:end:strides] per dimension, with TF-1's bit masks (bit i: entry i):
+    begin_mask/end_mask ignore begin[i]/end[i], ellipsis_mask is `...`, new_axis_mask inserts
+    a dimension of 1, shrink_axis_mask takes index begin[i] and drops the dimension."""
+    begin = int_list(begin, "strided_slice: begin")
+    end = int_list(end, "strided_slice: end")
+    strides = [1] * len(begin) if strides is None else int_list(strides, "strided_slice: strides")
+    if not len(begin) == len(end) == len(strides):
+        raise ValueError("strided_slice: begin, end and strides must have the same length")
+    if 0 in strides:
+        raise ValueError("strided_slice: strides must be non-zero")
+    if bin(int(ellipsis_mask)).count("1") > 1:
+        raise ValueError("strided_slice: at most one ellipsis (ellipsis_mask has several bits)")
+    attrs = dict(
+        begin=begin,
+        end=end,
+        strides=strides,
+        begin_mask=int(begin_mask),
+        end_mask=int(end_mask),
+        ellipsis_mask=int(ellipsis_mask),
+        new_axis_mask=int(new_axis_mask),
+        shrink_axis_mask=int(shrink_axis_mask),
+    )
+    key = _index_key(*attrs.values())
+    _key_shape(static_shape_of(input_), key, name or "strided_slice", strict=True)
+    return StridedSlice([input_], name=name, **attrs)
+
+
+def _attrs_from_key(key) -> dict:
+    """TF-1 strided-slice attrs for a Python index (ints, slices, `...`, None)."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    begin, end, strides = [], [], []
+    masks = dict(begin_mask=0, end_mask=0, ellipsis_mask=0, new_axis_mask=0, shrink_axis_mask=0)
+    for i, k in enumerate(key):
+        bit = 1 << i
+        if k is Ellipsis:
+            if masks["ellipsis_mask"]:
+                raise ValueError("an index can only have a single ellipsis ('...')")
+            masks["ellipsis_mask"] |= bit
+            begin.append(0), end.append(0), strides.append(1)
+        elif k is None:
+            masks["new_axis_mask"] |= bit
+            begin.append(0), end.append(0), strides.append(1)
+        elif isinstance(k, _py_slice):
+            parts = (k.start, k.stop, k.step)
+            if any(p is not None and not _is_int(p) for p in parts):
+                raise TypeError(f"{_INDEX_HELP}; slice bounds must be Python ints, got {k!r}")
+            step = 1 if k.step is None else int(k.step)
+            if step == 0:
+                raise ValueError("slice step cannot be zero")
+            if k.start is None:
+                masks["begin_mask"] |= bit
+            if k.stop is None:
+                masks["end_mask"] |= bit
+            begin.append(0 if k.start is None else int(k.start))
+            end.append(0 if k.stop is None else int(k.stop))
+            strides.append(step)
+        elif _is_int(k):
+            masks["shrink_axis_mask"] |= bit
+            begin.append(int(k)), end.append(int(k) + 1), strides.append(1)
+        else:
+            raise TypeError(f"{_INDEX_HELP}, got {k!r}")
+    return dict(begin=begin, end=end, strides=strides, **masks)
+
+
+def _is_int(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        operator.index(value)  # ints and numpy integers; not floats, nodes, lists
+    except TypeError:
+        return False
+    return True
+
+
+def getitem(node, key):
+    """`node[key]` as TF-1 builds it: a strided_slice (ints drop a dimension, None adds one)."""
+    return strided_slice(node, **_attrs_from_key(key), name="strided_slice")
+
+
+def slice(input_, begin, size, name=None):  # noqa: A001 - TF-1's name
+    """The block of `input_` starting at `begin` of extent `size` (-1: to the end)."""
+    begin = int_list(begin, "slice: begin")
+    size = int_list(size, "slice: size")
+    if len(begin) != len(size):
+        raise ValueError(f"slice: begin {begin} and size {size} must have the same length")
+    if any(b < 0 for b in begin):
+        raise ValueError(f"slice: begin must be non-negative, got {begin}")
+    end_mask = sum(1 << i for i, s in enumerate(size) if s == -1)
+    end = [b + s if s != -1 else 0 for b, s in zip(begin, size, strict=True)]
+    return strided_slice(input_, begin, end, end_mask=end_mask, name=name or "Slice")
+
+
+class Split(Operation):
+    """Piece `index` of `value` split along `axis` into `num` equal parts or `sizes`."""
+
+    op_type = "split"
+
+    def _bounds(self, dim: int) -> tuple[int, int]:
+        sizes, index = self.attrs["sizes"], self.attrs["index"]
+        if sizes is None:
+            num = self.attrs["num"]
+            if dim % num:
+                raise ValueError(f"split: dimension of size {dim} is not divisible by {num}")
+            piece = dim // num
+            return index * piece, (index + 1) * piece
+        sizes = list(sizes)
+        if -1 in sizes:
+            sizes[sizes.index(-1)] = dim - (sum(sizes) + 1)
+        if sum(sizes) != dim or min(sizes) < 0:
+            raise ValueError(f"split: sizes {self.attrs['sizes']} do not add up to {dim}")
+        start = sum(sizes[:index])
+        return start, start + sizes[index]
+
+    def _key(self, ndim: int, dim: int) -> tuple:
+        axis = self.attrs["axis"] % ndim
+        start, stop = self._bounds(dim)
+        return (_py_slice(None),) * axis + (_py_slice(start, stop),)
+
+    def forward(self, xp, x):
+        return x[self._key(x.ndim, x.shape[self.attrs["axis"]])]
+
+    def infer_shape(self, shape):
+        if shape.rank is None:
+            return None
+        axis = self.attrs["axis"] % shape.rank
+        dims = list(shape)
+        sizes = self.attrs["sizes"]
+        if sizes is not None and -1 not in sizes:
+            dims[axis] = sizes[self.attrs["index"]]
+        elif dims[axis] is not None:
+            start, stop = self._bounds(dims[axis])
+            dims[axis] = stop - start
+        return dims
+
+
+@RegisterGradient("split")
+def _split_grad(op, g):
+    x = op.inputs[0]
+    full = op.xp.zeros(x.shape, dtype=g.dtype)
+    full[op.op._key(x.ndim, x.shape[op.op.attrs["axis"]])] = g
+    return (full,)
+
+
+def split(value, num_or_size_splits, axis=0, num=None, name="split"):
+    """A list of pieces of `value` along `axis`: `num_or_size_splits` equal parts (an int), or
+    parts of the listed sizes (one may be -1: the rest)."""
+    shape = static_shape_of(value)
+    axis = normalize_axis(axis, shape.rank, "split")
+    dim = None if shape.rank is None else shape[axis]
+    if isinstance(num_or_size_splits, int) or getattr(num_or_size_splits, "ndim", 1) == 0:
+        count = int(num_or_size_splits)
+        if count <= 0:
+            raise ValueError(f"split: the number of splits must be positive, got {count}")
+        if dim is not None and dim % count:
+            raise ValueError(f"split: dimension {axis} of size {dim} is not divisible by {count}")
+        sizes = None
+    else:
+        sizes = int_list(num_or_size_splits, "split: num_or_size_splits")
+        count = len(sizes) if num is None else int(num)
+        if count != len(sizes):
+            raise ValueError(f"split: num={num} but {len(sizes)} sizes were given")
+        if sizes.count(-1) > 1:
+            raise ValueError("split: at most one size may be -1")
+        if dim is not None and -1 not in sizes and sum(sizes) != dim:
+            raise ValueError(f"split: sizes {sizes} do not add up to dimension {axis} ({dim})")
+    return [
+        Split([value], name=name, axis=axis, num=count, sizes=sizes, index=i) for i in range(count)
+    ]
+
+
+def unstack(value, num=None, axis=0, name="unstack"):
+    """The slices of `value` along `axis`, each without that dimension (a list of `num` nodes;
+    `num` defaults to the static size of that dimension)."""
+    shape = static_shape_of(value)
+    axis = int(axis)
+    if shape.rank is not None:
+        axis = normalize_axis(axis, shape.rank, "unstack")
+    if num is None:
+        num = None if shape.rank is None else shape[axis]
+        if num is None:
+            raise ValueError(f"unstack: cannot infer num from shape {shape}; pass num=")
+    head = (_py_slice(None),) * axis if axis >= 0 else (Ellipsis,)
+    tail = () if axis >= 0 else (_py_slice(None),) * (-axis - 1)
+    return [
+        strided_slice(value, **_attrs_from_key(head + (i,) + tail), name=name)
+        for i in range(int(num))
+    ]
