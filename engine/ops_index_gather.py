@@ -135,10 +135,9 @@ class TopKIndices(Operation):
         x = xp.asarray(x)
         # Sorting the negated values, stably, keeps tied entries in position order.
         keys = -x if x.dtype.kind in "fc" else -(x.astype(np.int64))
-        if xp is np:
-            order = np.argsort(keys, axis=-1, kind="stable")
-        else:
-            order = xp.argsort(keys, axis=-1)  # CuPy's sort is stable
+        # numpy needs kind="stable"; CuPy's sort is always stable and takes no kind.
+        stable = {"kind": "stable"} if xp is np else {}
+        order = xp.argsort(keys, axis=-1, **stable)
         return order[..., : self.attrs["k"]].astype(np.int32)
 
     def infer_shape(self, shape):
