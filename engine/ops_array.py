@@ -1,6 +1,8 @@
-"""Reductions, shape ops, gather / embedding_lookup and clipping, with their gradients.
+"""Shape-preserving array ops: concat, reshape, transpose, gather / embedding_lookup, cast,
+clip_by_value, identity, stop_gradient, with their gradients.
 
-Axis attrs are stored JSON-able: None, an int, or a list of ints.
+Reductions live in `ops_reduce` and einsum in `ops_einsum`; their names are re-exported here
+so `tf.*` reaches them.  Axis attrs are stored JSON-able: None, an int, or a list of ints.
 """
 
 from __future__ import annotations
@@ -8,68 +10,47 @@ from __future__ import annotations
 import numpy as np
 
 from engine.autodiff import NotDifferentiable, RegisterGradient
-from engine.graph import Operation
+from engine.graph import Node, Operation
+from engine.ops_einsum import einsum
+from engine.ops_gather import embedding_lookup, gather
+from engine.ops_reduce import (
+    _axis_arg,  # noqa: F401 - kept importable from here for older callers
+    _kept_shape,  # noqa: F401
+    cumsum,
+    reduce_all,
+    reduce_any,
+    reduce_logsumexp,
+    reduce_max,
+    reduce_mean,
+    reduce_min,
+    reduce_prod,
+    reduce_sum,
+)
+from engine.shape_rules import FirstInputDtype, SameShape, attr_dtype
+from engine.shapes import TensorShape, as_shape
 from engine.sparse import IndexedSlices
 
 __all__ = [
     "cast",
     "clip_by_value",
     "concat",
+    "cumsum",
+    "einsum",
     "embedding_lookup",
     "gather",
     "identity",
+    "reduce_all",
+    "reduce_any",
+    "reduce_logsumexp",
     "reduce_max",
     "reduce_mean",
+    "reduce_min",
+    "reduce_prod",
     "reduce_sum",
     "reshape",
     "stop_gradient",
     "transpose",
 ]
-
-
-def _axis_attr(axis):
-    if axis is None or isinstance(axis, int):
-        return axis
-    return [int(a) for a in axis]
-
-
-def _axis_arg(axis):
-    return tuple(axis) if isinstance(axis, list) else axis
-
-
-def _kept_shape(shape, axis):
-    """`shape` with the reduced axes set to 1 (the keepdims=True result shape)."""
-    if axis is None:
-        return (1,) * len(shape)
-    axes = axis if isinstance(axis, list) else [axis]
-    kept = list(shape)
-    for a in axes:
-        kept[a % len(shape)] = 1
-    return tuple(kept)
-
-
-class ReduceSum(Operation):
-    op_type = "reduce_sum"
-
-    def forward(self, xp, x):
-        # asarray: a weakly typed Python-scalar constant has no .sum
-        return xp.asarray(x).sum(axis=_axis_arg(self.axis), keepdims=self.keepdims)
-
-
-class ReduceMean(Operation):
-    op_type = "reduce_mean"
-
-    def forward(self, xp, x):
-        # asarray: a weakly typed Python-scalar constant has no .mean
-        return xp.asarray(x).mean(axis=_axis_arg(self.axis), keepdims=self.keepdims)
-
-
-class ReduceMax(Operation):
-    op_type = "reduce_max"
-
-    def forward(self, xp, x):
-        # asarray: a weakly typed Python-scalar constant has no .max
-        return xp.asarray(x).max(axis=_axis_arg(self.axis), keepdims=self.keepdims)
 
 
 class Concat(Operation):
@@ -78,12 +59,64 @@ class Concat(Operation):
     def forward(self, xp, *values):
         return xp.concatenate(values, axis=self.axis)
 
+    def infer_shape(self, *shapes):
+        shapes = [as_shape(s) for s in shapes]
+        known = [s for s in shapes if s.rank is not None]
+        if not known:
+            return TensorShape(None)
+        rank = len(known[0])
+        axis = self.attrs["axis"] % max(rank, 1)
+        out = [None] * rank
+        total = 0
+        for shape in known:
+            if len(shape) != rank:
+                raise ValueError(
+                    f"concat {self.name!r}: inputs of ranks {len(shape)} and {rank} cannot be "
+                    f"joined (shapes {shape} and {known[0]})"
+                )
+            for i, d in enumerate(shape):
+                if i == axis or d is None:
+                    continue
+                if out[i] is not None and out[i] != d:
+                    raise ValueError(
+                        f"concat {self.name!r}: dimension {i} differs between shapes "
+                        f"{known[0]} and {shape}"
+                    )
+                out[i] = d
+        for shape in shapes:
+            d = shape[axis] if shape.rank is not None else None
+            total = None if total is None or d is None else total + d
+        out[axis] = total
+        return TensorShape(out)
+
 
 class Reshape(Operation):
     op_type = "reshape"
 
     def forward(self, xp, x):
-        return xp.reshape(x, self.shape)
+        return xp.reshape(x, self.attrs["shape"])
+
+    def infer_shape(self, x):
+        target = list(self.attrs["shape"])
+        x = as_shape(x)
+        if -1 in target:
+            total = x.num_elements()
+            known = 1
+            for d in target:
+                known *= 1 if d == -1 else d
+            inferred = None if total is None or known == 0 else total // known
+            if total is not None and known and total % known:
+                raise ValueError(
+                    f"reshape {self.name!r}: cannot reshape a tensor of shape {x} "
+                    f"({total} elements) into shape {target}"
+                )
+            target = [inferred if d == -1 else d for d in target]
+        elif x.is_fully_defined() and x.num_elements() != int(np.prod(target, dtype=np.int64)):
+            raise ValueError(
+                f"reshape {self.name!r}: cannot reshape a tensor of shape {x} "
+                f"({x.num_elements()} elements) into shape {target}"
+            )
+        return TensorShape(target)
 
 
 class Transpose(Operation):
@@ -92,61 +125,66 @@ class Transpose(Operation):
     def forward(self, xp, x):
         return xp.transpose(x, self.perm)
 
+    def infer_shape(self, x):
+        x = as_shape(x)
+        if x.rank is None:
+            return x
+        perm = self.attrs["perm"]
+        if perm is None:
+            return TensorShape(tuple(x)[::-1])
+        if sorted(perm) != list(range(len(x))):
+            raise ValueError(f"transpose {self.name!r}: perm {perm} does not fit shape {x}")
+        return TensorShape([x[p] for p in perm])
 
-class Gather(Operation):
-    """params[indices] along axis 0; the gradient w.r.t. params is row-sparse."""
 
-    op_type = "gather"
-
-    def forward(self, xp, params, indices):
-        return params.take(indices, axis=0)
-
-
-class Cast(Operation):
+class Cast(SameShape, Operation):
     op_type = "cast"
 
     def forward(self, xp, x):
         # asarray: a weakly typed Python-scalar constant has no .astype
-        return xp.asarray(x).astype(self.dtype, copy=False)
+        return xp.asarray(x).astype(self.attrs["dtype"], copy=False)
+
+    def infer_dtype(self, x):
+        return attr_dtype(self)
 
 
-class ClipByValue(Operation):
+class ClipByValue(FirstInputDtype, SameShape, Operation):
+    """t clipped to [lo, hi] (bounds are inputs 1 and 2, tensors or scalars).  As in TF, an
+    IndexedSlices input stays IndexedSlices, its values clipped."""
+
     op_type = "clip_by_value"
+    accepts_indexed_slices = True
 
-    def forward(self, xp, x):
-        return xp.clip(x, self.clip_value_min, self.clip_value_max)
+    def forward(self, xp, x, *bounds):
+        if not bounds:  # graphs saved before the bounds became inputs
+            bounds = (self.attrs["clip_value_min"], self.attrs["clip_value_max"])
+        lo, hi = bounds
+        if type(x) is IndexedSlices:
+            return IndexedSlices(x.indices, _clip(xp, x.values, lo, hi), x.dense_shape)
+        return _clip(xp, x, lo, hi)
 
 
-class Identity(Operation):
+def _clip(xp, x, lo, hi):
+    x = xp.asarray(x)
+    out = xp.minimum(xp.maximum(x, lo), hi)
+    return out.astype(x.dtype, copy=False)  # bounds never promote t's dtype (TF: same dtype)
+
+
+class Identity(SameShape, Operation):
     op_type = "identity"
 
     def forward(self, xp, x):
         return x
 
 
-class StopGradient(Operation):
+class StopGradient(SameShape, Operation):
     op_type = "stop_gradient"
 
     def forward(self, xp, x):
         return x
 
 
-def reduce_sum(x, axis=None, keepdims=False, name=None):
-    """Sum over `axis` (None: all axes)."""
-    return ReduceSum([x], name=name, axis=_axis_attr(axis), keepdims=bool(keepdims))
-
-
-def reduce_mean(x, axis=None, keepdims=False, name=None):
-    """Mean over `axis` (None: all axes)."""
-    return ReduceMean([x], name=name, axis=_axis_attr(axis), keepdims=bool(keepdims))
-
-
-def reduce_max(x, axis=None, keepdims=False, name=None):
-    """Maximum over `axis`; the gradient is shared equally among tied maxima."""
-    return ReduceMax([x], name=name, axis=_axis_attr(axis), keepdims=bool(keepdims))
-
-
-def concat(values, axis, name=None):
+def concat(values, axis, name="concat"):
     """Join `values` along `axis`."""
     values = list(values)
     if not values:
@@ -154,24 +192,17 @@ def concat(values, axis, name=None):
     return Concat(values, name=name, axis=int(axis))
 
 
-def reshape(x, shape, name=None):
-    """`x` with a new shape (one dimension may be -1)."""
-    return Reshape([x], name=name, shape=[int(d) for d in shape])
+def reshape(tensor, shape, name=None):
+    """`tensor` with a new shape (one dimension may be -1)."""
+    dims = [int(d) for d in shape]
+    if dims.count(-1) > 1:
+        raise ValueError(f"reshape: at most one dimension may be -1, got {dims}")
+    return Reshape([tensor], name=name, shape=dims)
 
 
-def transpose(x, perm=None, name=None):
+def transpose(a, perm=None, name="transpose", conjugate=False):
     """Permute axes (default: reverse them)."""
-    return Transpose([x], name=name, perm=None if perm is None else [int(p) for p in perm])
-
-
-def gather(params, indices, name=None):
-    """Rows of `params` at integer `indices` (any shape): result shape indices.shape + row shape."""
-    return Gather([params, indices], name=name)
-
-
-def embedding_lookup(params, ids, name=None):
-    """Embedding rows for `ids` (a gather along axis 0, with a row-sparse gradient)."""
-    return Gather([params, ids], name=name or "embedding_lookup")
+    return Transpose([a], name=name, perm=None if perm is None else [int(p) for p in perm])
 
 
 def cast(x, dtype, name=None):
@@ -179,56 +210,36 @@ def cast(x, dtype, name=None):
     return Cast([x], name=name, dtype=np.dtype(dtype).name)
 
 
-def clip_by_value(x, clip_value_min, clip_value_max, name=None):
-    """x clipped to [min, max]; the gradient is zero where clipping happened."""
-    lo, hi = float(clip_value_min), float(clip_value_max)
-    if lo > hi:
-        raise ValueError(f"clip_by_value: clip_value_min {lo} is greater than clip_value_max {hi}")
-    return ClipByValue([x], name=name, clip_value_min=lo, clip_value_max=hi)
+def clip_by_value(t, clip_value_min, clip_value_max, name=None):
+    """t clipped to [min, max] (scalars or tensors broadcasting to t); the gradient w.r.t. t is
+    zero where clipping happened, and flows to a bound where it was hit (as TF)."""
+    lo, hi = clip_value_min, clip_value_max
+    if not isinstance(lo, Node) and not isinstance(hi, Node) and np.ndim(lo) == np.ndim(hi) == 0:
+        lo, hi = _python_scalar(lo), _python_scalar(hi)
+        if lo > hi:
+            raise ValueError(
+                f"clip_by_value: clip_value_min {lo} is greater than clip_value_max {hi}"
+            )
+    return ClipByValue([t, lo, hi], name=name)
 
 
-def identity(x, name=None):
-    """x unchanged."""
-    return Identity([x], name=name)
+def _python_scalar(value):
+    # A Python number stays weakly typed, so clipping float32 never upcasts it.
+    value = value.item() if hasattr(value, "item") else value
+    return value if isinstance(value, (int, float)) else float(value)
 
 
-def stop_gradient(x, name=None):
-    """x unchanged in the forward pass; no gradient flows through it."""
-    return StopGradient([x], name=name)
+def identity(input, name=None):  # noqa: A002 - TF-1's parameter name
+    """input unchanged."""
+    return Identity([input], name=name)
+
+
+def stop_gradient(input, name=None):  # noqa: A002 - TF-1's parameter name
+    """input unchanged in the forward pass; no gradient flows through it."""
+    return StopGradient([input], name=name)
 
 
 NotDifferentiable("stop_gradient")
-
-
-@RegisterGradient("reduce_sum")
-def _reduce_sum_grad(op, g):
-    x = op.inputs[0]
-    return (op.xp.broadcast_to(g.reshape(_kept_shape(x.shape, op.op.axis)), x.shape),)
-
-
-@RegisterGradient("reduce_mean")
-def _reduce_mean_grad(op, g):
-    x = op.inputs[0]
-    kept = _kept_shape(x.shape, op.op.axis)
-    count = x.size // max(1, _prod(kept))
-    return (op.xp.broadcast_to(g.reshape(kept) / count, x.shape),)
-
-
-def _prod(shape):
-    out = 1
-    for d in shape:
-        out *= d
-    return out
-
-
-@RegisterGradient("reduce_max")
-def _reduce_max_grad(op, g):
-    x = op.inputs[0]
-    axis = op.op.axis
-    kept = _kept_shape(x.shape, axis)
-    hit = x == op.output.reshape(kept)
-    ties = hit.sum(axis=_axis_arg(axis), keepdims=True)
-    return (hit * (g.reshape(kept) / ties),)
 
 
 @RegisterGradient("concat")
@@ -259,26 +270,29 @@ def _transpose_grad(op, g):
     return (op.xp.transpose(g, inverse),)
 
 
-@RegisterGradient("gather")
-def _gather_grad(op, g):
-    params, indices = op.inputs
-    rows = g.reshape((-1,) + params.shape[1:])
-    return IndexedSlices(indices.reshape(-1), rows, params.shape), None
-
-
 @RegisterGradient("cast")
 def _cast_grad(op, g):
     x = op.inputs[0]
-    if x.dtype.kind != "f":
-        return (None,)  # integers and booleans have no gradient, as in TF
+    if getattr(x, "dtype", None) is None or x.dtype.kind != "f":
+        return (None,)  # integers, booleans and Python scalars have no gradient, as in TF
     return (g.astype(x.dtype, copy=False),)
 
 
 @RegisterGradient("clip_by_value")
 def _clip_grad(op, g):
-    x = op.inputs[0]
-    inside = (x >= op.op.clip_value_min) & (x <= op.op.clip_value_max)
-    return (g * inside,)
+    # As TF: t gets g where lo <= t <= hi; a bound gets g where t passed it.
+    xp = op.xp
+    x = xp.asarray(op.inputs[0])
+    bounds = op.inputs[1:] or (op.op.attrs["clip_value_min"], op.op.attrs["clip_value_max"])
+    lo, hi = bounds
+    below, above = x < lo, x > hi
+    zero = xp.zeros((), dtype=g.dtype)
+    gx = xp.where(below | above, zero, g)
+    if len(op.inputs) == 1:
+        return (gx,)
+    glo = xp.where(below, g, zero) if op.need[1] else None
+    ghi = xp.where(above, g, zero) if op.need[2] else None
+    return gx, glo, ghi
 
 
 @RegisterGradient("identity")

@@ -1,121 +1,209 @@
-"""Element-wise arithmetic and activations, with their gradients.
+"""Element-wise arithmetic and activations, with their gradients (TF-1 names).
 
 Binary ops broadcast like numpy; their gradients return full-shape arrays and the Session
-un-broadcasts them centrally.
+un-broadcasts them centrally.  Unary math lives in `ops_unary`, comparisons and logical ops
+in `ops_compare`; their names are re-exported here so `tf.*` reaches them.
 """
 
 from __future__ import annotations
 
-from engine.autodiff import RegisterGradient
+import numpy as np
+
+from engine.autodiff import NotDifferentiable, RegisterGradient
 from engine.graph import Operation
+from engine.ops_compare import (
+    equal,
+    greater,
+    greater_equal,
+    less,
+    less_equal,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    not_equal,
+)
+from engine.ops_unary import (  # _sigmoid, _relu_mask_grad: used by ops_linalg, scoring
+    _relu_mask_grad,  # noqa: F401
+    _sigmoid,  # noqa: F401
+    abs,  # noqa: A004 - TF-1's name
+    ceil,
+    cos,
+    exp,
+    floor,
+    log,
+    log1p,
+    reciprocal,
+    relu,
+    round,  # noqa: A004 - TF-1's name
+    rsqrt,
+    sigmoid,
+    sign,
+    sin,
+    softplus,
+    sqrt,
+    square,
+    tanh,
+)
+from engine.shape_rules import BroadcastShape, SameShape
 
 __all__ = [
+    "abs",
     "add",
+    "add_n",
+    "ceil",
+    "cos",
+    "div",
     "divide",
+    "equal",
     "exp",
+    "floor",
+    "floordiv",
+    "floormod",
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
     "log",
+    "log1p",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
+    "maximum",
+    "minimum",
+    "mod",
     "multiply",
     "negative",
+    "not_equal",
+    "pow",
+    "realdiv",
+    "reciprocal",
     "relu",
+    "round",
+    "rsqrt",
     "sigmoid",
+    "sign",
+    "sin",
+    "softplus",
     "sqrt",
     "square",
+    "squared_difference",
     "subtract",
     "tanh",
+    "truediv",
 ]
 
 
-class Add(Operation):
+class Add(BroadcastShape, Operation):
     op_type = "add"
 
     def forward(self, xp, a, b):
         return a + b
 
 
-class Subtract(Operation):
+class Subtract(BroadcastShape, Operation):
     op_type = "subtract"
 
     def forward(self, xp, a, b):
         return a - b
 
 
-class Multiply(Operation):
+class Multiply(BroadcastShape, Operation):
     op_type = "multiply"
 
     def forward(self, xp, a, b):
         return a * b
 
 
-class Divide(Operation):
+class Divide(BroadcastShape, Operation):
     op_type = "divide"
 
     def forward(self, xp, a, b):
         return a / b
 
+    def infer_dtype(self, a, b):
+        # True division: integers give floats (int8/16 -> float32, wider -> float64), as TF.
+        dtype = _result_dtype(a, b)
+        if dtype is None or dtype.kind not in "iub":
+            return dtype
+        return np.dtype(np.float32 if dtype.itemsize <= 2 else np.float64)
 
-class Negative(Operation):
+
+class Div(BroadcastShape, Operation):
+    """TF-1's `div`: floor division for integers, true division for floats (Python 2's /)."""
+
+    op_type = "div"
+
+    def forward(self, xp, a, b):
+        kind = xp.result_type(a, b).kind
+        return xp.floor_divide(a, b) if kind in "iu" else a / b
+
+
+class Negative(SameShape, Operation):
     op_type = "negative"
 
     def forward(self, xp, a):
         return -a
 
 
-def _sigmoid(xp, x):
-    # 0.5 * (1 + tanh(x / 2)): one transcendental, no overflow for large |x|.
-    out = xp.asarray(xp.multiply(x, 0.5))  # a 0-d input gives a scalar, which out= refuses
-    xp.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
+class Pow(BroadcastShape, Operation):
+    op_type = "pow"
+
+    def forward(self, xp, a, b):
+        return xp.power(a, b)
 
 
-class Sigmoid(Operation):
-    op_type = "sigmoid"
+class Maximum(BroadcastShape, Operation):
+    op_type = "maximum"
 
-    def forward(self, xp, x):
-        return _sigmoid(xp, x)
-
-
-class Tanh(Operation):
-    op_type = "tanh"
-
-    def forward(self, xp, x):
-        return xp.tanh(x)
+    def forward(self, xp, a, b):
+        return xp.maximum(a, b)
 
 
-class Relu(Operation):
-    op_type = "relu"
+class Minimum(BroadcastShape, Operation):
+    op_type = "minimum"
 
-    def forward(self, xp, x):
-        return xp.maximum(x, 0)
-
-
-class Exp(Operation):
-    op_type = "exp"
-
-    def forward(self, xp, x):
-        return xp.exp(x)
+    def forward(self, xp, a, b):
+        return xp.minimum(a, b)
 
 
-class Log(Operation):
-    op_type = "log"
+class SquaredDifference(BroadcastShape, Operation):
+    op_type = "squared_difference"
 
-    def forward(self, xp, x):
-        return xp.log(x)
-
-
-class Square(Operation):
-    op_type = "square"
-
-    def forward(self, xp, x):
-        return xp.square(x)
+    def forward(self, xp, a, b):
+        diff = a - b
+        return diff * diff
 
 
-class Sqrt(Operation):
-    op_type = "sqrt"
+class FloorDiv(BroadcastShape, Operation):
+    op_type = "floordiv"
 
-    def forward(self, xp, x):
-        return xp.sqrt(x)
+    def forward(self, xp, a, b):
+        return xp.floor_divide(a, b)
+
+
+class FloorMod(BroadcastShape, Operation):
+    op_type = "floormod"
+
+    def forward(self, xp, a, b):
+        return xp.mod(a, b)  # numpy's mod has the divisor's sign, as TF's FloorMod
+
+
+class AddN(BroadcastShape, Operation):
+    op_type = "add_n"
+
+    def forward(self, xp, *values):
+        total = values[0] + values[1] if len(values) > 1 else xp.array(values[0], copy=True)
+        for value in values[2:]:
+            total += value
+        return total
+
+
+def _result_dtype(*dtypes):
+    if any(d is None for d in dtypes):
+        return None
+    return np.result_type(*dtypes)
 
 
 def add(x, y, name=None):
@@ -134,8 +222,23 @@ def multiply(x, y, name=None):
 
 
 def divide(x, y, name=None):
-    """x / y element-wise (broadcasting)."""
+    """x / y element-wise (broadcasting; integers give floats, as TF's truediv)."""
     return Divide([x, y], name=name)
+
+
+def truediv(x, y, name=None):
+    """x / y, integers converted to floats first (TF-1's `truediv`)."""
+    return Divide([x, y], name=name or "truediv")
+
+
+def realdiv(x, y, name=None):
+    """x / y for real (float) tensors (TF-1's `realdiv`)."""
+    return Divide([x, y], name=name or "realdiv")
+
+
+def div(x, y, name=None):
+    """TF-1's `div`: x // y for integers, x / y for floats."""
+    return Div([x, y], name=name)
 
 
 def negative(x, name=None):
@@ -143,39 +246,47 @@ def negative(x, name=None):
     return Negative([x], name=name)
 
 
-def sigmoid(x, name=None):
-    """1 / (1 + exp(-x)), computed without overflow."""
-    return Sigmoid([x], name=name)
+def pow(x, y, name=None):  # noqa: A001 - TF-1's name
+    """x ** y element-wise (broadcasting)."""
+    return Pow([x, y], name=name)
 
 
-def tanh(x, name=None):
-    """Hyperbolic tangent."""
-    return Tanh([x], name=name)
+def maximum(x, y, name=None):
+    """Element-wise maximum; where x == y the gradient goes to x (as TF)."""
+    return Maximum([x, y], name=name)
 
 
-def relu(x, name=None):
-    """max(x, 0)."""
-    return Relu([x], name=name)
+def minimum(x, y, name=None):
+    """Element-wise minimum; where x == y the gradient goes to x (as TF)."""
+    return Minimum([x, y], name=name)
 
 
-def exp(x, name=None):
-    """e ** x."""
-    return Exp([x], name=name)
+def squared_difference(x, y, name=None):
+    """(x - y) ** 2 element-wise."""
+    return SquaredDifference([x, y], name=name)
 
 
-def log(x, name=None):
-    """Natural logarithm."""
-    return Log([x], name=name)
+def floordiv(x, y, name=None):
+    """floor(x / y) element-wise (integer division for integers); not differentiable."""
+    return FloorDiv([x, y], name=name)
 
 
-def square(x, name=None):
-    """x ** 2."""
-    return Square([x], name=name)
+def floormod(x, y, name=None):
+    """x - floor(x / y) * y: the remainder with the divisor's sign."""
+    return FloorMod([x, y], name=name)
 
 
-def sqrt(x, name=None):
-    """Square root."""
-    return Sqrt([x], name=name)
+def mod(x, y, name=None):
+    """TF-1's `mod`: the same as `floormod`."""
+    return FloorMod([x, y], name=name or "mod")
+
+
+def add_n(inputs, name=None):
+    """The element-wise sum of a list of tensors of one shape."""
+    inputs = list(inputs)
+    if not inputs:
+        raise ValueError("add_n: inputs must be a non-empty list of tensors")
+    return AddN(inputs, name=name)
 
 
 @RegisterGradient("add")
@@ -201,51 +312,67 @@ def _divide_grad(op, g):
     return ga, (-ga * a / b if op.need[1] else None)
 
 
+@RegisterGradient("div")
+def _div_grad(op, g):
+    return _divide_grad(op, g)
+
+
 @RegisterGradient("negative")
 def _negative_grad(op, g):
     return (-g,)
 
 
-@RegisterGradient("sigmoid")
-def _sigmoid_grad(op, g):
-    s = op.output
-    return (g * s * (1 - s),)
+@RegisterGradient("pow")
+def _pow_grad(op, g):
+    xp = op.xp
+    a, b = op.inputs
+    ga = g * b * xp.power(a, b - 1) if op.need[0] else None
+    gb = None
+    if op.need[1]:
+        # d/db a**b = a**b log a, taken as 0 where a <= 0 (as TF: the log is undefined there).
+        a_arr = xp.asarray(a)
+        positive = a_arr > 0
+        safe_log = xp.log(xp.where(positive, a_arr, 1))
+        gb = g * xp.where(positive, op.output * safe_log, 0)
+    return ga, gb
 
 
-@RegisterGradient("tanh")
-def _tanh_grad(op, g):
-    t = op.output
-    return (g * (1 - t * t),)
+def _select_grad(op, g, pick_first):
+    xp = op.xp
+    a, b = op.inputs
+    first = xp.asarray(pick_first(xp.asarray(a), xp.asarray(b)))
+    zero = xp.zeros((), dtype=xp.asarray(g).dtype)
+    ga = xp.where(first, g, zero) if op.need[0] else None
+    gb = xp.where(first, zero, g) if op.need[1] else None
+    return ga, gb
 
 
-def _relu_mask_grad(xp, g, out):
-    # g * (out > 0) via a float mask: avoids a bool-to-float mixed loop (~15% faster).
-    masked = xp.empty(out.shape, dtype=xp.result_type(g, out))
-    xp.greater(out, 0, out=masked)
-    masked *= g
-    return masked
+@RegisterGradient("maximum")
+def _maximum_grad(op, g):
+    return _select_grad(op, g, lambda a, b: a >= b)
 
 
-@RegisterGradient("relu")
-def _relu_grad(op, g):
-    return (_relu_mask_grad(op.xp, g, op.output),)
+@RegisterGradient("minimum")
+def _minimum_grad(op, g):
+    return _select_grad(op, g, lambda a, b: a <= b)
 
 
-@RegisterGradient("exp")
-def _exp_grad(op, g):
-    return (g * op.output,)
+@RegisterGradient("squared_difference")
+def _squared_difference_grad(op, g):
+    a, b = op.inputs
+    scaled = g * (2 * (a - b))
+    return scaled, (-scaled if op.need[1] else None)
 
 
-@RegisterGradient("log")
-def _log_grad(op, g):
-    return (g / op.inputs[0],)
+@RegisterGradient("floormod")
+def _floormod_grad(op, g):
+    a, b = op.inputs
+    return g, (-g * op.xp.floor_divide(a, b) if op.need[1] else None)
 
 
-@RegisterGradient("square")
-def _square_grad(op, g):
-    return (g * (2 * op.inputs[0]),)
+@RegisterGradient("add_n")
+def _add_n_grad(op, g):
+    return tuple(g for _ in op.inputs)
 
 
-@RegisterGradient("sqrt")
-def _sqrt_grad(op, g):
-    return (g * 0.5 / op.output,)
+NotDifferentiable("floordiv")

@@ -1,0 +1,84 @@
+"""Static shape/dtype rules shared by element-wise and reduction ops (mixins, not op classes).
+
+They are plain mixins rather than `Operation` subclasses so that they never register an op
+type of their own in `OP_TYPES`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.shapes import TensorShape, as_shape, broadcast_shape
+
+__all__ = [
+    "BoolOutput",
+    "BroadcastShape",
+    "FirstInputDtype",
+    "SameShape",
+    "attr_dtype",
+    "reduced_shape",
+]
+
+
+class SameShape:
+    """The output has the first input's static shape (unary element-wise ops)."""
+
+    def infer_shape(self, *input_shapes):
+        return as_shape(input_shapes[0])
+
+
+class BroadcastShape:
+    """The output has the numpy broadcast of every input's static shape."""
+
+    def infer_shape(self, *input_shapes):
+        out = as_shape(input_shapes[0])
+        for shape in input_shapes[1:]:
+            try:
+                out = broadcast_shape(out, shape)
+            except ValueError:
+                raise ValueError(
+                    f"{self.op_type} {self.name!r}: shapes {as_shape(input_shapes[0])} and "
+                    f"{as_shape(shape)} are incompatible (they do not broadcast)"
+                ) from None
+        return out
+
+
+class BoolOutput:
+    """The output is boolean whatever the inputs (comparisons, logical ops)."""
+
+    def infer_dtype(self, *input_dtypes):
+        return np.dtype(np.bool_)
+
+
+class FirstInputDtype:
+    """The output keeps the first input's dtype (bounds / indices never promote it)."""
+
+    def infer_dtype(self, *input_dtypes):
+        return input_dtypes[0] if input_dtypes else None
+
+
+def attr_dtype(op):
+    """The op's `dtype` attr as a numpy dtype, or None."""
+    dtype = op.attrs.get("dtype")
+    return None if dtype is None else np.dtype(dtype)
+
+
+def reduced_shape(shape, axis, keepdims: bool) -> TensorShape:
+    """The static shape of reducing `shape` over `axis` (None: all axes)."""
+    shape = as_shape(shape)
+    if shape.rank is None:
+        if axis is None and not keepdims:
+            return TensorShape(())
+        return TensorShape(None)
+    rank = len(shape)
+    if axis is None:
+        axes = set(range(rank))
+    else:
+        raw = axis if isinstance(axis, (list, tuple)) else [axis]
+        for a in raw:
+            if not -rank <= a < max(rank, 1):
+                raise ValueError(f"axis {a} is out of range for a tensor of shape {shape}")
+        axes = {a % rank for a in raw} if rank else set()
+    if keepdims:
+        return TensorShape([1 if i in axes else d for i, d in enumerate(shape)])
+    return TensorShape([d for i, d in enumerate(shape) if i not in axes])
