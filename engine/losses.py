@@ -1,5 +1,359 @@
-"""TF-1's tf.losses namespace."""
+"""TF-1's tf.losses: per-element losses reduced by compute_weighted_loss with TF-1's exact
+Reduction semantics (weights broadcast to the losses; SUM_BY_NONZERO_WEIGHTS by default),
+each loss added to the graph's "losses" collection; regularization-loss helpers."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import contextlib
+
+import numpy as np
+
+from engine import ops_array, ops_math
+from engine.graph import Node, as_node, get_default_graph
+from engine.ops_nn import sigmoid_cross_entropy_with_logits, softmax_cross_entropy_with_logits_v2
+from engine.ops_nn_common import abs_value, minimum_with, static_dtype, static_shape
+from engine.ops_nn_xent import (
+    broadcast_sum,
+    div_no_nan,
+    num_elements,
+    num_present,
+    sparse_softmax_cross_entropy_with_logits,
+)
+
+__all__ = [
+    "Reduction",
+    "absolute_difference",
+    "add_loss",
+    "compute_weighted_loss",
+    "get_losses",
+    "get_regularization_loss",
+    "get_regularization_losses",
+    "get_total_loss",
+    "hinge_loss",
+    "huber_loss",
+    "log_loss",
+    "mean_squared_error",
+    "sigmoid_cross_entropy",
+    "softmax_cross_entropy",
+    "sparse_softmax_cross_entropy",
+]
+
+LOSSES = "losses"  # TF-1's GraphKeys.LOSSES
+REGULARIZATION_LOSSES = "regularization_losses"  # TF-1's GraphKeys.REGULARIZATION_LOSSES
+
+
+class Reduction:
+    """How compute_weighted_loss reduces the weighted losses (TF-1's string values)."""
+
+    NONE = "none"
+    SUM = "weighted_sum"
+    SUM_OVER_BATCH_SIZE = "weighted_sum_over_batch_size"
+    MEAN = "weighted_mean"
+    SUM_BY_NONZERO_WEIGHTS = "weighted_sum_by_nonzero_weights"
+    SUM_OVER_NONZERO_WEIGHTS = SUM_BY_NONZERO_WEIGHTS
+
+    @classmethod
+    def all(cls):
+        """Every reduction."""
+        return (cls.NONE, cls.SUM, cls.MEAN, cls.SUM_OVER_BATCH_SIZE, cls.SUM_BY_NONZERO_WEIGHTS)
+
+    @classmethod
+    def validate(cls, key):
+        """ValueError unless `key` is a reduction."""
+        if key not in cls.all():
+            raise ValueError(f"Invalid Reduction Key {key}.")
+
+
+def _scope(scope, default: str):
+    name_scope = getattr(get_default_graph(), "name_scope", None)
+    return name_scope(scope or default) if name_scope else contextlib.nullcontext()
+
+
+def _float32(x):
+    if isinstance(x, Node):
+        return x if static_dtype(x) == np.float32 else ops_array.cast(x, np.float32)
+    return as_node(np.asarray(x, dtype=np.float32))
+
+
+def _check_broadcastable(weights, losses) -> None:
+    # TF-1's assert_broadcastable: a scalar, or the losses' rank with each dim 1 or equal.
+    w, v = static_shape(weights), static_shape(losses)
+    if w.rank is None or v.rank is None or w.rank == 0:
+        return
+    if w.rank != v.rank:
+        raise ValueError(
+            f"weights can not be broadcast to values. values.rank={v.rank}. "
+            f"weights.rank={w.rank}. values.shape={v}. weights.shape={w}."
+        )
+    for a, b in zip(w, v, strict=True):
+        if a not in (None, 1) and b is not None and a != b:
+            raise ValueError(f"weights can not be broadcast to values: {w} vs {v}")
+
+
+def _add_to_collection(key, value) -> None:
+    add = getattr(get_default_graph(), "add_to_collection", None)
+    if add is not None and key:
+        add(key, value)
+
+
+def compute_weighted_loss(
+    losses,
+    weights=1.0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
+    """losses * weights reduced by `reduction` (computed in float32, returned in losses' dtype);
+    added to `loss_collection`."""
+    Reduction.validate(reduction)
+    _check_broadcastable(weights, losses)
+    with _scope(scope, "weighted_loss"):
+        input_dtype = static_dtype(losses)
+        losses = _float32(losses)
+        scalar_weight = isinstance(weights, (int, float)) and not isinstance(weights, bool)
+        weights_node = _float32(weights) if not scalar_weight else float(weights)
+        weighted = ops_math.multiply(losses, weights_node)
+        if reduction == Reduction.NONE:
+            loss = weighted
+        else:
+            loss = ops_array.reduce_sum(weighted)
+            if reduction == Reduction.MEAN:
+                loss = div_no_nan(loss, broadcast_sum(losses, weights_node))
+            elif reduction == Reduction.SUM_BY_NONZERO_WEIGHTS:
+                count = (
+                    num_elements(losses)
+                    if scalar_weight and weights != 0.0
+                    else num_present(losses, weights_node)
+                )
+                loss = div_no_nan(loss, count)
+            elif reduction == Reduction.SUM_OVER_BATCH_SIZE:
+                loss = div_no_nan(loss, num_elements(losses))
+        if input_dtype is not None and input_dtype != np.float32:
+            loss = ops_array.cast(loss, input_dtype)
+    _add_to_collection(loss_collection, loss)
+    return loss
+
+
+def _check_compatible(predictions, labels) -> None:
+    p, q = static_shape(predictions), static_shape(labels)
+    if not p.is_compatible_with(q):
+        raise ValueError(f"Shapes {p} and {q} are incompatible")
+
+
+def _pair(labels, predictions, what="predictions"):
+    if labels is None:
+        raise ValueError("Argument `labels` must not be None.")
+    if predictions is None:
+        raise ValueError(f"Argument `{what}` must not be None.")
+    predictions, labels = _float32(predictions), _float32(labels)
+    _check_compatible(predictions, labels)
+    return labels, predictions
+
+
+def mean_squared_error(
+    labels,
+    predictions,
+    weights=1.0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
+    """Weighted (predictions - labels) ** 2, reduced."""
+    with _scope(scope, "mean_squared_error"):
+        labels, predictions = _pair(labels, predictions)
+        losses = ops_math.square(ops_math.subtract(predictions, labels))
+        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+
+
+def absolute_difference(
+    labels,
+    predictions,
+    weights=1.0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
+    """Weighted |predictions - labels|, reduced."""
+    with _scope(scope, "absolute_difference"):
+        labels, predictions = _pair(labels, predictions)
+        losses = abs_value(ops_math.subtract(predictions, labels))
+        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+
+
+def log_loss(
+    labels,
+    predictions,
+    weights=1.0,
+    epsilon=1e-7,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
+    """Weighted -labels * log(p + eps) - (1 - labels) * log(1 - p + eps), reduced."""
+    with _scope(scope, "log_loss"):
+        labels, predictions = _pair(labels, predictions)
+        positive = ops_math.multiply(labels, ops_math.log(ops_math.add(predictions, epsilon)))
+        negative = ops_math.multiply(
+            ops_math.subtract(1.0, labels),
+            ops_math.log(ops_math.add(ops_math.subtract(1.0, predictions), epsilon)),
+        )
+        losses = ops_math.subtract(ops_math.negative(positive), negative)
+        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+
+
+def hinge_loss(
+    labels,
+    logits,
+    weights=1.0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
+    """Weighted max(0, 1 - (2 * labels - 1) * logits) for 0/1 labels, reduced."""
+    with _scope(scope, "hinge_loss"):
+        labels, logits = _pair(labels, logits, "logits")
+        signs = ops_math.subtract(ops_math.multiply(labels, 2.0), 1.0)
+        losses = ops_math.relu(ops_math.subtract(1.0, ops_math.multiply(signs, logits)))
+        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+
+
+def huber_loss(
+    labels,
+    predictions,
+    weights=1.0,
+    delta=1.0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
+    """Weighted 0.5 * e ** 2 where |e| <= delta, else delta * (|e| - 0.5 * delta), reduced."""
+    with _scope(scope, "huber_loss"):
+        labels, predictions = _pair(labels, predictions)
+        error = abs_value(ops_math.subtract(predictions, labels))
+        quadratic = minimum_with(error, float(delta))
+        linear = ops_math.subtract(error, quadratic)
+        losses = ops_math.add(
+            ops_math.multiply(0.5, ops_math.multiply(quadratic, quadratic)),
+            ops_math.multiply(float(delta), linear),
+        )
+        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+
+
+def sigmoid_cross_entropy(
+    multi_class_labels,
+    logits,
+    weights=1.0,
+    label_smoothing=0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
+    """Weighted sigmoid cross-entropy; labels smoothed towards 1/2 by `label_smoothing`."""
+    with _scope(scope, "sigmoid_cross_entropy_loss"):
+        labels = _cast_like(multi_class_labels, logits)
+        if label_smoothing > 0:
+            labels = ops_math.add(
+                ops_math.multiply(labels, 1.0 - label_smoothing), 0.5 * label_smoothing
+            )
+        losses = sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+
+
+def softmax_cross_entropy(
+    onehot_labels,
+    logits,
+    weights=1.0,
+    label_smoothing=0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
+    """Weighted softmax cross-entropy per example; labels smoothed by `label_smoothing` over
+    the classes; no gradient into the labels."""
+    with _scope(scope, "softmax_cross_entropy_loss"):
+        labels = _cast_like(onehot_labels, logits)
+        if label_smoothing > 0:
+            classes = static_shape(labels)[-1] or static_shape(logits)[-1]
+            if classes is None:
+                raise ValueError("softmax_cross_entropy: label_smoothing needs a known class count")
+            labels = ops_math.add(
+                ops_math.multiply(labels, 1.0 - label_smoothing), label_smoothing / classes
+            )
+        labels = ops_array.stop_gradient(labels)
+        losses = softmax_cross_entropy_with_logits_v2(labels=labels, logits=logits)
+        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+
+
+def sparse_softmax_cross_entropy(
+    labels,
+    logits,
+    weights=1.0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
+    """Weighted sparse softmax cross-entropy per example (labels [N] or [N, 1] class ids)."""
+    with _scope(scope, "sparse_softmax_cross_entropy_loss"):
+        labels, weights = _squeeze_labels(labels, logits, weights)
+        losses = sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+
+
+def _cast_like(labels, logits):
+    dtype = static_dtype(logits) or np.float32
+    labels = as_node(labels) if not isinstance(labels, Node) else labels
+    return labels if static_dtype(labels) == dtype else ops_array.cast(labels, dtype)
+
+
+def _squeeze_labels(labels, logits, weights):
+    # TF-1's _remove_squeezable_dimensions: labels [N, 1] against logits [N, C] lose their last
+    # dim; weights one rank above the labels lose theirs.
+    from engine.ops_shape import squeeze
+
+    label_shape, logit_shape = static_shape(labels), static_shape(logits)
+    known = label_shape.rank is not None and logit_shape.rank is not None
+    if known and label_shape.rank == logit_shape.rank and label_shape[-1] in (1, None):
+        labels = squeeze(labels, [-1])
+        label_shape = static_shape(labels)
+    weight_shape = static_shape(weights)
+    if (
+        weight_shape.rank
+        and label_shape.rank is not None
+        and weight_shape.rank == label_shape.rank + 1
+    ):
+        weights = squeeze(weights, [-1])
+    return labels, weights
+
+
+def add_loss(loss, loss_collection=LOSSES):
+    """Add `loss` to the graph's `loss_collection`."""
+    _add_to_collection(loss_collection, loss)
+
+
+def get_losses(scope=None, loss_collection=LOSSES):
+    """The losses in `loss_collection` (names starting with `scope` when given)."""
+    get = getattr(get_default_graph(), "get_collection", None)
+    return [] if get is None else get(loss_collection, scope)
+
+
+def get_regularization_losses(scope=None):
+    """The graph's regularization losses (get_variable's and the layers' regularizers)."""
+    return get_losses(scope, REGULARIZATION_LOSSES)
+
+
+def get_regularization_loss(scope=None, name="total_regularization_loss"):
+    """The sum of the regularization losses, 0.0 when there are none."""
+    losses = get_regularization_losses(scope)
+    if not losses:
+        return as_node(np.float32(0.0))
+    return ops_math.add_n(losses, name=name)
+
+
+def get_total_loss(add_regularization_losses=True, name="total_loss", scope=None):
+    """The sum of the collected losses plus, by default, the regularization losses."""
+    losses = get_losses(scope)
+    if add_regularization_losses:
+        losses = losses + get_regularization_losses(scope)
+    if not losses:
+        raise ValueError("No losses found in collections.")
+    return ops_math.add_n(losses, name=name)

@@ -1,5 +1,76 @@
-"""TF-1's tf.nn namespace."""
+"""TF-1's tf.nn namespace: activations, softmax and cross-entropies, dropout, normalisation,
+embedding lookups, in_top_k / top_k.  Each name is the function of the module that owns it."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from engine import ops_math
+from engine.ops_index import top_k
+from engine.ops_math import relu, sigmoid, tanh
+from engine.ops_nn import (
+    dropout,
+    l2_loss,
+    log_softmax,
+    sigmoid_cross_entropy_with_logits,
+    softmax,
+    softmax_cross_entropy_with_logits,
+    softmax_cross_entropy_with_logits_v2,
+)
+from engine.ops_nn_activations import (
+    bias_add,
+    elu,
+    leaky_relu,
+    relu6,
+    relu_layer,
+    selu,
+    softsign,
+    swish,
+    xw_plus_b,
+)
+from engine.ops_nn_embedding import embedding_lookup, embedding_lookup_sparse
+from engine.ops_nn_norm import batch_normalization, l2_normalize, moments
+from engine.ops_nn_xent import (
+    in_top_k,
+    sparse_softmax_cross_entropy_with_logits,
+    weighted_cross_entropy_with_logits,
+    zero_fraction,
+)
+
+__all__ = [
+    "batch_normalization",
+    "bias_add",
+    "dropout",
+    "elu",
+    "embedding_lookup",
+    "embedding_lookup_sparse",
+    "in_top_k",
+    "l2_loss",
+    "l2_normalize",
+    "leaky_relu",
+    "log_softmax",
+    "moments",
+    "relu",
+    "relu6",
+    "relu_layer",
+    "selu",
+    "sigmoid",
+    "sigmoid_cross_entropy_with_logits",
+    "silu",
+    "softmax",
+    "softmax_cross_entropy_with_logits",
+    "softmax_cross_entropy_with_logits_v2",
+    "softsign",
+    "sparse_softmax_cross_entropy_with_logits",
+    "swish",
+    "tanh",
+    "top_k",
+    "weighted_cross_entropy_with_logits",
+    "xw_plus_b",
+    "zero_fraction",
+]
+
+silu = swish
+
+# softplus belongs to the math family (ops_math); listed here once it is there.
+if hasattr(ops_math, "softplus"):
+    softplus = ops_math.softplus
+    __all__.append("softplus")
