@@ -22,7 +22,7 @@ from engine.shape_helpers import (
     normalize_axis,
     static_shape_of,
 )
-from engine.shapes import TensorShape, broadcast_shape
+from engine.shapes import broadcast_shape
 
 __all__ = [
     "argmax",
@@ -90,8 +90,9 @@ def argmin(input, axis=None, name=None, dimension=None, output_type=np.int64):  
 
 
 class Select(Operation):
-    """TF-1's where(condition, x, y): a condition of x's rank picks entries (broadcasting), a
-    vector condition of x's first dimension picks whole rows."""
+    """TF-1's where(condition, x, y): a condition of x's rank picks entries, a vector
+    condition of x's first dimension picks whole rows; x, y and a same-rank condition
+    broadcast (TF-1 wants equal shapes: every program it takes runs the same here)."""
 
     op_type = "select"
 
@@ -152,17 +153,18 @@ def where(condition, x=None, y=None, name=None):
     if x is None:
         return WhereIndices([condition], name=name or "Where")
     c_shape, x_shape, y_shape = (static_shape_of(v) for v in (condition, x, y))
-    if not x_shape.is_compatible_with(y_shape) and x_shape.rank == y_shape.rank:
+    rows = c_shape.rank == 1 and x_shape.rank is not None and x_shape.rank > 1
+    try:
+        value_shape = broadcast_shape(x_shape, y_shape)
+        if rows:
+            broadcast_shape(c_shape, value_shape[:1])
+        else:
+            broadcast_shape(c_shape, value_shape)
+    except ValueError:
         raise ValueError(
             f"where: Dimensions must be equal for {name or 'Select'!r} with input shapes: "
             f"{format_shape(c_shape)}, {format_shape(x_shape)}, {format_shape(y_shape)}"
-        )
-    rows = c_shape.rank == 1 and x_shape.rank is not None and x_shape.rank > 1
-    if rows and not TensorShape(c_shape[:1]).is_compatible_with(x_shape[:1]):
-        raise ValueError(
-            f"where: a vector condition must have x's first dimension, got condition "
-            f"{format_shape(c_shape)} and x {format_shape(x_shape)}"
-        )
+        ) from None
     return Select([condition, x, y], name=name or "Select")
 
 

@@ -75,10 +75,17 @@ class BooleanMask(Operation):
 
     def _flat(self, tensor_shape, mask_ndim) -> tuple:
         axis = self.attrs["axis"]
-        return (*tensor_shape[:axis], -1, *tensor_shape[axis + mask_ndim :])
+        masked = int(np.prod(tensor_shape[axis : axis + mask_ndim], dtype=np.int64))
+        return (*tensor_shape[:axis], masked, *tensor_shape[axis + mask_ndim :])
 
     def forward(self, xp, tensor, mask):
         mask = xp.asarray(mask)
+        axis = self.attrs["axis"]
+        if tensor.shape[axis : axis + mask.ndim] != mask.shape:
+            raise ValueError(
+                f"boolean_mask: mask of shape {mask.shape} does not match dimensions {axis}.. "
+                f"of a tensor of shape {tensor.shape}"
+            )
         flat = tensor.reshape(self._flat(tensor.shape, mask.ndim))
         return flat.take(xp.flatnonzero(mask), axis=self.attrs["axis"])
 
