@@ -26,7 +26,7 @@ from engine.ops_reduce import (
     reduce_prod,
     reduce_sum,
 )
-from engine.shape_rules import FirstInputDtype, SameShape, attr_dtype
+from engine.shape_rules import FirstInputDtype, SameShape, attr_dtype, checked
 from engine.shapes import TensorShape, as_shape
 from engine.sparse import IndexedSlices
 
@@ -189,7 +189,7 @@ def concat(values, axis, name="concat"):
     values = list(values)
     if not values:
         raise ValueError("concat: needs at least one input")
-    return Concat(values, name=name, axis=int(axis))
+    return checked(Concat(values, name=name, axis=int(axis)))
 
 
 def reshape(tensor, shape, name=None):
@@ -197,12 +197,13 @@ def reshape(tensor, shape, name=None):
     dims = [int(d) for d in shape]
     if dims.count(-1) > 1:
         raise ValueError(f"reshape: at most one dimension may be -1, got {dims}")
-    return Reshape([tensor], name=name, shape=dims)
+    return checked(Reshape([tensor], name=name, shape=dims))
 
 
 def transpose(a, perm=None, name="transpose", conjugate=False):
     """Permute axes (default: reverse them)."""
-    return Transpose([a], name=name, perm=None if perm is None else [int(p) for p in perm])
+    perm = None if perm is None else [int(p) for p in perm]
+    return checked(Transpose([a], name=name, perm=perm))
 
 
 def cast(x, dtype, name=None):

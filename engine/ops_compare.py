@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from engine.autodiff import NotDifferentiable
 from engine.graph import Operation
-from engine.shape_rules import BoolOutput, BroadcastShape, SameShape
+from engine.shape_rules import BoolOutput, BroadcastShape, SameShape, checked
 
 __all__ = [
     "equal",
@@ -86,47 +86,47 @@ class LogicalNot(BoolOutput, SameShape, Operation):
 
 def equal(x, y, name=None):
     """x == y element-wise (broadcasting), boolean."""
-    return Equal([x, y], name=name)
+    return checked(Equal([x, y], name=name))
 
 
 def not_equal(x, y, name=None):
     """x != y element-wise (broadcasting), boolean."""
-    return NotEqual([x, y], name=name)
+    return checked(NotEqual([x, y], name=name))
 
 
 def greater(x, y, name=None):
     """x > y element-wise (broadcasting), boolean."""
-    return Greater([x, y], name=name)
+    return checked(Greater([x, y], name=name))
 
 
 def greater_equal(x, y, name=None):
     """x >= y element-wise (broadcasting), boolean."""
-    return GreaterEqual([x, y], name=name)
+    return checked(GreaterEqual([x, y], name=name))
 
 
 def less(x, y, name=None):
     """x < y element-wise (broadcasting), boolean."""
-    return Less([x, y], name=name)
+    return checked(Less([x, y], name=name))
 
 
 def less_equal(x, y, name=None):
     """x <= y element-wise (broadcasting), boolean."""
-    return LessEqual([x, y], name=name)
+    return checked(LessEqual([x, y], name=name))
 
 
 def logical_and(x, y, name=None):
     """x AND y element-wise on booleans."""
-    return LogicalAnd([x, y], name=name)
+    return checked(LogicalAnd([x, y], name=name))
 
 
 def logical_or(x, y, name=None):
     """x OR y element-wise on booleans."""
-    return LogicalOr([x, y], name=name)
+    return checked(LogicalOr([x, y], name=name))
 
 
 def logical_xor(x, y, name="LogicalXor"):
     """x XOR y element-wise on booleans."""
-    return LogicalXor([x, y], name=name)
+    return checked(LogicalXor([x, y], name=name))
 
 
 def logical_not(x, name=None):

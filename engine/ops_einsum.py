@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from engine.autodiff import RegisterGradient
 from engine.graph import Operation
+from engine.shape_rules import checked
 from engine.shapes import TensorShape, as_shape
 
 __all__ = ["einsum"]
@@ -72,7 +73,8 @@ def einsum(equation, *inputs, **kwargs):
     if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
         inputs = tuple(inputs[0])
     _parse(equation, len(inputs))
-    return Einsum(list(inputs), name=name, equation=str(equation).replace(" ", ""))
+    op = Einsum(list(inputs), name=name, equation=str(equation).replace(" ", ""))
+    return checked(op)
 
 
 @RegisterGradient("einsum")

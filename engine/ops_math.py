@@ -45,7 +45,7 @@ from engine.ops_unary import (  # _sigmoid, _relu_mask_grad: used by ops_linalg,
     square,
     tanh,
 )
-from engine.shape_rules import BroadcastShape, SameShape
+from engine.shape_rules import BroadcastShape, SameShape, checked
 
 __all__ = [
     "abs",
@@ -124,7 +124,7 @@ class Divide(BroadcastShape, Operation):
 
     def infer_dtype(self, a, b):
         # True division: integers give floats (int8/16 -> float32, wider -> float64), as TF.
-        dtype = _result_dtype(a, b)
+        dtype = Operation.infer_dtype(self, a, b)
         if dtype is None or dtype.kind not in "iub":
             return dtype
         return np.dtype(np.float32 if dtype.itemsize <= 2 else np.float64)
@@ -200,45 +200,39 @@ class AddN(BroadcastShape, Operation):
         return total
 
 
-def _result_dtype(*dtypes):
-    if any(d is None for d in dtypes):
-        return None
-    return np.result_type(*dtypes)
-
-
 def add(x, y, name=None):
     """x + y (broadcasting)."""
-    return Add([x, y], name=name)
+    return checked(Add([x, y], name=name))
 
 
 def subtract(x, y, name=None):
     """x - y (broadcasting)."""
-    return Subtract([x, y], name=name)
+    return checked(Subtract([x, y], name=name))
 
 
 def multiply(x, y, name=None):
     """x * y element-wise (broadcasting)."""
-    return Multiply([x, y], name=name)
+    return checked(Multiply([x, y], name=name))
 
 
 def divide(x, y, name=None):
     """x / y element-wise (broadcasting; integers give floats, as TF's truediv)."""
-    return Divide([x, y], name=name)
+    return checked(Divide([x, y], name=name))
 
 
 def truediv(x, y, name=None):
     """x / y, integers converted to floats first (TF-1's `truediv`)."""
-    return Divide([x, y], name=name or "truediv")
+    return checked(Divide([x, y], name=name or "truediv"))
 
 
 def realdiv(x, y, name=None):
     """x / y for real (float) tensors (TF-1's `realdiv`)."""
-    return Divide([x, y], name=name or "realdiv")
+    return checked(Divide([x, y], name=name or "realdiv"))
 
 
 def div(x, y, name=None):
     """TF-1's `div`: x // y for integers, x / y for floats."""
-    return Div([x, y], name=name)
+    return checked(Div([x, y], name=name))
 
 
 def negative(x, name=None):
@@ -248,37 +242,37 @@ def negative(x, name=None):
 
 def pow(x, y, name=None):  # noqa: A001 - TF-1's name
     """x ** y element-wise (broadcasting)."""
-    return Pow([x, y], name=name)
+    return checked(Pow([x, y], name=name))
 
 
 def maximum(x, y, name=None):
     """Element-wise maximum; where x == y the gradient goes to x (as TF)."""
-    return Maximum([x, y], name=name)
+    return checked(Maximum([x, y], name=name))
 
 
 def minimum(x, y, name=None):
     """Element-wise minimum; where x == y the gradient goes to x (as TF)."""
-    return Minimum([x, y], name=name)
+    return checked(Minimum([x, y], name=name))
 
 
 def squared_difference(x, y, name=None):
     """(x - y) ** 2 element-wise."""
-    return SquaredDifference([x, y], name=name)
+    return checked(SquaredDifference([x, y], name=name))
 
 
 def floordiv(x, y, name=None):
     """floor(x / y) element-wise (integer division for integers); not differentiable."""
-    return FloorDiv([x, y], name=name)
+    return checked(FloorDiv([x, y], name=name))
 
 
 def floormod(x, y, name=None):
     """x - floor(x / y) * y: the remainder with the divisor's sign."""
-    return FloorMod([x, y], name=name)
+    return checked(FloorMod([x, y], name=name))
 
 
 def mod(x, y, name=None):
     """TF-1's `mod`: the same as `floormod`."""
-    return FloorMod([x, y], name=name or "mod")
+    return checked(FloorMod([x, y], name=name or "mod"))
 
 
 def add_n(inputs, name=None):
@@ -286,7 +280,7 @@ def add_n(inputs, name=None):
     inputs = list(inputs)
     if not inputs:
         raise ValueError("add_n: inputs must be a non-empty list of tensors")
-    return AddN(inputs, name=name)
+    return checked(AddN(inputs, name=name))
 
 
 @RegisterGradient("add")

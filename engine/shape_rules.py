@@ -16,6 +16,7 @@ __all__ = [
     "FirstInputDtype",
     "SameShape",
     "attr_dtype",
+    "checked",
     "reduced_shape",
 ]
 
@@ -82,3 +83,10 @@ def reduced_shape(shape, axis, keepdims: bool) -> TensorShape:
     if keepdims:
         return TensorShape([1 if i in axes else d for i, d in enumerate(shape)])
     return TensorShape([d for i, d in enumerate(shape) if i not in axes])
+
+
+def checked(op):
+    """`op`, after its static shape rule ran on its inputs' shapes: a shape TF-1 rejects at
+    graph-build time raises ValueError here (graph inference itself never raises)."""
+    op.infer_shape(*[p.shape for p in op.input_nodes])
+    return op
