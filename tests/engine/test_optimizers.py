@@ -96,6 +96,7 @@ def test_optimizer_matches_reference(device, name):
     train_op = make().minimize(loss)
     ref_w, ref_b, state_w, state_b = W0.copy(), B0.copy(), {}, {}
     with tf.Session(device=device) as session:
+        session.run(tf.global_variables_initializer())
         for t in range(1, STEPS + 1):
             loss_value, _ = session.run([loss, train_op], {x: X, y: Y})
             # The fetched loss is the pre-update one, from the same forward pass.
@@ -117,6 +118,7 @@ def test_float32_stays_float32_through_training():
     train_op = tf.train.AdamOptimizer(0.01).minimize(loss)
     feed = {x: X.astype(np.float32), y: (Y > 0).astype(np.float32)}
     with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
         loss_value, gw, gb, _ = session.run([loss, grads[0], grads[1], train_op], feed)
         assert loss_value.dtype == np.float32
         assert gw.dtype == np.float32 and gb.dtype == np.float32
