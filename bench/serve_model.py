@@ -53,6 +53,7 @@ def build_ml100k_shaped(
         )
         score = tf.sigmoid(tf.reshape(logit, [-1]), name="score")
         session = tf.Session(graph)
+        session.initialize_variables()
     seen_idx = [
         np.sort(rng.choice(np.arange(1, n_items + 1), 100, replace=False)) for _ in range(n_users)
     ]

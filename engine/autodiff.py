@@ -137,6 +137,13 @@ class GradientTensor(Node):
         self.input_nodes = list(request.ys) + list(request.grad_ys or [])
         self.graph.meta_nodes.append(self)
 
+    def _static_shape(self):
+        return self.request.xs[self.index].shape
+
+    @property
+    def dtype(self):
+        return self.request.xs[self.index].dtype
+
 
 def _as_list(nodes) -> list:
     return list(nodes) if isinstance(nodes, (list, tuple)) else [nodes]

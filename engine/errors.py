@@ -1,15 +1,24 @@
-"""Errors raised by the graph engine; each message names the node(s) and what is wrong."""
+"""Errors raised by the graph engine; each message names the node(s) and what is wrong.
+
+This module is also TF-1's `tf.errors`: `OpError` and the subclasses TF-1 code catches
+(`InvalidArgumentError`, `FailedPreconditionError`, `NotFoundError`, `OutOfRangeError`).
+"""
 
 from __future__ import annotations
 
 __all__ = [
     "ChecksumError",
+    "FailedPreconditionError",
     "FeedError",
     "FormatVersionError",
     "GraphError",
+    "InvalidArgumentError",
     "MissingVariableError",
     "NoGradientError",
+    "NotFoundError",
+    "OpError",
     "OpExecutionError",
+    "OutOfRangeError",
     "SavedGraphError",
     "SignatureError",
     "UnknownOpError",
@@ -20,11 +29,31 @@ class GraphError(ValueError):
     """A graph that cannot be built or run as asked (wrong graph, cycle, bad fetch)."""
 
 
-class FeedError(GraphError):
+class OpError(GraphError):
+    """TF-1's base of errors raised while running a graph."""
+
+
+class InvalidArgumentError(OpError):
+    """An op or a feed got a value it cannot take (TF-1's name)."""
+
+
+class FailedPreconditionError(OpError):
+    """The run needs state that is not there, e.g. an uninitialised variable (TF-1's name)."""
+
+
+class NotFoundError(OpError):
+    """A file or a named thing that does not exist (TF-1's name)."""
+
+
+class OutOfRangeError(OpError):
+    """An input is exhausted (TF-1's name)."""
+
+
+class FeedError(InvalidArgumentError):
     """A placeholder that is missing from feed_dict, or fed a value of the wrong shape/dtype."""
 
 
-class OpExecutionError(GraphError):
+class OpExecutionError(InvalidArgumentError):
     """An op (or its gradient) failed while running; names the op, its type and input shapes."""
 
 

@@ -30,6 +30,7 @@ from functools import partial
 import numpy as np
 
 from engine.errors import GraphError
+from engine.shapes import TensorShape, as_shape
 
 __all__ = [
     "OP_TYPES",
@@ -63,6 +64,10 @@ class Graph:
         self.version = 0
         self._by_name: dict[str, Node] = {}
         self._name_counts: dict[str, int] = {}
+        self._scope = ""  # the current name scope, "" or "a/b/"
+        self._used_scopes: set[str] = set()
+        self._control_stack: list[list[Node]] = []
+        self.collections: dict[str, list] = {}
 
     def as_default(self) -> _DefaultGraphScope:
         """Make this the default graph now; as a context manager, restore the previous on exit."""
@@ -76,12 +81,48 @@ class Graph:
             near = sorted(n for n in self._by_name if n.split("_")[0] == name.split("_")[0])[:5]
             raise KeyError(f"graph has no node named {name!r}; similar names: {near}") from None
 
+    def get_tensor_by_name(self, name: str) -> Node:
+        """The node called `name`, TF-1 style "x:0" (only output 0 exists) or plain "x"."""
+        base, sep, index = name.rpartition(":")
+        if sep and index.isdigit():
+            if index != "0":
+                raise KeyError(f"node {base!r} has one output, :0; asked for {name!r}")
+            name = base
+        return self.get_node(name)
+
+    get_operation_by_name = get_node
+
+    def get_collection(self, key: str, scope: str | None = None) -> list:
+        """A copy of the collection `key` (values whose name starts with `scope` when given)."""
+        values = list(self.collections.get(key, []))
+        if scope is None:
+            return values
+        return [v for v in values if getattr(v, "name", "").startswith(scope)]
+
+    def add_to_collection(self, key: str, value) -> None:
+        """Append `value` to the collection `key`."""
+        self.collections.setdefault(key, []).append(value)
+
+    def name_scope(self, name: str | None) -> _NameScope:
+        """A context manager prefixing new node names with "<scope>/<name>/" (TF-1's rules:
+        a reused scope name gets "_1"; a name ending with "/" re-enters that exact scope;
+        None or "" goes back to the root).  Yields the full scope string."""
+        return _NameScope(self, name)
+
+    def control_dependencies(self, control_inputs) -> _ControlDependencies:
+        """Ops created inside run only after `control_inputs` (None clears the outer ones)."""
+        return _ControlDependencies(self, control_inputs)
+
+    def get_name_scope(self) -> str:
+        """The current name scope without its trailing "/"."""
+        return self._scope.rstrip("/")
+
     def touch(self) -> None:
         """Record that the graph's wiring changed, so compiled plans are rebuilt."""
         self.version += 1
 
     def _register(self, node: Node, name: str | None) -> str:
-        base = name or node.op_type
+        base = self._scope + (name or node.op_type)
         unique = base
         if unique in self._by_name:
             count = self._name_counts.get(base, 0)
@@ -91,6 +132,62 @@ class Graph:
             self._name_counts[base] = count
         self._by_name[unique] = node
         return unique
+
+
+class _NameScope:
+    def __init__(self, graph: Graph, name: str | None) -> None:
+        self._graph = graph
+        self._name = name
+
+    def __enter__(self) -> str:
+        graph = self._graph
+        self._previous = graph._scope
+        name = self._name
+        if not name:
+            scope = ""
+        elif name.endswith("/"):
+            scope = name
+        else:
+            base = graph._scope + name
+            unique, count = base, 0
+            while unique in graph._used_scopes or unique in graph._by_name:
+                count += 1
+                unique = f"{base}_{count}"
+            graph._used_scopes.add(unique)
+            scope = unique + "/"
+        graph._scope = scope
+        return scope
+
+    def __exit__(self, *exc: object) -> None:
+        self._graph._scope = self._previous
+
+
+class _ControlDependencies:
+    def __init__(self, graph: Graph, control_inputs) -> None:
+        self._graph = graph
+        self._inputs = None if control_inputs is None else _control_nodes(graph, control_inputs)
+
+    def __enter__(self) -> None:
+        stack = self._graph._control_stack
+        self._saved = list(stack)
+        if self._inputs is None:
+            stack.clear()
+        else:
+            stack.append(self._inputs)
+
+    def __exit__(self, *exc: object) -> None:
+        self._graph._control_stack[:] = self._saved
+
+
+def _control_nodes(graph: Graph, values) -> list[Node]:
+    nodes = []
+    for value in values:
+        if isinstance(value, str):
+            value = graph.get_tensor_by_name(value)
+        if not isinstance(value, Node):
+            raise TypeError(f"control_dependencies: {value!r} is not a graph node")
+        nodes.append(value)
+    return nodes
 
 
 class _DefaultGraphScope:
@@ -150,13 +247,57 @@ class Node:
         self.graph = graph if graph is not None else get_default_graph()
         self.input_nodes: list[Node] = []
         self.consumers: list[Node] = []
+        # Nodes that must run before this one without feeding it (tf.control_dependencies).
+        self.control_inputs: list[Node] = [n for group in self.graph._control_stack for n in group]
         self.name = self.graph._register(self, name)
+
+    @property
+    def op(self) -> Node:
+        """The node itself: TF-1 code reads `tensor.op.name`; here a tensor is its op."""
+        return self
+
+    @property
+    def shape(self) -> TensorShape:
+        """The static shape: known dims as ints, None where only a run can tell."""
+        override = self.__dict__.get("_set_shape")
+        shape = self._static_shape()
+        return shape if override is None else shape.merge_with(override)
+
+    def get_shape(self) -> TensorShape:
+        """TF-1's name for `.shape`."""
+        return self.shape
+
+    def set_shape(self, shape) -> None:
+        """Declare what is known of the shape (merged with what inference finds)."""
+        self._set_shape = self.shape.merge_with(as_shape(shape))
+
+    def _static_shape(self) -> TensorShape:
+        return TensorShape(None)
+
+    @property
+    def dtype(self):
+        """The numpy dtype of the value, None when not known before a run."""
+        return self.__dict__.get("_dtype")
+
+    @dtype.setter
+    def dtype(self, value) -> None:
+        self._dtype = value
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} ({self.op_type})>"
 
-    def eval(self, session, feed_dict=None):
-        """This node's value in `session` (TF-1's `tensor.eval(session=...)`)."""
+    def eval(self, feed_dict=None, session=None):
+        """This node's value in `session`, default: the session entered with `with` (TF-1)."""
+        from engine.session import Session, get_default_session
+
+        if isinstance(feed_dict, Session):  # the engine's older order: eval(session, feed)
+            feed_dict, session = session, feed_dict
+        session = session if session is not None else get_default_session()
+        if session is None:
+            raise ValueError(
+                f"{self.name!r}.eval(): no session given and no default session: pass "
+                "session= or call it inside `with tf.Session() as sess:`"
+            )
         return session.run(self, feed_dict)
 
     # Nodes are dict keys (feed_dict, grad tables), so equality stays identity.
@@ -217,9 +358,13 @@ class Placeholder(Node):
 
     def __init__(self, dtype=None, shape=None, name: str | None = None) -> None:
         super().__init__(name)
+        self.control_inputs = []  # leaves run no earlier or later (TF-1 ignores them too)
         self.dtype = _as_dtype(dtype)
-        self.shape = None if shape is None else tuple(None if d is None else int(d) for d in shape)
+        self._declared_shape = TensorShape(shape)
         self.graph.placeholders.append(self)
+
+    def _static_shape(self) -> TensorShape:
+        return self._declared_shape
 
 
 def placeholder(dtype=None, shape=None, name: str | None = None) -> Placeholder:
@@ -228,17 +373,76 @@ def placeholder(dtype=None, shape=None, name: str | None = None) -> Placeholder:
 
 
 class Variable(Node):
-    """A model parameter; its value lives in each Session, starting from `initial_value`."""
+    """A model parameter; its value lives in each Session, starting from `initial_value`.
+
+    `initial_value` may be an array or a node (`tf.zeros([3])`, `tf.random_normal([2, 3])`):
+    a node is evaluated once, here, so the variable holds an array like any other.
+    """
 
     op_type = "variable"
 
-    def __init__(self, initial_value, name: str | None = None, trainable: bool = True, dtype=None):
+    def __init__(
+        self,
+        initial_value=None,
+        trainable=None,
+        collections=None,
+        validate_shape=True,
+        caching_device=None,
+        name: str | None = None,
+        variable_def=None,
+        dtype=None,
+        expected_shape=None,
+        import_scope=None,
+        constraint=None,
+        use_resource=None,
+        synchronization=None,
+        aggregation=None,
+        shape=None,
+    ):
+        if initial_value is None:
+            raise ValueError("Variable: initial_value must be given")
+        if callable(initial_value) and not isinstance(initial_value, Node):
+            initial_value = initial_value()
+        if isinstance(initial_value, Node):
+            initial_value = _evaluate_initial_value(initial_value, name)
         super().__init__(name)
+        self.control_inputs = []
         self.initial_value = np.array(initial_value, dtype=_as_dtype(dtype))
         self.dtype = self.initial_value.dtype
-        self.shape = self.initial_value.shape
-        self.trainable = bool(trainable)
+        self.trainable = True if trainable is None else bool(trainable)
         self.graph.variables.append(self)
+        if collections is not None:
+            for key in collections:
+                self.graph.add_to_collection(key, self)
+
+    def _static_shape(self) -> TensorShape:
+        return TensorShape(self.initial_value.shape)
+
+    def __getattr__(self, name: str):
+        # assign, assign_add, initializer, ... live in state_ops (they need Session types).
+        from engine import state_ops
+
+        method = state_ops.VARIABLE_METHODS.get(name)
+        if method is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return method(self)
+
+
+def _evaluate_initial_value(node: Node, name: str | None):
+    from engine.session import Session
+
+    needed = [n for n in topological_order([node]) if isinstance(n, Variable)]
+    session = Session(node.graph)
+    try:
+        session.initialize_variables(needed)
+        return session.run(node)
+    except Exception as exc:
+        raise ValueError(
+            f"Variable {name or ''!r}: its initial value {node.name!r} cannot be computed "
+            f"when the variable is created: {exc}"
+        ) from exc
+    finally:
+        session.close()
 
 
 class Constant(Node):
@@ -248,13 +452,42 @@ class Constant(Node):
 
     def __init__(self, value, dtype=None, name: str | None = None, graph: Graph | None = None):
         super().__init__(name, graph)
+        self.control_inputs = []
         weak = isinstance(value, (bool, int, float)) and not isinstance(value, np.generic)
         self.value = value if weak and dtype is None else np.array(value, dtype=_as_dtype(dtype))
         self.graph.constants.append(self)
 
+    @property
+    def weakly_typed(self) -> bool:
+        """A Python scalar that takes the dtype of what it meets (never upcasts float32)."""
+        return not isinstance(self.value, np.ndarray)
 
-def constant(value, dtype=None, name: str | None = None) -> Constant:
-    """A constant node holding `value`."""
+    @property
+    def dtype(self):
+        if self.weakly_typed:  # what TF-1 would make of it
+            return np.dtype(_WEAK_DEFAULTS[type(self.value)])
+        return self.value.dtype
+
+    def _static_shape(self) -> TensorShape:
+        return TensorShape(np.shape(self.value))
+
+
+_WEAK_DEFAULTS = {bool: np.bool_, int: np.int32, float: np.float32}
+
+
+def constant(value, dtype=None, shape=None, name: str | None = None, verify_shape=False):
+    """A constant node holding `value` (TF-1: a scalar `value` is broadcast to `shape`)."""
+    if shape is not None:
+        array = np.asarray(value, dtype=_as_dtype(dtype))
+        shape = tuple(int(d) for d in shape)
+        if verify_shape and array.shape != shape:
+            raise TypeError(f"constant: expected shape {shape}, value has shape {array.shape}")
+        if array.size == 1:
+            value = np.full(shape, array.reshape(()), dtype=array.dtype)
+        elif array.size == int(np.prod(shape, dtype=np.int64)):
+            value = array.reshape(shape)
+        else:
+            raise ValueError(f"constant: {array.size} values cannot fill shape {shape}")
     return Constant(value, dtype, name)
 
 
@@ -301,7 +534,8 @@ class Operation(Node):
             node.consumers.append(self)
         self.attrs = dict(attrs)
         for key, value in attrs.items():
-            setattr(self, key, value)
+            if key not in _NODE_PROPERTIES:  # read those from self.attrs
+                setattr(self, key, value)
         graph.operations.append(self)
 
     @classmethod
@@ -313,6 +547,26 @@ class Operation(Node):
         op = klass.__new__(klass)
         Operation.__init__(op, input_nodes, name=name, **attrs)
         return op
+
+    def _static_shape(self) -> TensorShape:
+        return _inferred(self)[0]
+
+    @property
+    def dtype(self):
+        """The output's numpy dtype (`infer_dtype`, else numpy's result_type of the inputs)."""
+        declared = self.__dict__.get("_dtype")
+        return declared if declared is not None else _inferred(self)[1]
+
+    @dtype.setter
+    def dtype(self, value) -> None:
+        self._dtype = value
+
+    def infer_dtype(self, *input_dtypes):
+        """The output dtype from the inputs' (None: unknown); weak scalars are left out."""
+        known = [d for d in input_dtypes if d is not _WEAK]
+        if not known or any(d is None for d in known):
+            return None
+        return np.result_type(*known)
 
     def set_input_nodes(self, nodes: Iterable) -> None:
         """Rewire this op's inputs (keeps consumers lists right, invalidates compiled plans)."""
@@ -339,6 +593,50 @@ class Operation(Node):
         return self.compute
 
 
+_NODE_PROPERTIES = frozenset({"shape", "dtype", "op"})
+_WEAK = object()  # a weakly typed scalar's place among an op's input dtypes
+
+
+def _inferred(op: Operation) -> tuple[TensorShape, object]:
+    """(shape, dtype) of `op`, cached per graph version; inputs first, without recursion."""
+    version = op.graph.version
+    cached = op.__dict__.get("_inferred")
+    if cached is not None and cached[0] == version:
+        return cached[1], cached[2]
+    pending, stack = [], [(op, False)]
+    while stack:  # uncached Operation ancestors in post-order: inputs before consumers
+        node, expanded = stack.pop()
+        if expanded:
+            pending.append(node)
+            continue
+        if node.__dict__.get("_visiting") == version:
+            continue
+        node._visiting = version
+        stack.append((node, True))
+        for parent in node.input_nodes:
+            if isinstance(parent, Operation):
+                known = parent.__dict__.get("_inferred")
+                if known is None or known[0] != version:
+                    stack.append((parent, False))
+    for node in pending:
+        shapes = [p.shape for p in node.input_nodes]
+        dtypes = [_WEAK if getattr(p, "weakly_typed", False) else p.dtype for p in node.input_nodes]
+        shape, dtype = TensorShape(None), None
+        infer = getattr(node, "infer_shape", None)
+        try:
+            result = None if infer is None else infer(*shapes)
+            shape = TensorShape(None) if result is None else as_shape(result)
+        except Exception:  # noqa: BLE001 - inference only informs; the run checks shapes
+            shape = TensorShape(None)
+        try:
+            dtype = node.infer_dtype(*dtypes)
+            dtype = None if dtype is None else np.dtype(dtype)
+        except Exception:  # noqa: BLE001
+            dtype = None
+        node._inferred = (version, shape, dtype)
+    return op._inferred[1], op._inferred[2]
+
+
 def topological_order(fetches: Iterable[Node], leaves: frozenset = frozenset()) -> list[Node]:
     """Every node `fetches` depend on, inputs before consumers; `leaves` are not expanded."""
     order: list[Node] = []
@@ -360,7 +658,7 @@ def topological_order(fetches: Iterable[Node], leaves: frozenset = frozenset()) 
             state[key] = 1
             stack.append((node, True))
             if node not in leaves:
-                for parent in reversed(node.input_nodes):
+                for parent in reversed(node.input_nodes + node.control_inputs):
                     if state.get(id(parent)) != 2:
                         stack.append((parent, False))
     return order

@@ -42,12 +42,20 @@ def op_step(fn, out: int, ins: tuple[int, ...], aux: int | None):
     return step_n
 
 
-def backward_step(xp, request: GradientRequest, order: list, slots: dict[int, int]):
-    """A step filling every gradient node of `request` in `order` from one backward pass."""
+def backward_step(
+    xp, request: GradientRequest, order: list, slots: dict[int, int], fed=frozenset()
+):
+    """A step filling every gradient node of `request` in `order` from one backward pass.
+
+    A fed node is a leaf of this run: the gradient stops there, as in TF-1 (so the gradient
+    with respect to a fed intermediate is what reaches it, and nothing behind it is needed).
+    """
     n = len(order)
     reach = request.reach
     entries = []
     for op in request.backward_ops:
+        if op in fed or id(op) not in slots:
+            continue
         fn = get_gradient_function(op)
         if fn is None:  # declared not differentiable: passes nothing back
             continue

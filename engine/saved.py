@@ -75,7 +75,7 @@ def _node_record(node: Node, session: Session, variables: dict, constants: dict)
     record = {"name": node.name, "op_type": node.op_type}
     if isinstance(node, Placeholder):
         record["dtype"] = None if node.dtype is None else node.dtype.name
-        record["shape"] = None if node.shape is None else list(node.shape)
+        record["shape"] = None if node.shape.rank is None else list(node.shape)
     elif isinstance(node, Variable):
         variables[node.name] = session.get_value(node)
         record["trainable"] = node.trainable
@@ -334,7 +334,9 @@ def deserialize(files: Mapping[str, bytes], where: str, *, device: str | None = 
     assets = {
         rel[len("assets/") :]: data for rel, data in files.items() if rel.startswith("assets/")
     }
-    return SavedGraph(where, graph, Session(graph, device=device), signatures, assets)
+    session = Session(graph, device=device)
+    session.initialize_variables()  # a saved variable's initial value is its saved value
+    return SavedGraph(where, graph, session, signatures, assets)
 
 
 def load(path: str | os.PathLike, *, device: str | None = None) -> SavedGraph:

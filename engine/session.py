@@ -1,41 +1,30 @@
 """Session: runs a graph on numpy or CuPy; variables and optimizer state live per session.
 
-Hot path: `Session.run` looks up a cached `_Plan` for (fetch structure, fed nodes) and runs
-its flat list of step closures over one per-run list of values indexed by integer slots.
-Nothing a run computes is stored on nodes; each node is computed at most once per run, and
-steps that update variables (train ops, initialisers) run after every other step, so fetched
-values are pre-update.
+Hot path: `Session.run` looks up a cached `Plan` (engine/plan.py) for (fetch structure, fed
+nodes) and runs its flat list of step closures over one per-run list of values.  TF-1's
+signature: `Session(target="", graph=None, config=None)`; the engine adds `device` and `seed`.
 """
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from engine.backend import array_module, make_rng, resolve_device, to_numpy
-from engine.errors import FeedError, GraphError, OpExecutionError
-from engine.graph import (
-    Constant,
-    Graph,
-    Node,
-    Operation,
-    Placeholder,
-    Variable,
-    get_default_graph,
-    topological_order,
-)
-from engine.plan_steps import backward_step, op_step
-from engine.sparse import IndexedSlices
+from engine.errors import FeedError, GraphError
+from engine.graph import Constant, Graph, Variable, get_default_graph
+from engine.plan import Plan, UpdateNode, fetch_key, uninitialized
 
-__all__ = ["Session", "UpdateNode", "global_variables_initializer"]
-
-
-class UpdateNode(Node):
-    """Meta node whose step changes session state (train op, initialiser); runs last."""
-
-    op_type = "update"
-
-    def make_step(self, session: Session, slots: dict[int, int]):
-        raise NotImplementedError
+__all__ = [
+    "ConfigProto",
+    "GPUOptions",
+    "InteractiveSession",
+    "Session",
+    "UpdateNode",
+    "get_default_session",
+    "global_variables_initializer",
+]
 
 
 class _InitializeVariables(UpdateNode):
@@ -57,174 +46,56 @@ def global_variables_initializer() -> UpdateNode:
     return _InitializeVariables(get_default_graph())
 
 
-def _structure(fetches, flat: list):
-    """Append fetched nodes to `flat`; return a function rebuilding the structure from values."""
-    if isinstance(fetches, Node):
-        i = len(flat)
-        flat.append(fetches)
-        return lambda values: values[i]
-    if isinstance(fetches, (list, tuple)):
-        parts = [_structure(f, flat) for f in fetches]
-        kind = list if type(fetches) is list else tuple
-        return lambda values: kind([p(values) for p in parts])
-    if isinstance(fetches, dict):
-        keys = list(fetches)
-        parts = [_structure(fetches[k], flat) for k in keys]
-        return lambda values: {k: p(values) for k, p in zip(keys, parts, strict=True)}
-    if fetches is None:
-        raise GraphError(
-            "fetch is None (gradients() gives None for a variable the loss does not depend on)"
-        )
-    raise GraphError(f"cannot fetch a {type(fetches).__name__}: fetch graph nodes")
+class GPUOptions:
+    """TF-1's GPUOptions: accepted (allow_growth, ...) and kept; the engine needs none."""
+
+    def __init__(self, **options) -> None:
+        self.__dict__.update(options)
 
 
-def _fetch_key(fetches):
-    if isinstance(fetches, Node):
-        return fetches
-    if isinstance(fetches, (list, tuple)):
-        return (type(fetches), tuple(_fetch_key(f) for f in fetches))
-    if isinstance(fetches, dict):
-        return (dict, tuple(fetches), tuple(_fetch_key(f) for f in fetches.values()))
-    return (type(fetches), id(fetches))
+class ConfigProto:
+    """TF-1's session ConfigProto: every option is accepted and kept; none changes a run
+    (threads: set OMP/OPENBLAS_NUM_THREADS; devices: `Session(device=...)`)."""
+
+    def __init__(self, gpu_options=None, **options) -> None:
+        self.gpu_options = gpu_options if gpu_options is not None else GPUOptions()
+        self.__dict__.update(options)
 
 
-class _Plan:
-    """A compiled fetch set: slots, feeds, variables, steps and how to return the values."""
-
-    def __init__(self, session: Session, fetches, fed: frozenset) -> None:
-        flat: list[Node] = []
-        self.rebuild = _structure(fetches, flat)
-        graph = session.graph
-        for node in list(flat) + list(fed):
-            if not isinstance(node, Node):
-                raise FeedError(f"feed_dict key {node!r} is not a graph node")
-            if node.graph is not graph:
-                raise GraphError(f"node {node.name!r} belongs to another graph than the session's")
-        topo = topological_order(flat, leaves=fed)
-        order = [n for n in topo if not isinstance(n, UpdateNode)]
-        order += [n for n in topo if isinstance(n, UpdateNode)]
-        n = len(order)
-        slots = {id(node): i for i, node in enumerate(order)}
-        self.size = n
-        template: list = [None] * (2 * n)  # slot i: value; slot n + i: aux of op i
-        self.feeds, self.variables, self.steps, self.step_nodes = [], [], [], []
-        missing = []
-        stepped_requests = set()
-        xp = session.xp
-        for i, node in enumerate(order):
-            if node in fed:
-                self.feeds.append((i, node, *_feed_check(node)))
-            elif isinstance(node, Placeholder):
-                missing.append(node.name)
-            elif isinstance(node, Variable):
-                session._ensure_initialized(node)
-                self.variables.append((i, node))
-            elif isinstance(node, Constant):
-                template[i] = session._device_constant(node)
-            elif isinstance(node, Operation):
-                ins = tuple(slots[id(p)] for p in node.input_nodes)
-                fn = node.kernel(xp, session.rng)
-                self._add_step(node, op_step(fn, i, ins, n + i if node.has_aux else None))
-            elif isinstance(node, UpdateNode):
-                self._add_step(node, node.make_step(session, slots))
-            elif node.op_type == "gradient":
-                request = node.request
-                if id(request) in stepped_requests:
-                    continue
-                stepped_requests.add(id(request))
-                self._add_step(node, backward_step(xp, request, order, slots))
-            else:
-                raise GraphError(f"cannot run node {node.name!r} of type {type(node).__name__}")
-        if missing:
-            names = ", ".join(repr(m) for m in missing)
-            raise FeedError(f"missing feed for placeholder(s) {names}: pass them in feed_dict")
-        self.template = template
-        self.slots = slots
-        self.fetch_slots = [slots[id(f)] for f in flat]
-        has_updates = any(isinstance(x, UpdateNode) for x in order)
-        # A fetched array must not alias session state (variables change in place): copy
-        # variables, ops that may return an input unchanged, and everything when updating.
-        self.copy = [has_updates or _may_alias_input(f) for f in flat]
-
-    def _add_step(self, node, step) -> None:
-        self.steps.append(step)
-        self.step_nodes.append(node)
-
-    def execute(self, session: Session, feed_dict):
-        v = self.template.copy()
-        if self.feeds:
-            convert = session._convert_feed
-            for slot, node, dtype, fixed, rank in self.feeds:
-                v[slot] = convert(node, feed_dict[node], dtype, fixed, rank)
-        store = session._values
-        for slot, var in self.variables:
-            v[slot] = store[var]
-        i = 0
-        try:
-            for i, step in enumerate(self.steps):  # noqa: B007 - i names the failing node
-                step(v)
-        except GraphError:
-            raise
-        except Exception as exc:
-            raise _op_error(self.step_nodes[i], v, self.slots, exc) from exc
-        out = []
-        for slot, copy in zip(self.fetch_slots, self.copy, strict=True):
-            out.append(_fetched(v[slot], copy))
-        return self.rebuild(out)
+_default_sessions = threading.local()
 
 
-_ALIASING_OPS = frozenset({"identity", "stop_gradient", "reshape", "transpose", "dropout"})
+def _session_stack() -> list:
+    stack = getattr(_default_sessions, "stack", None)
+    if stack is None:
+        stack = _default_sessions.stack = []
+    return stack
 
 
-def _may_alias_input(node: Node) -> bool:
-    if isinstance(node, Variable):
-        return True
-    if isinstance(node, Operation):
-        builtin = type(node).__module__.startswith("engine")
-        return node.op_type in _ALIASING_OPS or not builtin
-    return False
-
-
-def _feed_check(node: Node):
-    dtype = node.dtype if isinstance(node, (Placeholder, Variable)) else None
-    shape = node.shape if isinstance(node, (Placeholder, Variable)) else None
-    if shape is None:
-        return dtype, (), None
-    fixed = tuple((axis, d) for axis, d in enumerate(shape) if d is not None)
-    return dtype, fixed, len(shape)
-
-
-def _shape_of(value):
-    return getattr(value, "shape", ())
-
-
-def _op_error(node, v, slots, exc) -> OpExecutionError:
-    shapes = ", ".join(str(_shape_of(v[slots[id(p)]])) for p in node.input_nodes)
-    detail = f"{type(exc).__name__}: {exc}"
-    return OpExecutionError(
-        f"op {node.name!r} ({node.op_type}) failed on input shapes [{shapes}]: {detail}"
-    )
-
-
-def _fetched(value, copy: bool):
-    if value is None:
-        return None
-    if type(value) is IndexedSlices:
-        return value.to_numpy()
-    value = to_numpy(value)
-    if copy and isinstance(value, np.ndarray):
-        return value.copy()
-    return value
+def get_default_session():
+    """The innermost session entered with `with` (or `as_default()`) in this thread, or None."""
+    stack = _session_stack()
+    return stack[-1] if stack else None
 
 
 class Session:
     """Runs fetches of one graph; holds that graph's variable values and optimizer state.
 
-    `device`: "cpu" (numpy) or "gpu" (CuPy); default from $PEPPERCORN_DEVICE, else cpu.
-    `seed` seeds the session's random stream (dropout); default: the graph's `seed`.
+    `graph` (also accepted in `target`'s place, as the engine always did) defaults to the
+    default graph; `config` is accepted as TF-1's.  `device`: "cpu" (numpy) or "gpu" (CuPy);
+    default from $PEPPERCORN_DEVICE, else cpu.  `seed` seeds the session's random stream
+    (dropout); default: the graph's `seed`.  Inside `with Session() as sess:`, `tensor.eval()`
+    uses it, as in TF-1.
     """
 
-    def __init__(self, graph: Graph | None = None, device: str | None = None, seed=None) -> None:
+    def __init__(
+        self, target="", graph: Graph | None = None, config=None, device=None, seed=None
+    ) -> None:
+        if isinstance(target, Graph):
+            target, graph = "", target if graph is None else graph
+        if target not in ("", None):
+            raise ValueError(f"Session: target {target!r}: the engine runs in process only")
+        self.config = config
         self.graph = graph if graph is not None else get_default_graph()
         self.device = resolve_device(device)
         self.xp = array_module(self.device)
@@ -237,10 +108,18 @@ class Session:
         self._closed = False
 
     def __enter__(self) -> Session:
+        _session_stack().append(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        stack = _session_stack()
+        if stack and stack[-1] is self:
+            stack.pop()
         self.close()
+
+    def as_default(self) -> _DefaultSession:
+        """A context manager making this the default session (without closing it on exit)."""
+        return _DefaultSession(self)
 
     def close(self) -> None:
         """Free the session's state; later runs raise."""
@@ -250,20 +129,34 @@ class Session:
         self._plans.clear()
         self._closed = True
 
-    def run(self, fetches, feed_dict=None):
-        """Values of `fetches` (a node, list/tuple or dict of nodes) in one forward pass."""
+    def run(self, fetches, feed_dict=None, options=None, run_metadata=None):
+        """Values of `fetches` (a node or its name, or lists, tuples, namedtuples and dicts of
+        them) in one pass; feed_dict keys are nodes or names ("x:0")."""
         if self._closed:
             raise GraphError("this Session is closed")
         if self.graph.version != self._version:
             self._plans.clear()
             self._version = self.graph.version
-        fed = frozenset(feed_dict) if feed_dict else frozenset()
-        key = (_fetch_key(fetches), fed)
+        if feed_dict:
+            if any(type(k) is str for k in feed_dict):
+                feed_dict = {self._feed_node(k): value for k, value in feed_dict.items()}
+            fed = frozenset(feed_dict)
+        else:
+            fed = frozenset()
+        key = (fetch_key(fetches), fed)
         plan = self._plans.get(key)
         if plan is None:
-            plan = _Plan(self, fetches, fed)
+            plan = Plan(self, fetches, fed)
             self._plans[key] = plan
         return plan.execute(self, feed_dict)
+
+    def _feed_node(self, key):
+        if type(key) is not str:
+            return key
+        try:
+            return self.graph.get_tensor_by_name(key)
+        except KeyError as exc:
+            raise FeedError(f"feed_dict key {key!r}: {exc.args[0]}") from None
 
     def initialize_variables(self, variables=None) -> None:
         """(Re)set variables (default: all of the graph) to their initial values."""
@@ -303,8 +196,9 @@ class Session:
             raise GraphError(f"{var!r} is not a variable of this session's graph")
 
     def _ensure_initialized(self, var: Variable) -> None:
+        """Raise FailedPreconditionError unless `var` has a value in this session (TF-1)."""
         if var not in self._values:
-            self._values[var] = self.xp.array(var.initial_value, copy=True)
+            raise uninitialized(var)
 
     def _device_constant(self, node: Constant):
         value = node.value
@@ -327,3 +221,31 @@ class Session:
                 expected = tuple(node.shape)
                 raise FeedError(f"placeholder {node.name!r} expects shape {expected}, fed {shape}")
         return value
+
+
+class _DefaultSession:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def __enter__(self) -> Session:
+        _session_stack().append(self._session)
+        return self._session
+
+    def __exit__(self, *exc: object) -> None:
+        stack = _session_stack()
+        if stack and stack[-1] is self._session:
+            stack.pop()
+
+
+class InteractiveSession(Session):
+    """A session that makes itself the default when created (TF-1's, for notebooks)."""
+
+    def __init__(self, target="", graph=None, config=None, device=None, seed=None) -> None:
+        super().__init__(target, graph, config, device, seed)
+        _session_stack().append(self)
+
+    def close(self) -> None:
+        stack = _session_stack()
+        if self in stack:
+            stack.remove(self)
+        super().close()

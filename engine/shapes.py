@@ -77,9 +77,7 @@ class TensorShape(tuple):
         return "TensorShape(None)" if not self._known else f"TensorShape({list(self)})"
 
     def __str__(self) -> str:
-        if not self._known:
-            return "<unknown>"
-        return "(" + ", ".join("?" if d is None else str(d) for d in self) + ")"
+        return "<unknown>" if not self._known else str(tuple(self))
 
     def as_list(self) -> list:
         """The dimensions as a list; ValueError when the rank is unknown (as TF-1)."""

@@ -102,7 +102,7 @@ def _probe_outputs(session: Session, inputs: dict[str, Placeholder], outputs: di
     for batch in (1, 2):
         feed = {}
         for node in inputs.values():
-            if node.shape is None or node.dtype is None:
+            if node.shape.rank is None or node.dtype is None:
                 raise ValueError(f"input {node.name!r} has no static dtype/shape")
             feed[node] = np.zeros([batch if d is None else d for d in node.shape], node.dtype)
         runs.append({k: np.asarray(v) for k, v in session.run(outputs, feed).items()})
@@ -136,7 +136,8 @@ def signature_records(session: Session, signatures: Mapping) -> tuple[dict, list
                 raise SavedGraphError(
                     f"{where} input {key!r} ({node.name!r}) must be a placeholder with a dtype"
                 )
-            shape = None if node.shape is None else [-1 if d is None else d for d in node.shape]
+            shape = node.shape.dims
+            shape = None if shape is None else [-1 if d is None else d for d in shape]
             in_records[key] = {"name": node.name, "dtype": node.dtype.name, "shape": shape}
         outputs, given = {}, {}
         for key, ref in sig["outputs"].items():

@@ -26,6 +26,7 @@ def _check(device, losses, variables, feed=None):
     """gradients(sum(losses), variables) equals finite differences of the summed loss."""
     grads = tf.gradients(losses, variables)
     with tf.Session(device=device) as session:
+        session.initialize_variables()
         got = session.run(grads, feed)
         for var, g in zip(variables, got, strict=True):
             value = var.initial_value
@@ -74,6 +75,7 @@ def test_variable_used_by_two_losses(device):
         tf.gradients([loss1, loss2], w)[0],
     )
     with tf.Session(device=device) as session:
+        session.initialize_variables()
         a, b, both = session.run([g1, g2, g12])
     np.testing.assert_allclose(a + b, both, rtol=1e-12)
 
@@ -95,4 +97,5 @@ def test_disconnected_variable_has_no_gradient():
     grad_w, grad_unused = tf.gradients(loss, [w, unused])
     assert grad_unused is None
     with tf.Session() as session:
+        session.initialize_variables()
         np.testing.assert_allclose(session.run(grad_w), [3.0, 3.0])

@@ -14,6 +14,7 @@ def test_cast_converts_like_astype_and_passes_no_gradient_to_integers(tmp_path):
         grads = tf.gradients(out, [w])
     session = tf.Session(graph)
     session.initialize_variables()
+    session.initialize_variables()
     feed = {idx: np.array([3, -1], np.int32)}
     got, value, grad = session.run([as_float, out, grads[0]], feed)
     assert got.dtype == np.float32 and got.tolist() == [3.0, -1.0]

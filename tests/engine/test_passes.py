@@ -80,6 +80,12 @@ def feed_batch():
     return np.array([0, 3, 6, 2], np.int32), np.array([8, 0, 4, 4], np.int32)
 
 
+def _initialized_session(graph):
+    session = tf.Session(graph)
+    session.initialize_variables()
+    return session
+
+
 def test_prune_keeps_only_what_outputs_need(fresh_default_graph):
     x = tf.placeholder(tf.float64, [None, 2], name="x")
     w = tf.Variable(np.array([[1.0], [2.0]]), name="w")
@@ -95,7 +101,9 @@ def test_prune_keeps_only_what_outputs_need(fresh_default_graph):
     assert result.node_count == 3  # x, w, y
     assert result.stats[0] == {"pass": "prune", "nodes_before": 7, "nodes_after": 3}
     xv = np.array([[1.0, 1.0], [3.0, -1.0]])
-    out = tf.Session(result.graph).run(result.outputs["y"], {result.graph.get_node("x"): xv})
+    out = _initialized_session(result.graph).run(
+        result.outputs["y"], {result.graph.get_node("x"): xv}
+    )
     np.testing.assert_array_equal(out, xv @ np.array([[1.0], [2.0]]))
 
 
@@ -104,6 +112,7 @@ def test_prune_from_session_uses_current_values_and_can_freeze(fresh_default_gra
     w = tf.Variable(np.zeros((2, 1), np.float32), name="w")
     y = tf.matmul(x, w, name="y")
     session = tf.Session(fresh_default_graph)
+    session.initialize_variables()
     trained = np.array([[0.5], [-2.0]], np.float32)
     session.set_value(w, trained)
 
@@ -117,7 +126,9 @@ def test_prune_from_session_uses_current_values_and_can_freeze(fresh_default_gra
     assert isinstance(frozen.graph.get_node("w"), tf.Constant)
     xv = np.array([[2.0, 1.0]], np.float32)
     for result in (kept, frozen):
-        out = tf.Session(result.graph).run(result.outputs["y"], {result.graph.get_node("x"): xv})
+        out = _initialized_session(result.graph).run(
+            result.outputs["y"], {result.graph.get_node("x"): xv}
+        )
         np.testing.assert_array_equal(out, [[-1.0]])
         assert out.dtype == np.float32
 
@@ -138,7 +149,9 @@ def test_fold_constants_replaces_constant_subtrees(fresh_default_graph):
     folded = result.graph.get_node("scale")
     assert isinstance(folded, tf.Constant) and folded.value == 5.0
     xv = np.array([1.0, -2.0], np.float32)
-    out = tf.Session(result.graph).run(result.outputs[y.name], {result.graph.get_node("x"): xv})
+    out = _initialized_session(result.graph).run(
+        result.outputs[y.name], {result.graph.get_node("x"): xv}
+    )
     np.testing.assert_allclose(out, xv * 5.0 + np.exp(np.array([0.5, 1.0])), rtol=1e-6)
     assert out.dtype == np.float32  # the folded weak scalar did not upcast float32
 
@@ -152,6 +165,7 @@ def test_fold_constants_leaves_dropout_alone(fresh_default_graph):
 
     assert [op.op_type for op in result.graph.operations] == ["dropout", "reduce_sum"]
     session = tf.Session(result.graph, seed=1)
+    session.initialize_variables()
     first, second = session.run(result.outputs["y"]), session.run(result.outputs["y"])
     assert first != second  # still random per run, not a folded constant
     assert 700 < first < 1300  # about half the ones kept, each scaled by 2
@@ -171,7 +185,9 @@ def test_cse_merges_duplicate_ops_and_constants(fresh_default_graph):
     assert result.stats[0]["nodes_before"] == 8 and result.node_count == 5
     assert sorted(op.op_type for op in result.graph.operations) == ["add", "exp", "multiply"]
     xv = np.array([0.0, 1.0, -3.0])
-    out = tf.Session(result.graph).run(result.outputs["y"], {result.graph.get_node("x"): xv})
+    out = _initialized_session(result.graph).run(
+        result.outputs["y"], {result.graph.get_node("x"): xv}
+    )
     np.testing.assert_allclose(out, 4.0 * np.exp(xv), rtol=1e-12)
 
 
@@ -212,7 +228,9 @@ def test_fuse_dense_rewrites_matmul_bias_activation(fresh_default_graph):
     xv = rng.normal(size=(6, 3)).astype(np.float32)
     values = {v.name: v.initial_value for v in fresh_default_graph.variables}
     expected = np.tanh(xv @ values["w1"] + values["b1"]) @ values["w2"] + values["b2"]
-    out = tf.Session(result.graph).run(result.outputs["y"], {result.graph.get_node("x"): xv})
+    out = _initialized_session(result.graph).run(
+        result.outputs["y"], {result.graph.get_node("x"): xv}
+    )
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -235,6 +253,7 @@ def test_fuse_dense_skips_shared_matmul_and_broadcast_bias(fresh_default_graph):
 def test_optimize_for_inference_on_ncf_mlp(fresh_default_graph):
     nodes = build_ncf(np.float32)
     session = tf.Session(fresh_default_graph)
+    session.initialize_variables()
     users, items = feed_batch()
     for _ in range(3):
         session.run(
@@ -258,7 +277,7 @@ def test_optimize_for_inference_on_ncf_mlp(fresh_default_graph):
         assert result.stats[-1]["nodes_after"] < result.stats[1]["nodes_before"]
         assert [op.op_type for op in g.operations].count("fused_dense") == 3
         assert (g.variables == []) is freeze
-        out = tf.Session(g).run(
+        out = _initialized_session(g).run(
             result.outputs["score"], {g.get_node("user_idx"): users, g.get_node("item_idx"): items}
         )
         np.testing.assert_allclose(out, expected, rtol=1e-6)

@@ -44,6 +44,7 @@ class CubePlusOne(Operation):
 def trained_ncf(dtype, device="cpu"):
     nodes = build_ncf(dtype)
     session = tf.Session(tf.get_default_graph(), device=device)
+    session.run(tf.global_variables_initializer())
     users, items = feed_batch()
     labels = np.array([1, 0, 1, 0], dtype)
     for _ in range(3):
@@ -147,7 +148,9 @@ def test_inference_graph_from_optimize_for_inference_round_trips(tmp_path):
             "outputs": {"score": optimized.outputs["score"]},
         }
     }
-    save(tmp_path / "m", tf.Session(g), signature)
+    optimized_session = tf.Session(g)
+    optimized_session.initialize_variables()
+    save(tmp_path / "m", optimized_session, signature)
 
     loaded = load(tmp_path / "m")
     users, items = feed_batch()

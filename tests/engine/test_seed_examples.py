@@ -1,4 +1,8 @@
-"""The seed article's worked examples, its code run unchanged under `import engine`.
+"""The seed article's worked examples, its code run under `import engine` with one added line.
+
+The line is `session.run(global_variables_initializer())`: as in TF-1, reading a variable
+before its initializer runs raises FailedPreconditionError (the seed's TensorSlow read the
+initial value directly).
 
 Point clouds are the TensorSlow tutorial's (the seed refers to them as blue_points / red_points).
 """
@@ -42,7 +46,15 @@ def _accuracy(probabilities, n_blue):
 
 
 def test_affine_transform_gives_2_minus_1():
-    from engine import Graph, Session, Variable, add, matmul, placeholder
+    from engine import (
+        Graph,
+        Session,
+        Variable,
+        add,
+        global_variables_initializer,
+        matmul,
+        placeholder,
+    )
 
     # --- seed code, unchanged ---
     # Create a new graph
@@ -57,6 +69,8 @@ def test_affine_transform_gives_2_minus_1():
     # Create output node z
     z = add(y, b)
     session = Session()
+    # TF-1 (and the engine since #18) needs this one line beyond the seed's code:
+    session.run(global_variables_initializer())
     output = session.run(z, {x: [1, 2]})
     print(output)
     # --- end of seed code ---
@@ -70,6 +84,7 @@ def test_seed_cross_entropy_loss_matches_numpy():
         Session,
         Variable,
         add,
+        global_variables_initializer,
         log,
         matmul,
         multiply,
@@ -91,6 +106,8 @@ def test_seed_cross_entropy_loss_matches_numpy():
     # Cross-entropy loss
     J = negative(reduce_sum(reduce_sum(multiply(c, log(p)), axis=1)))
     session = Session()
+    # TF-1 (and the engine since #18) needs this one line beyond the seed's code:
+    session.run(global_variables_initializer())
     print(
         session.run(
             J,
@@ -116,6 +133,7 @@ def test_perceptron_trains_on_two_point_clouds():
         Session,
         Variable,
         add,
+        global_variables_initializer,
         log,
         matmul,
         multiply,
@@ -143,6 +161,8 @@ def test_perceptron_trains_on_two_point_clouds():
         c: [[1, 0]] * len(blue_points) + [[0, 1]] * len(red_points),
     }
     session = Session()
+    # TF-1 (and the engine since #18) needs this one line beyond the seed's code:
+    session.run(global_variables_initializer())
     for step in range(100):
         J_value = session.run(J, feed_dict)
         losses.append(J_value)
@@ -192,6 +212,8 @@ def test_mlp_trains_on_xor_point_clouds():
     }
     # Create session
     session = tf.Session()
+    # TF-1 (and the engine since #18) needs this one line beyond the seed's code:
+    session.run(tf.global_variables_initializer())
     # Perform 100 gradient descent steps
     for step in range(2000):
         J_value = session.run(J, feed_dict)
@@ -252,6 +274,7 @@ def test_seed_style_user_op_and_gradient_registration(monkeypatch):
     grad_w = tf.gradients(loss, [w])[0]
     xv = np.array([0.1, 0.2, -0.3])
     with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
         got = session.run(grad_w, {x: xv})
     s = 1 / (1 + np.exp(-(xv + w.initial_value)))
     np.testing.assert_allclose(got, 3.0 * 2 * s * s * (1 - s), rtol=1e-12)

@@ -33,6 +33,7 @@ def test_fetch_structures_and_one_computation_per_run(device):
     a, b = sq + 1.0, sq * 2.0
     CountingSquare.calls = 0
     with tf.Session(device=device) as session:
+        session.initialize_variables()
         feed = {x: [1.0, 3.0]}
         single = session.run(a, feed)
         as_list = session.run([a, b, sq], feed)
@@ -51,6 +52,7 @@ def test_train_step_shares_the_forward_pass_and_plans_are_cached():
     loss = tf.reduce_sum(CountingSquare(x * w))
     train_op = tf.train.GradientDescentOptimizer(0.1).minimize(loss)
     with tf.Session() as session:
+        session.initialize_variables()
         feed = {x: np.array([1.0, 2.0])}
         before = session.run(loss, feed)
         CountingSquare.calls = 0
@@ -84,6 +86,7 @@ def test_shape_mismatch_names_op_name_and_input_shapes():
     w = tf.Variable(np.ones((3, 2)), name="kernel")
     out = tf.matmul(x, w, name="dense_1")
     with tf.Session() as session, pytest.raises(tf.OpExecutionError) as info:
+        session.run(tf.global_variables_initializer())
         session.run(out, {x: np.ones((4, 5))})
     message = str(info.value)
     assert "'dense_1'" in message and "matmul" in message and "(4, 5), (3, 2)" in message
@@ -110,6 +113,7 @@ def _dropout_trajectory(seed):
         train_op = tf.train.AdamOptimizer(0.05).minimize(loss)
         feed = {x: np.ones((16, 4), np.float32)}
         with tf.Session(graph, seed=seed) as session:
+            session.initialize_variables()
             return [float(session.run([loss, train_op], feed)[0]) for _ in range(5)]
 
 
@@ -121,8 +125,9 @@ def test_same_seed_same_loss_trajectory():
 def test_dropout_training_switch():
     x = tf.placeholder(tf.float64, (1000,))
     training = tf.placeholder(tf.bool_, ())
-    out = tf.dropout(x, 0.25, training=training)
+    out = tf.dropout(x, rate=0.25, training=training)
     with tf.Session(seed=0) as session:
+        session.initialize_variables()
         ones = np.ones(1000)
         off = session.run(out, {x: ones, training: False})
         on = session.run(out, {x: ones, training: True})
@@ -135,6 +140,8 @@ def test_variables_live_in_the_session():
     w = tf.Variable(np.array([1.0, 2.0]), name="w")
     step = tf.train.GradientDescentOptimizer(1.0).minimize(tf.reduce_sum(w))
     first, second = tf.Session(), tf.Session()
+    first.run(tf.global_variables_initializer())
+    second.run(tf.global_variables_initializer())
     first.run(step)
     np.testing.assert_allclose(first.get_value(w), [0.0, 1.0])
     np.testing.assert_allclose(second.get_value(w), [1.0, 2.0])  # untouched
@@ -155,6 +162,7 @@ def test_operators_promote_numbers_and_arrays_without_upcasting():
     x = tf.placeholder(tf.float32, (2,))
     out = -(2.0 * x + 1 - x / 4.0) @ np.ones((2, 2), np.float32) + np.float32(0.5)
     with tf.Session() as session:
+        session.initialize_variables()
         value = session.run(out, {x: np.array([1.0, 2.0], np.float32)})
     assert value.dtype == np.float32
     np.testing.assert_allclose(value, [-(3 - 0.25) - (5 - 0.5) + 0.5] * 2)
@@ -162,6 +170,7 @@ def test_operators_promote_numbers_and_arrays_without_upcasting():
     left = np.float32(2.0) * x + np.ones(2, np.float32) - np.eye(2, dtype=np.float32) @ x
     assert isinstance(left, tf.Node)
     with tf.Session() as session:
+        session.initialize_variables()
         np.testing.assert_allclose(session.run(left, {x: np.array([1.0, 2.0], np.float32)}), [2, 3])
 
 
@@ -253,6 +262,7 @@ def test_rewiring_invalidates_compiled_plans():
     b = tf.constant(5.0)
     out = tf.negative(a)
     with tf.Session() as session:
+        session.initialize_variables()
         assert session.run(out) == -2.0
         out.set_input_nodes([b])
         assert session.run(out) == -5.0
@@ -262,16 +272,22 @@ def test_rewiring_invalidates_compiled_plans():
 def test_bad_fetches_feeds_and_closed_sessions_are_explained():
     w = tf.Variable(1.0)
     session = tf.Session()
-    with pytest.raises(tf.FeedError, match="feed_dict key 'x' is not a graph node"):
+    session.initialize_variables()
+    with pytest.raises(tf.FeedError, match="feed_dict key 'x': graph has no node named 'x'"):
         session.run(w, {"x": 1.0})
+    with pytest.raises(tf.FeedError, match="feed_dict key 3 is not a graph node"):
+        session.run(w, {3: 1.0})
     with tf.Graph().as_default():
         stranger = tf.constant(1.0, name="stranger")
     with pytest.raises(tf.GraphError, match="'stranger' belongs to another graph"):
         session.run(stranger)
     with pytest.raises(tf.GraphError, match="fetch is None"):
         session.run([w, None])
-    with pytest.raises(tf.GraphError, match="cannot fetch a str"):
-        session.run("w")
+    assert session.run(f"{w.name}:0") == 1.0  # by name, as TF-1
+    with pytest.raises(KeyError, match="no node named 'nope'"):
+        session.run("nope")
+    with pytest.raises(tf.GraphError, match="cannot fetch a int"):
+        session.run(3)
     session.close()
     with pytest.raises(tf.GraphError, match="closed"):
         session.run(w)
@@ -297,6 +313,7 @@ def test_ops_on_python_scalar_constants(device):
             "exp": tf.exp(c),
         }
         with tf.Session(device=device) as session:
+            session.initialize_variables()
             got = session.run(fetches)
     want = {
         "reduce_sum": 0.5,

@@ -45,6 +45,7 @@ def test_sparse_gradient_equals_dense_gradient_with_duplicates_summed(device):
     (grad_s,) = tf.gradients(loss_s, [table_s])
     (grad_d,) = tf.gradients(loss_d, [table_d])
     with tf.Session(device=device) as session:
+        session.initialize_variables()
         sparse, dense = session.run([grad_s, grad_d], {**feed_s(IDS), **feed_d(IDS)})
     assert isinstance(sparse, tf.IndexedSlices)
     assert len(sparse.indices) == len(IDS)  # one row per lookup: O(batch), not O(table)
@@ -88,6 +89,7 @@ def test_sparse_update_equals_dense_update(device, name):
             table, feed_of, loss = _model(start, sparse)
             train_op = OPTIMIZERS[name]().minimize(loss)
             with tf.Session(device=device) as session:
+                session.initialize_variables()
                 for _ in range(3):  # the same rows each step, so the row states evolve alike
                     session.run(train_op, feed_of(IDS))
                 results[sparse] = session.get_value(table)
@@ -103,6 +105,7 @@ def test_lazy_adam_leaves_untouched_rows_alone(device):
     table, feed_of, loss = _model(start, sparse=True)
     train_op = tf.train.AdamOptimizer(0.05).minimize(loss)
     with tf.Session(device=device) as session:
+        session.initialize_variables()
         session.run(train_op, feed_of(IDS))
         after_first = session.get_value(table)
         # Second step touches other rows only: rows touched before keep their values, although
@@ -134,6 +137,7 @@ def test_table_used_sparsely_twice_and_densely_sums_every_use(device):
         (g_mixed,) = tf.gradients(both_sparse, [table])
         (g_sparse,) = tf.gradients(only_sparse, [table])
         with tf.Session(device=device) as session:
+            session.initialize_variables()
             mixed, sparse = session.run([g_mixed, g_sparse], {ids_a: IDS, ids_b: other})
     with tf.Graph().as_default():
         table = tf.Variable(start.copy())
@@ -141,6 +145,7 @@ def test_table_used_sparsely_twice_and_densely_sums_every_use(device):
         dense_loss = loss_of(hot_a @ table, hot_b @ table, table)
         (g_dense,) = tf.gradients(dense_loss, [table])
         with tf.Session(device=device) as session:
+            session.initialize_variables()
             dense = session.run(g_dense)
     assert isinstance(sparse, tf.IndexedSlices) and len(sparse.indices) == len(IDS) + len(other)
     assert isinstance(mixed, np.ndarray)  # a dense use makes the sum dense
