@@ -14,6 +14,7 @@ import numpy as _np
 from engine import (
     clip_ops,
     creation,
+    errors,
     init_ops,
     initializers,
     layers,
@@ -26,6 +27,7 @@ from engine import (
     ops_nn,
     ops_shape,
     random_ops,
+    session,
     shapes,
     sparse_tensor,
     state_ops,
@@ -66,7 +68,7 @@ from engine.ops_shape import *  # noqa: E402, F403
 from engine.passes import optimize_for_inference
 from engine.random_ops import *  # noqa: E402, F403
 from engine.saved import SavedGraph, SavedGraphError, load, save
-from engine.session import Session, global_variables_initializer
+from engine.session import *  # noqa: F403
 from engine.shapes import *  # noqa: E402, F403
 from engine.sparse import IndexedSlices
 from engine.sparse_tensor import *  # noqa: E402, F403
@@ -77,6 +79,7 @@ float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int32, int64, bool_ = _np.int32, _np.int64, _np.bool_
 
 _STAR_MODULES = (
+    session,
     clip_ops,
     creation,
     init_ops,
@@ -94,6 +97,7 @@ _STAR_MODULES = (
 )
 
 __all__ = [
+    "errors",
     *(name for module in _STAR_MODULES for name in module.__all__),
     "OP_TYPES",
     "Constant",
@@ -111,7 +115,6 @@ __all__ = [
     "RegisterGradient",
     "SavedGraph",
     "SavedGraphError",
-    "Session",
     "Variable",
     "bool_",
     "compute_gradients",
@@ -120,7 +123,6 @@ __all__ = [
     "float32",
     "float64",
     "get_default_graph",
-    "global_variables_initializer",
     "gradients",
     "initializers",
     "int32",

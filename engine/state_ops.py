@@ -28,7 +28,6 @@ __all__ = [
     "get_collection",
     "get_collection_ref",
     "global_variables",
-    "global_variables_initializer",
     "group",
     "initialize_all_variables",
     "initialize_variables",
