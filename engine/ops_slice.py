@@ -205,7 +205,13 @@ def slice(input_, begin, size, name=None):  # noqa: A001 - TF-1's name
         raise ValueError(f"slice: begin must be non-negative, got {begin}")
     end_mask = sum(1 << i for i, s in enumerate(size) if s == -1)
     end = [b + s if s != -1 else 0 for b, s in zip(begin, size, strict=True)]
-    return strided_slice(input_, begin, end, end_mask=end_mask, name=name or "Slice")
+    out = strided_slice(input_, begin, end, end_mask=end_mask, name=name or "Slice")
+    # TF-1's Slice knows every size but -1 even on unknown dimensions (it refuses, at run
+    # time, a block that does not fit; strided_slice would clip).
+    shape = out.shape
+    if shape.rank is not None:
+        out.set_shape([d if s == -1 else s for d, s in zip(shape, size, strict=True)])
+    return out
 
 
 class Split(Operation):
