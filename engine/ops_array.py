@@ -154,6 +154,7 @@ class ClipByValue(FirstInputDtype, SameShape, Operation):
 
     op_type = "clip_by_value"
     accepts_indexed_slices = True
+    produces_indexed_slices = True
 
     def forward(self, xp, x, *bounds):
         if not bounds:  # graphs saved before the bounds became inputs
