@@ -300,7 +300,7 @@ VARIABLE_METHODS = {
     "assign_add": _method(assign_add),
     "assign_sub": _method(assign_sub),
     "initializer": _initializer,
-    "initialized_value": lambda var: var,
+    "initialized_value": lambda var: lambda: var,
     "value": lambda var: lambda: var,
     "read_value": lambda var: lambda: var,
     "load": lambda var: lambda value, session=None: _load(var, value, session),
