@@ -4,7 +4,9 @@ A checkpoint is `<dir>/epoch-NNNN/`, written atomically by `engine.save` with ev
 variable (extra_nodes) and two assets covered by its checksum:
 - `trainer_state.json`: epoch, history, early-stopping state, elapsed time and the numpy
   Generator's `bit_generator.state` (so a resumed run draws the same negatives and shuffles);
-- `optimizer.npz`: the optimizer's slot arrays and counters, keyed by variable name.
+- `optimizer.npz`: `Optimizer.state_dict` (`"<variable>/<slot>"` arrays and counters such as
+  Adam's `beta1_power`), read back by `Optimizer.load_state_dict`, which also reads the older
+  layout (`__step__`, `accum`).
 Nothing is pickled: JSON and `.npz` read back with `allow_pickle=False`.
 """
 
@@ -55,16 +57,19 @@ def save_checkpoint(
     epoch: int,
     session,
     signatures: dict,
-    optimizer_arrays: dict[str, np.ndarray],
+    optimizer_state: dict[str, np.ndarray],
     state: dict[str, Any],
 ) -> Path:
-    """Write epoch `epoch`'s checkpoint atomically; an existing one for that epoch is replaced."""
+    """Write epoch `epoch`'s checkpoint atomically; an existing one for that epoch is replaced.
+
+    `optimizer_state` is the trainer's `optimizer.state_dict(session)`.
+    """
     target = epoch_dir(folder, epoch)
     if target.exists():
         # Only reachable when a resumed run redoes an epoch whose checkpoint it did not trust.
         shutil.rmtree(target)
     buffer = io.BytesIO()
-    np.savez(buffer, **optimizer_arrays)
+    np.savez(buffer, **optimizer_state)
     assets = {
         "trainer_state.json": json.dumps(state, indent=1, allow_nan=False).encode(),
         "optimizer.npz": buffer.getvalue(),

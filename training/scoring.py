@@ -39,6 +39,7 @@ def make_optimizer(training: TrainingConfig):
         "momentum": lambda: tf.train.MomentumOptimizer(lr, momentum=0.9),
         "adagrad": lambda: tf.train.AdagradOptimizer(lr),
         "adam": lambda: tf.train.AdamOptimizer(lr),
+        "lazy_adam": lambda: tf.train.LazyAdamOptimizer(lr),
         "ftrl": lambda: tf.train.FtrlOptimizer(lr),
     }[training.optimizer]()
 

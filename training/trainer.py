@@ -24,7 +24,6 @@ import numpy as np
 from tqdm import tqdm
 
 import engine as tf
-from engine.optimizer_state import optimizer_state_arrays, restore_optimizer_state
 from peppercorn.config import TrainingConfig
 from training import checkpoint as ckpt
 from training.data import (
@@ -276,7 +275,8 @@ class Trainer:
         for name, value in saved.variables.items():
             if name in by_name:
                 self.session.set_value(by_name[name], value)
-        restore_optimizer_state(self.session, self.optimizer, self.train_op, saved.optimizer)
+        # Keyed by variable and slot name: the optimizer needs no guess how a table was updated.
+        self.optimizer.load_state_dict(self.session, saved.optimizer)
         rng.bit_generator.state = saved.state["rng"]
         return saved.state
 
@@ -311,7 +311,7 @@ class Trainer:
         state["rng"] = rng.bit_generator.state
         ckpt.save_checkpoint(
             folder, epoch, self.session, self.signatures,
-            optimizer_state_arrays(self.session, self.optimizer), state,
+            self.optimizer.state_dict(self.session), state,
         )  # fmt: skip
 
     def _select(self, state: dict[str, Any], epochs: int, rng) -> None:
