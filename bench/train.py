@@ -69,14 +69,14 @@ def _load_average() -> float:
 
 def _table(rows: list[dict]) -> str:
     head = (
-        "| dataset | model | seed | HR@10 | NDCG@10 | AUC | popularity HR@10 / NDCG@10 "
-        "| best epoch | train s | samples/s | load avg |\n" + "|---" * 11 + "|"
+        "| dataset | model | optimizer | seed | HR@10 | NDCG@10 | AUC | popularity HR@10 / "
+        "NDCG@10 | best epoch | train s | samples/s | load avg |\n" + "|---" * 12 + "|"
     )
     lines = [head]
     for r in rows:
         m = r["metrics"]
         lines.append(
-            f"| {r['dataset']} | {r['model']} | {r['seed']} | "
+            f"| {r['dataset']} | {r['model']} | {r.get('optimizer', '?')} | {r['seed']} | "
             f"{m['hr@10']:.3f} | {m['ndcg@10']:.3f} | "
             f"{m['auc']:.3f} | {m['popularity_hr@10']:.3f} / {m['popularity_ndcg@10']:.3f} | "
             f"{m['best_epoch']}/{m['epochs']} | {m['train_seconds']:.0f} | "
@@ -110,12 +110,13 @@ def main(argv: list[str] | None = None) -> int:
                 version, metrics = train_and_export(cfg)
                 rows.append({
                     "config": config, "dataset": dataset, "model": model, "export": version.uri,
-                    "seed": cfg.training.seed, "metrics": metrics,
-                    "wall_seconds": round(time.perf_counter() - start, 1),
+                    "seed": cfg.training.seed, "optimizer": cfg.training.optimizer,
+                    "metrics": metrics, "wall_seconds": round(time.perf_counter() - start, 1),
                     "load_before": load_before, "load_after": _load_average(),
                 })  # fmt: skip
                 hr, ndcg = metrics["hr@10"], metrics["ndcg@10"]
-                print(f"{config} {model} seed {cfg.training.seed}: HR@10 {hr:.4f} "
+                print(f"{config} {model} ({cfg.training.optimizer}) seed {cfg.training.seed}: "
+                      f"HR@10 {hr:.4f} "
                       f"NDCG@10 {ndcg:.4f}", flush=True)  # fmt: skip
                 if cfg.dataset.kind == "ncf":
                     raw = score_raw_test(version, Path(cfg.dataset.path))
