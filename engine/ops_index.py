@@ -99,8 +99,8 @@ class Select(Operation):
     @staticmethod
     def _condition(xp, condition, x):
         condition = xp.asarray(condition)
-        if condition.ndim == 1 and xp.ndim(x) > 1:
-            return condition.reshape((-1,) + (1,) * (xp.ndim(x) - 1))
+        if condition.ndim == 1 and np.ndim(x) > 1:
+            return condition.reshape((-1,) + (1,) * (np.ndim(x) - 1))
         return condition
 
     def forward(self, xp, condition, x, y):

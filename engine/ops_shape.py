@@ -41,7 +41,8 @@ class Shape(Operation):
     op_type = "shape"
 
     def forward(self, xp, x):
-        return xp.asarray(xp.shape(x), dtype=self.attrs["out_type"])
+        # np.shape reads .shape (numpy or CuPy) and takes Python scalars (shape ())
+        return xp.asarray(np.shape(x), dtype=self.attrs["out_type"])
 
     def infer_shape(self, shape):
         return (shape.rank,)
@@ -56,7 +57,7 @@ class Size(Operation):
     op_type = "size"
 
     def forward(self, xp, x):
-        return xp.asarray(xp.size(x), dtype=self.attrs["out_type"])
+        return xp.asarray(np.size(x), dtype=self.attrs["out_type"])
 
     def infer_shape(self, shape):
         return ()
@@ -71,7 +72,7 @@ class Rank(Operation):
     op_type = "rank"
 
     def forward(self, xp, x):
-        return xp.asarray(xp.ndim(x), dtype=np.int32)
+        return xp.asarray(np.ndim(x), dtype=np.int32)
 
     def infer_shape(self, shape):
         return ()
@@ -136,7 +137,7 @@ class Squeeze(Operation):
 @RegisterGradient("expand_dims")
 @RegisterGradient("squeeze")
 def _reshape_back_grad(op, g):
-    return (g.reshape(op.xp.shape(op.inputs[0])),)
+    return (g.reshape(np.shape(op.inputs[0])),)
 
 
 def expand_dims(input, axis=None, name=None, dim=None):  # noqa: A002
@@ -234,7 +235,7 @@ class Tile(Operation):
 @RegisterGradient("tile")
 def _tile_grad(op, g):
     # g viewed as (m0, d0, m1, d1, ...): summing the m axes folds every copy back.
-    x_shape = op.xp.shape(op.inputs[0])
+    x_shape = np.shape(op.inputs[0])
     multiples = op.op.attrs["multiples"]
     split_shape = [n for pair in zip(multiples, x_shape, strict=True) for n in pair]
     folded = g.reshape(split_shape).sum(axis=tuple(range(0, len(split_shape), 2)))
