@@ -149,3 +149,27 @@ def test_one_hot_out_of_range_index_is_a_row_of_off_values():
     with tf.Session() as session:
         got = session.run(tf.one_hot(np.array([-1, 3, 1]), 3))
     np.testing.assert_array_equal(got, [[0, 0, 0], [0, 0, 0], [0, 1, 0]])
+
+
+def test_shape_index_and_matmul_ops_save_and_load(tmp_path):
+    # Attrs are JSON-able and ops rebuilt from them (without __init__) compute the same.
+    x = tf.placeholder(tf.float32, (None, 4), name="x")
+    w = tf.Variable(RNG.standard_normal((3, 4)).astype(np.float32), name="w")
+    scores = tf.matmul(x, w, transpose_b=True)
+    values, indices = tf.top_k(getitem(scores, (slice(None), slice(None, None, -1))), 2)
+    parts = tf.split(tf.pad(scores, [[0, 0], [1, 0]], mode="SYMMETRIC"), [1, -1], axis=1)
+    outputs = {
+        "values": values,
+        "indices": indices,
+        "masked": tf.where(tf.sequence_mask(tf.argmax(scores, 1), 3), parts[1], -parts[1]),
+        "hot": tf.one_hot(tf.argmax(scores, 1), 3, on_value=2.0),
+        "tiled": tf.tile(tf.expand_dims(tf.squeeze(parts[0], axis=1), 0), [2, 1]),
+    }
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        expected = session.run(outputs, {x: X34})
+        tf.save(tmp_path / "m", session, {"s": {"inputs": {"x": x}, "outputs": outputs}})
+    loaded = tf.load(tmp_path / "m")
+    got = loaded.predict("s", {"x": X34})
+    for key, value in expected.items():
+        np.testing.assert_array_equal(got[key], value, err_msg=key)
