@@ -35,3 +35,9 @@ def eng():
     import engine
 
     return engine
+
+
+@pytest.fixture(params=["engine", "tensorflow"])
+def tf(request, eng, tfv1):
+    """Each implementation in turn, for behaviour checks both must pass (TF checks the test)."""
+    return eng if request.param == "engine" else tfv1
