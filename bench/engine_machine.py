@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from pathlib import Path
 
-__all__ = ["cpu_model", "machine_info"]
+__all__ = ["cpu_model", "limit_threads", "machine_info"]
 
 
 def cpu_model() -> str:
@@ -32,6 +33,36 @@ def _blas() -> list[dict]:
     ]
 
 
+def limit_threads(threads: int, with_torch: bool) -> str:
+    """Cap numpy's BLAS threads (and torch's pool) at `threads`; returns how it was done.
+
+    The environment variables only work before numpy loads OpenBLAS; threadpoolctl only
+    reaches libraries already loaded, so it runs after numpy (and torch) are imported.
+    """
+    how = []
+    if "numpy" not in sys.modules:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
+        how.append(f"OPENBLAS/OMP/MKL_NUM_THREADS={threads} before importing numpy")
+    import numpy  # noqa: F401 - loads the BLAS that threadpoolctl limits
+
+    if with_torch:
+        try:
+            import torch
+        except ImportError:
+            return "; ".join(how)  # main() reports the missing torch
+        torch.set_num_threads(threads)
+        how.append(f"torch.set_num_threads({threads})")
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        how.append("threadpoolctl not installed")
+    else:
+        threadpool_limits(limits=threads)
+        how.append(f"threadpoolctl.threadpool_limits({threads})")
+    return "; ".join(how)
+
+
 def machine_info() -> dict:
     """CPU model, core counts, Python/numpy/torch/cupy versions and the loaded BLAS libraries."""
     import numpy as np
@@ -52,6 +83,9 @@ def machine_info() -> dict:
         info["torch"] = torch.__version__
     except ImportError:
         info["torch"] = None
+    # TensorFlow only when this run loaded it (the import alone takes seconds).
+    tensorflow = sys.modules.get("tensorflow")
+    info["tensorflow"] = getattr(tensorflow, "__version__", None)
     try:
         import cupy
 
