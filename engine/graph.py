@@ -30,6 +30,8 @@ from functools import partial
 import numpy as np
 
 from engine.errors import GraphError
+from engine.graph_scopes import ControlDependencies, NameScope
+from engine.shape_inference import WEAK, inferred
 from engine.shapes import TensorShape, as_shape
 
 __all__ = [
@@ -103,15 +105,15 @@ class Graph:
         """Append `value` to the collection `key`."""
         self.collections.setdefault(key, []).append(value)
 
-    def name_scope(self, name: str | None) -> _NameScope:
+    def name_scope(self, name: str | None) -> NameScope:
         """A context manager prefixing new node names with "<scope>/<name>/" (TF-1's rules:
         a reused scope name gets "_1"; a name ending with "/" re-enters that exact scope;
         None or "" goes back to the root).  Yields the full scope string."""
-        return _NameScope(self, name)
+        return NameScope(self, name)
 
-    def control_dependencies(self, control_inputs) -> _ControlDependencies:
+    def control_dependencies(self, control_inputs) -> ControlDependencies:
         """Ops created inside run only after `control_inputs` (None clears the outer ones)."""
-        return _ControlDependencies(self, control_inputs)
+        return ControlDependencies(self, control_inputs)
 
     def get_name_scope(self) -> str:
         """The current name scope without its trailing "/"."""
@@ -132,62 +134,6 @@ class Graph:
             self._name_counts[base] = count
         self._by_name[unique] = node
         return unique
-
-
-class _NameScope:
-    def __init__(self, graph: Graph, name: str | None) -> None:
-        self._graph = graph
-        self._name = name
-
-    def __enter__(self) -> str:
-        graph = self._graph
-        self._previous = graph._scope
-        name = self._name
-        if not name:
-            scope = ""
-        elif name.endswith("/"):
-            scope = name
-        else:
-            base = graph._scope + name
-            unique, count = base, 0
-            while unique in graph._used_scopes or unique in graph._by_name:
-                count += 1
-                unique = f"{base}_{count}"
-            graph._used_scopes.add(unique)
-            scope = unique + "/"
-        graph._scope = scope
-        return scope
-
-    def __exit__(self, *exc: object) -> None:
-        self._graph._scope = self._previous
-
-
-class _ControlDependencies:
-    def __init__(self, graph: Graph, control_inputs) -> None:
-        self._graph = graph
-        self._inputs = None if control_inputs is None else _control_nodes(graph, control_inputs)
-
-    def __enter__(self) -> None:
-        stack = self._graph._control_stack
-        self._saved = list(stack)
-        if self._inputs is None:
-            stack.clear()
-        else:
-            stack.append(self._inputs)
-
-    def __exit__(self, *exc: object) -> None:
-        self._graph._control_stack[:] = self._saved
-
-
-def _control_nodes(graph: Graph, values) -> list[Node]:
-    nodes = []
-    for value in values:
-        if isinstance(value, str):
-            value = graph.get_tensor_by_name(value)
-        if not isinstance(value, Node):
-            raise TypeError(f"control_dependencies: {value!r} is not a graph node")
-        nodes.append(value)
-    return nodes
 
 
 class _DefaultGraphScope:
@@ -372,79 +318,6 @@ def placeholder(dtype=None, shape=None, name: str | None = None) -> Placeholder:
     return Placeholder(dtype, shape, name)
 
 
-class Variable(Node):
-    """A model parameter; its value lives in each Session, starting from `initial_value`.
-
-    `initial_value` may be an array or a node (`tf.zeros([3])`, `tf.random_normal([2, 3])`):
-    a node is evaluated once, here, so the variable holds an array like any other.
-    """
-
-    op_type = "variable"
-
-    def __init__(
-        self,
-        initial_value=None,
-        trainable=None,
-        collections=None,
-        validate_shape=True,
-        caching_device=None,
-        name: str | None = None,
-        variable_def=None,
-        dtype=None,
-        expected_shape=None,
-        import_scope=None,
-        constraint=None,
-        use_resource=None,
-        synchronization=None,
-        aggregation=None,
-        shape=None,
-    ):
-        if initial_value is None:
-            raise ValueError("Variable: initial_value must be given")
-        if callable(initial_value) and not isinstance(initial_value, Node):
-            initial_value = initial_value()
-        if isinstance(initial_value, Node):
-            initial_value = _evaluate_initial_value(initial_value, name)
-        super().__init__(name)
-        self.control_inputs = []
-        self.initial_value = np.array(initial_value, dtype=_as_dtype(dtype))
-        self.dtype = self.initial_value.dtype
-        self.trainable = True if trainable is None else bool(trainable)
-        self.graph.variables.append(self)
-        if collections is not None:
-            for key in collections:
-                self.graph.add_to_collection(key, self)
-
-    def _static_shape(self) -> TensorShape:
-        return TensorShape(self.initial_value.shape)
-
-    def __getattr__(self, name: str):
-        # assign, assign_add, initializer, ... live in state_ops (they need Session types).
-        from engine import state_ops
-
-        method = state_ops.VARIABLE_METHODS.get(name)
-        if method is None:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        return method(self)
-
-
-def _evaluate_initial_value(node: Node, name: str | None):
-    from engine.session import Session
-
-    needed = [n for n in topological_order([node]) if isinstance(n, Variable)]
-    session = Session(node.graph)
-    try:
-        session.initialize_variables(needed)
-        return session.run(node)
-    except Exception as exc:
-        raise ValueError(
-            f"Variable {name or ''!r}: its initial value {node.name!r} cannot be computed "
-            f"when the variable is created: {exc}"
-        ) from exc
-    finally:
-        session.close()
-
-
 class Constant(Node):
     """A fixed value; Python scalars stay Python scalars so they never upcast float32."""
 
@@ -549,13 +422,13 @@ class Operation(Node):
         return op
 
     def _static_shape(self) -> TensorShape:
-        return _inferred(self)[0]
+        return inferred(self)[0]
 
     @property
     def dtype(self):
         """The output's numpy dtype (`infer_dtype`, else numpy's result_type of the inputs)."""
         declared = self.__dict__.get("_dtype")
-        return declared if declared is not None else _inferred(self)[1]
+        return declared if declared is not None else inferred(self)[1]
 
     @dtype.setter
     def dtype(self, value) -> None:
@@ -563,7 +436,7 @@ class Operation(Node):
 
     def infer_dtype(self, *input_dtypes):
         """The output dtype from the inputs' (None: unknown); weak scalars are left out."""
-        known = [d for d in input_dtypes if d is not _WEAK]
+        known = [d for d in input_dtypes if d is not WEAK]
         if not known or any(d is None for d in known):
             return None
         return np.result_type(*known)
@@ -594,47 +467,6 @@ class Operation(Node):
 
 
 _NODE_PROPERTIES = frozenset({"shape", "dtype", "op"})
-_WEAK = object()  # a weakly typed scalar's place among an op's input dtypes
-
-
-def _inferred(op: Operation) -> tuple[TensorShape, object]:
-    """(shape, dtype) of `op`, cached per graph version; inputs first, without recursion."""
-    version = op.graph.version
-    cached = op.__dict__.get("_inferred")
-    if cached is not None and cached[0] == version:
-        return cached[1], cached[2]
-    pending, stack = [], [(op, False)]
-    while stack:  # uncached Operation ancestors in post-order: inputs before consumers
-        node, expanded = stack.pop()
-        if expanded:
-            pending.append(node)
-            continue
-        if node.__dict__.get("_visiting") == version:
-            continue
-        node._visiting = version
-        stack.append((node, True))
-        for parent in node.input_nodes:
-            if isinstance(parent, Operation):
-                known = parent.__dict__.get("_inferred")
-                if known is None or known[0] != version:
-                    stack.append((parent, False))
-    for node in pending:
-        shapes = [p.shape for p in node.input_nodes]
-        dtypes = [_WEAK if getattr(p, "weakly_typed", False) else p.dtype for p in node.input_nodes]
-        shape, dtype = TensorShape(None), None
-        infer = getattr(node, "infer_shape", None)
-        try:
-            result = None if infer is None else infer(*shapes)
-            shape = TensorShape(None) if result is None else as_shape(result)
-        except Exception:  # noqa: BLE001 - inference only informs; the run checks shapes
-            shape = TensorShape(None)
-        try:
-            dtype = node.infer_dtype(*dtypes)
-            dtype = None if dtype is None else np.dtype(dtype)
-        except Exception:  # noqa: BLE001
-            dtype = None
-        node._inferred = (version, shape, dtype)
-    return op._inferred[1], op._inferred[2]
 
 
 def topological_order(fetches: Iterable[Node], leaves: frozenset = frozenset()) -> list[Node]:
@@ -662,3 +494,8 @@ def topological_order(fetches: Iterable[Node], leaves: frozenset = frozenset()) 
                     if state.get(id(parent)) != 2:
                         stack.append((parent, False))
     return order
+
+
+# Variable subclasses Node and reads topological_order: defined in its own module, which
+# imports this one, so it is bound here last.
+from engine.variables import Variable  # noqa: E402
