@@ -13,6 +13,7 @@ RNG = np.random.default_rng(11)
 X34 = RNG.standard_normal((3, 4)).astype(np.float32)
 TIES = np.array([[1, 3, 3, 0, 2], [5, 5, 5, 1, 0], [2, 2, 2, 2, 2]], np.float32)
 COND = np.array([[True, False, True, False], [False, False, True, True], [True] * 4])
+X_LONG = RNG.standard_normal((3, 2, 300)).astype(np.float32)
 IDS = np.array([[0, 2], [3, -1], [1, 1]], np.int32)
 
 
@@ -58,6 +59,9 @@ CASES = [
     ("top_k-default-k", lambda t, x: _top_k(t)(x), [X34]),
     ("top_k-vector", lambda t, x: _top_k(t)(x, k=4), [X34[0]]),
     ("top_k-ints", lambda t, x: _top_k(t)(x, 2), [TIES.astype(np.int32)]),
+    # Rows long enough for the partitioned path, with many ties at the k-th value.
+    ("top_k-long-rows-ties", lambda t, x: _top_k(t)(x, 25), [np.round(X_LONG, 1)]),
+    ("top_k-long-rows", lambda t, x: _top_k(t)(x, 7), [X_LONG]),
     ("unique", lambda t, x: tuple(t.unique(x)), [np.array([4, 1, 4, 2, 1, 7], np.int32)]),
     (
         "unique-int64-idx",
@@ -173,3 +177,15 @@ def test_shape_index_and_matmul_ops_save_and_load(tmp_path):
     got = loaded.predict("s", {"x": X34})
     for key, value in expected.items():
         np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+def test_top_k_long_rows_with_nan_order_like_a_stable_sort():
+    x = np.round(RNG.standard_normal((4, 400)), 1)
+    x[0, :395] = np.nan  # fewer than k numbers: that row falls back to the full sort
+    x[1, 7] = np.nan
+    values, indices = tf.top_k(tf.constant(x), 10)
+    with tf.Session() as session:
+        got_values, got_indices = session.run([values, indices])
+    expected = np.argsort(-x, axis=-1, kind="stable")[:, :10]
+    np.testing.assert_array_equal(got_indices, expected)
+    np.testing.assert_array_equal(got_values, np.take_along_axis(x, expected, axis=-1))
