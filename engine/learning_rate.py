@@ -18,8 +18,9 @@ __all__ = ["exponential_decay", "piecewise_constant"]
 
 
 def _float_dtype(value) -> np.dtype:
+    python_number = isinstance(value, (int, float)) and not isinstance(value, np.generic)
     dtype = value.dtype if isinstance(value, Node) else np.asarray(value).dtype
-    if dtype is None or isinstance(value, (int, float)) or dtype.kind != "f":
+    if dtype is None or python_number or dtype.kind != "f":
         return np.dtype(np.float32)
     return np.dtype(dtype)
 
