@@ -151,24 +151,26 @@ class variable_scope:  # noqa: N801 - TF-1's name
         parent = store.scope
         given = self._name_or_scope
         if isinstance(given, VariableScope):
+            # TF-1: a new name scope named after the scope's last part ("tower_1/"); the
+            # scope keeps its original name scope.
             full_name = given.name
             reuse = self._reuse if self._reuse else given.reuse
             base = given
-            op_scope = given.original_name_scope
+            op_name = given.name.split("/")[-1]
         else:
             name = given if given is not None else _unique_scope(store, parent, self._default_name)
             full_name = _join(parent.name, name)
             reuse = self._reuse if self._reuse else parent.reuse
             base = parent
-            op_scope = name
+            op_name = given if given is not None else self._default_name
         self._name_scope = None
         if self._auxiliary_name_scope:
-            self._name_scope = graph.name_scope(op_scope)
+            self._name_scope = graph.name_scope(op_name)
             op_scope = self._name_scope.__enter__()
-        elif isinstance(given, VariableScope):
-            op_scope = given.original_name_scope
         else:
             op_scope = graph._scope
+        if isinstance(given, VariableScope):
+            op_scope = given.original_name_scope
         store.scope_counts[full_name] = store.scope_counts.get(full_name, 0) + 1
         scope = VariableScope(
             reuse,
