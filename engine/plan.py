@@ -24,6 +24,7 @@ from engine.graph import (
     Variable,
     topological_order,
 )
+from engine.plan_fusion import NO_CHAINS, find_dense_chains, fusion_enabled
 from engine.plan_steps import backward_step, op_step
 from engine.sparse import IndexedSlices
 
@@ -117,6 +118,8 @@ class Plan:
         missing = []
         stepped_requests = set()
         xp = session.xp
+        # Grappler-style: matmul + bias + activation chains run as one step (plan_fusion).
+        chains = find_dense_chains(order, flat, fed) if fusion_enabled(session) else NO_CHAINS
         for i, node in enumerate(order):
             if node in fed:
                 self.feeds.append((i, node, *_feed_check(node)))
@@ -127,6 +130,12 @@ class Plan:
             elif isinstance(node, Constant):
                 template[i] = session._device_constant(node)
             elif isinstance(node, Operation):
+                if id(node) in chains.absorbed:  # computed inside its chain's fused step
+                    continue
+                chain = chains.by_output.get(id(node))
+                if chain is not None:
+                    self._add_step(node, chain.forward_step(xp, slots, n + i))
+                    continue
                 ins = tuple(slots[id(p)] for p in node.input_nodes)
                 fn = _dense_inputs(xp, node, node.kernel(xp, session.rng))
                 self._add_step(node, op_step(fn, i, ins, n + i if node.has_aux else None))
@@ -137,7 +146,7 @@ class Plan:
                 if id(request) in stepped_requests:
                     continue
                 stepped_requests.add(id(request))
-                self._add_step(node, backward_step(xp, request, order, slots, fed))
+                self._add_step(node, backward_step(xp, request, order, slots, fed, chains))
             else:
                 raise GraphError(f"cannot run node {node.name!r} of type {type(node).__name__}")
         if missing:
@@ -216,8 +225,10 @@ def _dense_inputs(xp, node: Operation, fn):
 
 
 def _feed_check(node: Node):
-    dtype = node.dtype if isinstance(node, (Placeholder, Variable)) else None
-    shape = node.shape
+    if not isinstance(node, (Placeholder, Variable)):
+        # A fed intermediate takes any value (models feed a [1, 1] default's stand-in).
+        return None, (), None
+    dtype, shape = node.dtype, node.shape
     if shape.rank is None:
         return dtype, (), None
     fixed = tuple((axis, d) for axis, d in enumerate(shape) if d is not None)
