@@ -15,6 +15,7 @@ from engine.autodiff import NotDifferentiable, RegisterGradient
 from engine.graph import Constant, Node, Operation
 from engine.ops_index_gather import boolean_mask, gather_nd, top_k
 from engine.ops_slice import newaxis, slice, strided_slice
+from engine.ops_slice_dynamic import StridedSliceDynamic  # noqa: F401 - registers its op type
 from engine.shape_helpers import (
     constant_value,
     format_shape,

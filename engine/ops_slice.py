@@ -12,7 +12,7 @@ import operator
 from functools import cached_property
 
 from engine.autodiff import RegisterGradient
-from engine.graph import Operation
+from engine.graph import Node, Operation
 from engine.shape_helpers import int_list, normalize_axis, static_shape_of
 from engine.shapes import TensorShape
 
@@ -191,8 +191,20 @@ def _is_int(value) -> bool:
 
 
 def getitem(node, key):
-    """`node[key]` as TF-1 builds it: a strided_slice (ints drop a dimension, None adds one)."""
+    """`node[key]` as TF-1 builds it: a strided_slice (ints drop a dimension, None adds one);
+    scalar integer nodes may stand for ints and slice bounds (`x[:, i]`, `x[i:j]`)."""
+    key = key if isinstance(key, tuple) else (key,)
+    if any(_holds_node(k) for k in key):
+        from engine.ops_slice_dynamic import dynamic_getitem
+
+        return dynamic_getitem(node, key)
     return strided_slice(node, **_attrs_from_key(key), name="strided_slice")
+
+
+def _holds_node(k) -> bool:
+    if isinstance(k, _py_slice):
+        return any(isinstance(p, Node) for p in (k.start, k.stop, k.step))
+    return isinstance(k, Node)
 
 
 def slice(input_, begin, size, name=None):  # noqa: A001 - TF-1's name

@@ -90,7 +90,22 @@ CASES = [
         [_r(2, 3), _r(3, 4)],
         [0, 1],
     ),
+    (
+        "strided_slice_dynamic-column",
+        "strided_slice_dynamic",
+        lambda x, i: getitem(x, (slice(None), i)),
+        [_r(3, 4), np.array(2)],
+        [0],
+    ),
+    (
+        "strided_slice_dynamic-bounds",
+        "strided_slice_dynamic",
+        lambda x, i, j: getitem(x, (slice(i, j), None, -1)),
+        [_r(4, 3), np.array(1), np.array(-1)],
+        [0],
+    ),
 ]
+
 
 # Integer-valued shape facts: no gradient, forward-tested in test_shape_ops.py.
 NOT_DIFFERENTIABLE = {"shape", "size", "rank"}

@@ -82,6 +82,24 @@ CASES = [
 ]
 
 
+I1 = np.array(1, np.int32)
+I2 = np.array(-2, np.int64)
+CASES += [
+    ("getitem-node-column", lambda t, x, i: _index(t, x, (slice(None), i)), [X234, I1]),
+    ("getitem-node-first", lambda t, x, i: _index(t, x, i), [X234, I1]),
+    (
+        "getitem-node-bounds",
+        lambda t, x, i, j: _index(t, x, (Ellipsis, slice(j, i))),
+        [X234, I2, I1],
+    ),
+    (
+        "getitem-node-mixed",
+        lambda t, x, i, j: _index(t, x, (slice(None, None, -1), None, slice(j, None), i)),
+        [X234, I2, I2],
+    ),
+]
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_forward_matches_tensorflow(device, case):
     _, build, arrays = case
@@ -190,3 +208,13 @@ def test_shape_is_read_at_run_time():
 def test_stack_refuses_incompatible_shapes():
     with pytest.raises(ValueError, match="Shapes must be equal rank"):
         tf.stack([tf.placeholder(tf.float32, (2, 3)), tf.placeholder(tf.float32, (3, 3))])
+
+
+def test_node_indices_must_be_integer_scalars():
+    x = tf.placeholder(tf.float32, (3, 4))
+    with pytest.raises(TypeError, match="scalar tf.int32/tf.int64 tensors"):
+        getitem(x, tf.placeholder(tf.int32, (2,)))
+    with pytest.raises(TypeError, match="scalar tf.int32/tf.int64 tensors"):
+        getitem(x, (slice(None), tf.placeholder(tf.float32, ())))
+    with pytest.raises(ValueError, match="3 indices for a tensor of rank 2"):
+        getitem(x, (0, 0, tf.placeholder(tf.int32, ())))
