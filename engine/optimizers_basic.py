@@ -93,7 +93,8 @@ class AdagradOptimizer(Optimizer):
 
 
 class FtrlOptimizer(Optimizer):
-    """FTRL-Proximal (McMahan et al. 2013), TF-1's `FtrlOptimizer` incl. its V2 shrinkage."""
+    """FTRL-Proximal (McMahan et al. 2013), TF-1's `FtrlOptimizer` incl. its V2 shrinkage
+    (and the later `beta`)."""
 
     def __init__(
         self,
@@ -107,6 +108,7 @@ class FtrlOptimizer(Optimizer):
         accum_name=None,
         linear_name=None,
         l2_shrinkage_regularization_strength=0.0,
+        beta=None,
     ) -> None:
         super().__init__(use_locking, name)
         self._set_hyper("learning_rate", learning_rate, positive=True)
@@ -115,6 +117,7 @@ class FtrlOptimizer(Optimizer):
             "l1_regularization_strength": l1_regularization_strength,
             "l2_regularization_strength": l2_regularization_strength,
             "l2_shrinkage_regularization_strength": l2_shrinkage_regularization_strength,
+            "beta": 0.0 if beta is None else beta,
         }
         for what, value in checks.items():
             if not float(value) >= 0:
@@ -126,6 +129,8 @@ class FtrlOptimizer(Optimizer):
         self.l1 = float(l1_regularization_strength)
         self.l2 = float(l2_regularization_strength)
         self.l2_shrinkage = float(l2_shrinkage_regularization_strength)
+        # TF's later `beta` adds beta / (2 * learning_rate) to the L2 strength.
+        self.beta = 0.0 if beta is None else float(beta)
         self._accum_name = accum_name or "accum"
         self._linear_name = linear_name or "linear"
 
@@ -143,7 +148,7 @@ class FtrlOptimizer(Optimizer):
         shrunk_g = g + 2 * self.l2_shrinkage * p if self.l2_shrinkage else g
         new_power = self._power(xp, new_accum)
         linear = linear + shrunk_g - (new_power - self._power(xp, accum)) / lr * p
-        quadratic = new_power / lr + 2 * self.l2
+        quadratic = new_power / lr + 2 * self.l2 + self.beta / lr
         value = (xp.sign(linear) * self.l1 - linear) / quadratic
         return xp.where(xp.abs(linear) > self.l1, value, 0), new_accum, linear
 

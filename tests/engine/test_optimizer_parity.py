@@ -94,6 +94,7 @@ OPTIMIZERS = {
     "ftrl_power": lambda tf: tf.train.FtrlOptimizer(
         0.3, learning_rate_power=-0.3, initial_accumulator_value=0.2
     ),
+    "ftrl_beta": lambda tf: tf.train.FtrlOptimizer(0.3, l2_regularization_strength=0.1, beta=0.2),
     "ftrl_shrinkage": lambda tf: tf.train.FtrlOptimizer(
         0.3, l2_regularization_strength=0.1, l2_shrinkage_regularization_strength=0.05
     ),

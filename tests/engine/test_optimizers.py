@@ -135,3 +135,144 @@ def test_training_integer_variables_is_refused():
 def test_bad_hyperparameters_are_named():
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
         tf.train.AdamOptimizer(0.0)
+
+
+def _lazy_adam_reference(table, steps, lr=0.05, b1=0.9, b2=0.999, eps=1e-8):
+    """contrib's LazyAdam in numpy: only the looked-up rows' moments and values change."""
+    table, m, v = table.copy(), np.zeros_like(table), np.zeros_like(table)
+    for t, (ids, grad_of) in enumerate(steps, start=1):
+        rows = np.unique(ids)
+        g = np.zeros_like(table)
+        np.add.at(g, ids, grad_of(table[ids]))
+        g = g[rows]
+        m[rows] = b1 * m[rows] + (1 - b1) * g
+        v[rows] = b2 * v[rows] + (1 - b2) * g * g
+        lr_t = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        table[rows] -= lr_t * m[rows] / (np.sqrt(v[rows]) + eps)
+    return table
+
+
+def test_lazy_adam_matches_a_numpy_reference_and_leaves_other_rows_alone(device):
+    table0 = RNG.standard_normal((9, 2))
+    batches = [np.array([1, 1, 4]), np.array([2, 7]), np.array([4, 0, 0, 8])]
+    ids = tf.placeholder(tf.int32, (None,))
+    table = tf.Variable(table0)
+    loss = tf.reduce_sum(tf.square(tf.gather(table, ids)) * 0.5)
+    train_op = tf.train.LazyAdamOptimizer(0.05).minimize(loss)
+    with tf.Session(device=device) as session:
+        session.run(tf.global_variables_initializer())
+        for batch in batches:
+            session.run(train_op, {ids: batch})
+        got = session.get_value(table)
+    want = _lazy_adam_reference(table0, [(b, lambda rows: rows) for b in batches])
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    untouched = [3, 5, 6]
+    np.testing.assert_array_equal(got[untouched], table0[untouched])
+
+
+def test_adam_moves_every_row_of_a_table_like_tf1():
+    # Exact TF-1 Adam: rows not looked up this step still move on their decayed moments.
+    table0 = RNG.standard_normal((5, 2))
+    ids = tf.placeholder(tf.int32, (None,))
+    table = tf.Variable(table0)
+    loss = tf.reduce_sum(tf.gather(table, ids))
+    train_op = tf.train.AdamOptimizer(0.1).minimize(loss)
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        session.run(train_op, {ids: [0]})
+        first = session.get_value(table)
+        session.run(train_op, {ids: [1]})
+        second = session.get_value(table)
+    assert np.all(first[0] != table0[0]) and np.all(first[1:] == table0[1:])
+    assert np.all(second[0] != first[0])  # not looked up at step 2, moved by its momentum
+
+
+def test_apply_gradients_takes_dense_gradients_for_a_table_and_numbers():
+    table0 = RNG.standard_normal((4, 2))
+    table = tf.Variable(table0)
+    dense_grad = tf.placeholder(tf.float64, (4, 2))
+    optimizer = tf.train.AdagradOptimizer(0.1)
+    train_op = optimizer.apply_gradients([(dense_grad, table)])
+    const_op = tf.train.GradientDescentOptimizer(1.0).apply_gradients([(np.ones((4, 2)), table)])
+    g = RNG.standard_normal((4, 2))
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        session.run(train_op, {dense_grad: g})
+        want = table0 - 0.1 * g / np.sqrt(0.1 + g * g)
+        np.testing.assert_allclose(session.get_value(table), want)
+        session.run(const_op)
+        np.testing.assert_allclose(session.get_value(table), want - 1.0)
+
+
+def test_compute_gradients_accepts_tf1_arguments_and_grad_loss():
+    w = tf.Variable(np.array([1.0, -2.0]))
+    unused = tf.Variable(np.array([3.0]))
+    loss = tf.square(w)  # a vector loss weighted by grad_loss
+    optimizer = tf.train.GradientDescentOptimizer(0.1)
+    pairs = optimizer.compute_gradients(
+        loss,
+        var_list=[w, unused],
+        gate_gradients=optimizer.GATE_GRAPH,
+        aggregation_method=None,
+        colocate_gradients_with_ops=True,
+        grad_loss=tf.constant(np.array([1.0, 10.0])),
+    )
+    assert pairs[1] == (None, unused)
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        np.testing.assert_allclose(session.run(pairs[0][0]), [2.0, -40.0])
+    with pytest.raises(ValueError, match="gate_gradients"):
+        optimizer.compute_gradients(loss, gate_gradients=7)
+
+
+def test_constructors_take_tf1_positional_order():
+    # TF-1: MomentumOptimizer(lr, momentum, use_locking, name, use_nesterov);
+    # FtrlOptimizer(lr, learning_rate_power, initial_accumulator_value, l1, l2, ...).
+    momentum = tf.train.MomentumOptimizer(0.1, 0.9, False, "M", True)
+    assert momentum.get_name() == "M" and momentum.use_nesterov
+    ftrl = tf.train.FtrlOptimizer(0.1, -0.25, 0.3, 0.01, 0.02)
+    assert ftrl.learning_rate_power == -0.25 and ftrl.initial_accumulator_value == 0.3
+    assert (ftrl.l1, ftrl.l2) == (0.01, 0.02)
+    rms = tf.train.RMSPropOptimizer(0.1, 0.8, 0.5, 1e-6, False, True, "R")
+    assert rms.centered and rms.get_name() == "R"
+    assert tf.train.AdamOptimizer(0.1, 0.8, 0.9, 1e-3, False, "A").get_name() == "A"
+    assert tf.train.AdagradOptimizer(0.1, 0.2, False, "G").get_name() == "G"
+    assert tf.train.GradientDescentOptimizer(0.1, False, "S").get_name() == "S"
+    with pytest.raises(ValueError, match="learning_rate_power must be <= 0"):
+        tf.train.FtrlOptimizer(0.1, learning_rate_power=0.5)
+    with pytest.raises(ValueError, match="initial_accumulator_value must be > 0"):
+        tf.train.AdagradOptimizer(0.1, initial_accumulator_value=0.0)
+
+
+def test_signatures_match_tensorflows():
+    import inspect
+
+    tfv1 = pytest.importorskip("tensorflow").compat.v1
+    names = [
+        "GradientDescentOptimizer",
+        "MomentumOptimizer",
+        "AdagradOptimizer",
+        "AdamOptimizer",
+        "RMSPropOptimizer",
+        "FtrlOptimizer",
+    ]
+    # Arguments TF 2's compat.v1 added after TF 1.15.
+    tf2_only = {"use_own_namescope_for_non_slot_vars", "skip_gradients_aggregation"}
+    for name in names:
+        ours = inspect.signature(getattr(tf.train, name))
+        theirs = inspect.signature(getattr(tfv1.train, name)).parameters
+        theirs = {k: p for k, p in theirs.items() if k not in tf2_only}
+        assert list(ours.parameters) == list(theirs), name
+        for key, param in theirs.items():
+            assert ours.parameters[key].default == param.default, (name, key)
+    for method in ["minimize", "compute_gradients", "apply_gradients"]:
+        ours = inspect.signature(getattr(tf.train.Optimizer, method))
+        theirs = inspect.signature(getattr(tfv1.train.Optimizer, method)).parameters
+        assert list(ours.parameters) == [k for k in theirs if k not in tf2_only], method
+    assert list(inspect.signature(tf.train.Saver.save).parameters) == list(
+        inspect.signature(tfv1.train.Saver.save).parameters
+    )
+    for fn in ["exponential_decay", "piecewise_constant", "get_or_create_global_step"]:
+        ours = inspect.signature(getattr(tf.train, fn))
+        theirs = inspect.signature(getattr(tfv1.train, fn))
+        assert list(ours.parameters) == list(theirs.parameters), fn
