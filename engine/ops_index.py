@@ -1,8 +1,9 @@
 """Indexing ops: argmax, argmin, where, one_hot, sequence_mask, unique; slicing and gathers.
 
 `slice`, `strided_slice` and `newaxis` live in `engine.ops_slice`, `gather_nd`,
-`boolean_mask` and `top_k` in `engine.ops_index_gather`; they reach TF-1's top level through this
-module's `__all__`.
+`boolean_mask` and `top_k` in `engine.ops_index_gather`, `where` and `where_v2` in
+`engine.ops_select`, `sort` and `argsort` in `engine.ops_sort`, `scatter_nd` in
+`engine.ops_scatter`; they reach TF-1's top level through this module's `__all__`.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ from collections import namedtuple
 
 import numpy as np
 
-from engine.autodiff import NotDifferentiable, RegisterGradient
+from engine.autodiff import NotDifferentiable
 from engine.graph import Constant, Node, Operation
 from engine.ops_index_gather import boolean_mask, gather_nd, top_k
+from engine.ops_scatter import scatter_nd
+from engine.ops_select import where, where_v2
 from engine.ops_slice import newaxis, slice, strided_slice
 from engine.ops_slice_dynamic import StridedSliceDynamic  # noqa: F401 - registers its op type
+from engine.ops_sort import argsort, sort
 from engine.shape_helpers import (
     constant_value,
     format_shape,
@@ -23,21 +27,24 @@ from engine.shape_helpers import (
     normalize_axis,
     static_shape_of,
 )
-from engine.shapes import broadcast_shape
 
 __all__ = [
     "argmax",
     "argmin",
+    "argsort",
     "boolean_mask",
     "gather_nd",
     "newaxis",
     "one_hot",
+    "scatter_nd",
     "sequence_mask",
     "slice",
+    "sort",
     "strided_slice",
     "top_k",
     "unique",
     "where",
+    "where_v2",
 ]
 
 
@@ -90,83 +97,8 @@ def argmin(input, axis=None, name=None, dimension=None, output_type=np.int64):  
     return _arg_reduce(ArgMin, input, axis, name, dimension, output_type)
 
 
-class Select(Operation):
-    """TF-1's where(condition, x, y): a condition of x's rank picks entries, a vector
-    condition of x's first dimension picks whole rows; x, y and a same-rank condition
-    broadcast (TF-1 wants equal shapes: every program it takes runs the same here)."""
-
-    op_type = "select"
-
-    @staticmethod
-    def _condition(xp, condition, x):
-        condition = xp.asarray(condition)
-        if condition.ndim == 1 and np.ndim(x) > 1:
-            return condition.reshape((-1,) + (1,) * (np.ndim(x) - 1))
-        return condition
-
-    def forward(self, xp, condition, x, y):
-        return xp.where(self._condition(xp, condition, x), x, y)
-
-    def infer_shape(self, condition, x, y):
-        value = broadcast_shape(x, y)
-        if condition.rank == 1 and value.rank is not None and value.rank > 1:
-            return value
-        return broadcast_shape(condition, value)
-
-    def infer_dtype(self, condition, x, y):
-        return super().infer_dtype(x, y)
-
-
-@RegisterGradient("select")
-def _select_grad(op, g):
-    condition, x, _ = op.inputs
-    xp = op.xp
-    taken = Select._condition(xp, condition, x)
-    zeros = xp.zeros_like(g)
-    return None, xp.where(taken, g, zeros), xp.where(taken, zeros, g)
-
-
-class WhereIndices(Operation):
-    """The coordinates of the true entries of `condition`, (count, rank) int64."""
-
-    op_type = "where_indices"
-
-    def forward(self, xp, condition):
-        return xp.argwhere(xp.asarray(condition)).astype(np.int64)
-
-    def infer_shape(self, condition):
-        return (None, condition.rank)
-
-    def infer_dtype(self, dtype):
-        return np.dtype(np.int64)
-
-
 NotDifferentiable("argmax")
 NotDifferentiable("argmin")
-NotDifferentiable("where_indices")
-
-
-def where(condition, x=None, y=None, name=None):
-    """TF-1's tf.where: with x and y, entries of x where `condition` is true else of y (a
-    vector condition picks rows); with neither, the int64 coordinates of the true entries."""
-    if (x is None) != (y is None):
-        raise ValueError("where: x and y must both be given, or neither")
-    if x is None:
-        return WhereIndices([condition], name=name or "Where")
-    c_shape, x_shape, y_shape = (static_shape_of(v) for v in (condition, x, y))
-    rows = c_shape.rank == 1 and x_shape.rank is not None and x_shape.rank > 1
-    try:
-        value_shape = broadcast_shape(x_shape, y_shape)
-        if rows:
-            broadcast_shape(c_shape, value_shape[:1])
-        else:
-            broadcast_shape(c_shape, value_shape)
-    except ValueError:
-        raise ValueError(
-            f"where: Dimensions must be equal for {name or 'Select'!r} with input shapes: "
-            f"{format_shape(c_shape)}, {format_shape(x_shape)}, {format_shape(y_shape)}"
-        ) from None
-    return Select([condition, x, y], name=name or "Select")
 
 
 class OneHot(Operation):

@@ -1,7 +1,8 @@
 """Shape ops: shape, size, rank, expand_dims, squeeze, stack, unstack, tile, split, pad, ...
 
-`pad`, `reverse`, `split`, `unstack` and the slicing ops live in `engine.ops_slice` and
-`engine.ops_pad`; they reach TF-1's top level through this module's `__all__`.
+`pad` and `reverse` live in `engine.ops_pad`, `split` and `unstack` in `engine.ops_slice`,
+`broadcast_to` in `engine.ops_scatter`; they reach TF-1's top level through this module's
+`__all__`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 from engine.autodiff import NotDifferentiable, RegisterGradient
 from engine.graph import Operation
 from engine.ops_pad import pad, reverse
+from engine.ops_scatter import broadcast_to
 from engine.ops_slice import split, unstack
 from engine.shape_helpers import (
     format_shape,
@@ -21,10 +23,12 @@ from engine.shape_helpers import (
 from engine.shapes import TensorShape
 
 __all__ = [
+    "broadcast_to",
     "expand_dims",
     "pad",
     "rank",
     "reverse",
+    "reverse_v2",
     "shape",
     "size",
     "split",
@@ -33,6 +37,9 @@ __all__ = [
     "tile",
     "unstack",
 ]
+
+
+reverse_v2 = reverse  # TF-1.15's alias
 
 
 class Shape(Operation):

@@ -61,6 +61,28 @@ CASES = [
         [_r(2, 4), np.array([False, True, True, False])],
         [0],
     ),
+    (
+        "where_v2-broadcast",
+        "select_v2",
+        tf.where_v2,
+        [_CONDITION[:1], _r(2, 3), _r(2, 1)],
+        [1, 2],
+    ),
+    ("sort-last", "take_along_axis", tf.sort, [_distinct(3, 4)], [0]),
+    (
+        "sort-axis0-descending",
+        "take_along_axis",
+        lambda x: tf.sort(x, axis=0, direction="DESCENDING"),
+        [_distinct(4, 2, 3)],
+        [0],
+    ),
+    (
+        "scatter_nd-repeats",
+        "scatter_nd",
+        lambda i, u: tf.scatter_nd(i, u, [3, 2]),
+        [np.array([[0], [2], [0]]), _r(3, 2)],
+        [1],
+    ),
     ("top_k-rows", "top_k_values", lambda x: tf.top_k(x, 2)[0], [_distinct(3, 5)], [0]),
     ("top_k-vector", "top_k_values", lambda x: tf.top_k(x, 3)[0], [_distinct(6)], [0]),
 ]
@@ -69,6 +91,7 @@ CASES = [
 NOT_DIFFERENTIABLE = {
     "argmax",
     "argmin",
+    "argsort",
     "one_hot",
     "sequence_mask",
     "top_k_indices",

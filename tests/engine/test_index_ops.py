@@ -62,6 +62,23 @@ CASES = [
     # Rows long enough for the partitioned path, with many ties at the k-th value.
     ("top_k-long-rows-ties", lambda t, x: _top_k(t)(x, 25), [np.round(X_LONG, 1)]),
     ("top_k-long-rows", lambda t, x: _top_k(t)(x, 7), [X_LONG]),
+    ("where_v2-broadcast", lambda t, c, x, y: t.where_v2(c, x, y), [COND[0], X34, X34[:1]]),
+    ("where_v2-coordinates", lambda t, c: t.where_v2(c), [COND]),
+    ("sort", lambda t, x: t.sort(x), [TIES]),
+    ("sort-descending-axis0", lambda t, x: t.sort(x, axis=0, direction="DESCENDING"), [TIES]),
+    ("argsort-ties", lambda t, x: t.argsort(x), [TIES]),
+    ("argsort-descending", lambda t, x: t.argsort(x, direction="DESCENDING"), [TIES]),
+    ("argsort-axis0-ints", lambda t, x: t.argsort(x, axis=0), [TIES.astype(np.int32)]),
+    (
+        "scatter_nd-repeats",
+        lambda t, i, u: t.scatter_nd(i, u, [3, 4]),
+        [np.array([[0, 1], [2, 3], [0, 1]], np.int32), np.array([1.0, 2.0, 4.0], np.float32)],
+    ),
+    (
+        "scatter_nd-rows",
+        lambda t, i, u: t.scatter_nd(i, u, [4, 3]),
+        [np.array([[3], [1]], np.int64), X34[:2, :3]],
+    ),
     ("unique", lambda t, x: tuple(t.unique(x)), [np.array([4, 1, 4, 2, 1, 7], np.int32)]),
     (
         "unique-int64-idx",
@@ -189,3 +206,12 @@ def test_top_k_long_rows_with_nan_order_like_a_stable_sort():
     expected = np.argsort(-x, axis=-1, kind="stable")[:, :10]
     np.testing.assert_array_equal(got_indices, expected)
     np.testing.assert_array_equal(got_values, np.take_along_axis(x, expected, axis=-1))
+
+
+def test_scatter_nd_and_sort_check_their_arguments():
+    with pytest.raises(ValueError, match="do not fit"):
+        tf.scatter_nd(tf.placeholder(tf.int32, (2, 1)), tf.placeholder(tf.float32, (2, 5)), [4, 3])
+    with pytest.raises(ValueError, match="direction must be one of"):
+        tf.sort(tf.placeholder(tf.float32, (3,)), direction="UP")
+    with pytest.raises(ValueError, match="out of range"):
+        tf.argsort(tf.placeholder(tf.float32, (3,)), axis=1)

@@ -59,6 +59,9 @@ CASES = [
     ("pad-reflect", lambda t, x: t.pad(x, [[1, 2], [2, 3]], mode="REFLECT"), [X36]),
     ("pad-symmetric", lambda t, x: t.pad(x, [[3, 1], [0, 6]], mode="symmetric"), [X36]),
     ("reverse", lambda t, x: t.reverse(x, [0, 2]), [X234]),
+    ("reverse_v2", lambda t, x: t.reverse_v2(x, [1]), [X234]),
+    ("broadcast_to", lambda t, x: t.broadcast_to(x, [2, 3, 6]), [X36[:1]]),
+    ("broadcast_to-rank", lambda t, x: t.broadcast_to(x, [5, 3, 6]), [X36]),
     ("reverse-neg", lambda t, x: t.reverse(x, axis=[-1]), [X36]),
     ("slice", lambda t, x: t.slice(x, [1, 0, 1], [1, -1, 2]), [X234]),
     ("strided_slice", lambda t, x: t.strided_slice(x, [0, 1], [3, 6], [2, 2]), [X36]),
@@ -218,3 +221,10 @@ def test_node_indices_must_be_integer_scalars():
         getitem(x, (slice(None), tf.placeholder(tf.float32, ())))
     with pytest.raises(ValueError, match="3 indices for a tensor of rank 2"):
         getitem(x, (0, 0, tf.placeholder(tf.int32, ())))
+
+
+def test_broadcast_to_refuses_shapes_that_do_not_broadcast():
+    with pytest.raises(ValueError, match="cannot broadcast a tensor of shape \\[2,3\\] to \\[3\\]"):
+        tf.broadcast_to(tf.placeholder(tf.float32, (2, 3)), [3])
+    with pytest.raises(ValueError, match="cannot broadcast"):
+        tf.broadcast_to(tf.placeholder(tf.float32, (4,)), [2, 3])
