@@ -117,7 +117,8 @@ def _clip_by_norm_grad(op, g):
     gc = None
     if op.need[1]:
         gc = xp.where(clipping, inner / safe, 0).sum()
-        gc = xp.broadcast_to(gc, xp.shape(c)) if xp.ndim(c) else gc
+        shape = getattr(c, "shape", ())
+        gc = xp.broadcast_to(gc, shape) if shape else gc
     return gx, gc
 
 
@@ -130,4 +131,3 @@ def _squared_norm_grad(op, g):
 def _clip_scale_grad(op, g):
     t, scale = op.inputs
     return g * scale, ((g * t).sum() if op.need[1] else None)
-

@@ -35,7 +35,8 @@ class Fill(Operation):
     def forward(self, xp, dims, value):
         dims = tuple(int(d) for d in (dims.tolist() if hasattr(dims, "tolist") else dims))
         dtype = attr_dtype(self) or getattr(value, "dtype", None)
-        return xp.full(dims, value, dtype=dtype)
+        # broadcast + copy: CuPy's full does not take a 0-d device array as the fill value
+        return xp.broadcast_to(xp.asarray(value, dtype=dtype), dims).copy()
 
     def infer_shape(self, dims, value):
         return TensorShape(self.attrs["shape"]) if self.attrs["shape"] is not None else None

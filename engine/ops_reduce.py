@@ -131,7 +131,7 @@ class ReduceLogSumExp(_Reduction, Operation):
         peak = xp.where(xp.isfinite(peak), peak, 0)  # all -inf rows give -inf, not nan
         out = xp.log(xp.exp(x - peak).sum(axis=axis, keepdims=True)) + peak
         if not self.keepdims:
-            out = out.reshape(reduced_shape(x.shape, self.axis, False))
+            out = out.reshape(tuple(reduced_shape(x.shape, self.axis, False)))
         return out
 
 
@@ -148,9 +148,10 @@ def _cumsum(xp, x, axis, exclusive, reverse):
     dtype = x.dtype if _integer_kind(x) else None
     out = xp.cumsum(x, axis=axis, dtype=dtype)
     if exclusive:
-        # Shift by one along axis: [0, x0, x0 + x1, ...].
-        out = xp.concatenate([xp.zeros_like(xp.take(out, [0], axis=axis)), out], axis=axis)
-        out = xp.take(out, xp.arange(x.shape[axis]), axis=axis)
+        # Shift by one along axis: [0, x0, x0 + x1, ...] (slices, which CuPy takes too).
+        moved = xp.moveaxis(out, axis, 0)
+        moved = xp.concatenate([xp.zeros_like(moved[:1]), moved[:-1]])
+        out = xp.moveaxis(moved, 0, axis)
     return xp.flip(out, axis=axis) if reverse else out
 
 
