@@ -27,26 +27,27 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-class _Elementwise(Operation):
+class _SameShape:
+    # A mixin, not an Operation subclass: those register as op types.
     def infer_shape(self, x):
         return x
 
 
-class Relu6(_Elementwise):
+class Relu6(_SameShape, Operation):
     op_type = "relu6"
 
     def forward(self, xp, x):
         return xp.clip(x, 0, 6)
 
 
-class Elu(_Elementwise):
+class Elu(_SameShape, Operation):
     op_type = "elu"
 
     def forward(self, xp, x):
         return xp.where(x > 0, x, xp.expm1(xp.minimum(x, 0)))
 
 
-class Selu(_Elementwise):
+class Selu(_SameShape, Operation):
     op_type = "selu"
 
     def forward(self, xp, x):
@@ -54,14 +55,14 @@ class Selu(_Elementwise):
         return SELU_SCALE * xp.where(x > 0, x, negative)
 
 
-class LeakyRelu(_Elementwise):
+class LeakyRelu(_SameShape, Operation):
     op_type = "leaky_relu"
 
     def forward(self, xp, x):
         return xp.where(x > 0, x, x * self.alpha)
 
 
-class Softsign(_Elementwise):
+class Softsign(_SameShape, Operation):
     op_type = "softsign"
 
     def forward(self, xp, x):
