@@ -1,6 +1,6 @@
 """Shape ops: shape, size, rank, expand_dims, squeeze, stack, unstack, tile, split, pad, ...
 
-`pad` and `reverse` live in `engine.ops_pad`, `split` and `unstack` in `engine.ops_slice`,
+`pad` and `reverse` live in `engine.ops_pad`, `split` and `unstack` in `engine.ops_split`,
 `broadcast_to` in `engine.ops_scatter`; they reach TF-1's top level through this module's
 `__all__`.
 """
@@ -13,7 +13,7 @@ from engine.autodiff import NotDifferentiable, RegisterGradient
 from engine.graph import Operation
 from engine.ops_pad import pad, reverse
 from engine.ops_scatter import broadcast_to
-from engine.ops_slice import split, unstack
+from engine.ops_split import split, unstack
 from engine.shape_helpers import (
     format_shape,
     int_list,
