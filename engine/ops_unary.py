@@ -1,4 +1,4 @@
-"""Unary element-wise math and activations (TF-1 names), with their gradients.
+"""Unary element-wise math (TF-1 names), with their gradients.
 
 Re-exported by `ops_math`, whose `__all__` reaches `tf.*`.
 """
@@ -18,55 +18,13 @@ __all__ = [
     "log",
     "log1p",
     "reciprocal",
-    "relu",
     "round",
     "rsqrt",
-    "sigmoid",
     "sign",
     "sin",
-    "softplus",
     "sqrt",
     "square",
-    "tanh",
 ]
-
-
-def _sigmoid(xp, x):
-    # 0.5 * (1 + tanh(x / 2)): one transcendental, no overflow for large |x|.
-    out = xp.asarray(xp.multiply(x, 0.5))  # a 0-d input gives a scalar, which out= refuses
-    xp.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
-
-
-def _relu_mask_grad(xp, g, out):
-    # g * (out > 0) via a float mask: avoids a bool-to-float mixed loop (~15% faster).
-    masked = xp.empty(out.shape, dtype=xp.result_type(g, out))
-    xp.greater(out, 0, out=masked)
-    masked *= g
-    return masked
-
-
-class Sigmoid(SameShape, Operation):
-    op_type = "sigmoid"
-
-    def forward(self, xp, x):
-        return _sigmoid(xp, x)
-
-
-class Tanh(SameShape, Operation):
-    op_type = "tanh"
-
-    def forward(self, xp, x):
-        return xp.tanh(x)
-
-
-class Relu(SameShape, Operation):
-    op_type = "relu"
-
-    def forward(self, xp, x):
-        return xp.maximum(x, 0)
 
 
 class Exp(SameShape, Operation):
@@ -146,14 +104,6 @@ class Sign(SameShape, Operation):
         return xp.sign(x)
 
 
-class Softplus(SameShape, Operation):
-    op_type = "softplus"
-
-    def forward(self, xp, x):
-        # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow for large |x|.
-        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
-
-
 class Floor(SameShape, Operation):
     op_type = "floor"
 
@@ -173,21 +123,6 @@ class Round(SameShape, Operation):
 
     def forward(self, xp, x):
         return xp.round(x)  # half to even, as TF's round
-
-
-def sigmoid(x, name=None):
-    """1 / (1 + exp(-x)), computed without overflow."""
-    return Sigmoid([x], name=name)
-
-
-def tanh(x, name=None):
-    """Hyperbolic tangent."""
-    return Tanh([x], name=name)
-
-
-def relu(features, name=None):
-    """max(features, 0)."""
-    return Relu([features], name=name)
 
 
 def exp(x, name=None):
@@ -245,11 +180,6 @@ def sign(x, name=None):
     return Sign([x], name=name)
 
 
-def softplus(features, name=None):
-    """log(1 + exp(features)), computed without overflow."""
-    return Softplus([features], name=name)
-
-
 def floor(x, name=None):
     """The largest integer not greater than x; not differentiable (as TF)."""
     return Floor([x], name=name)
@@ -263,23 +193,6 @@ def ceil(x, name=None):
 def round(x, name=None):  # noqa: A001 - TF-1's name
     """x rounded to the nearest integer, halves to even (as TF); not differentiable."""
     return Round([x], name=name)
-
-
-@RegisterGradient("sigmoid")
-def _sigmoid_grad(op, g):
-    s = op.output
-    return (g * s * (1 - s),)
-
-
-@RegisterGradient("tanh")
-def _tanh_grad(op, g):
-    t = op.output
-    return (g * (1 - t * t),)
-
-
-@RegisterGradient("relu")
-def _relu_grad(op, g):
-    return (_relu_mask_grad(op.xp, g, op.output),)
 
 
 @RegisterGradient("exp")
@@ -337,11 +250,6 @@ def _reciprocal_grad(op, g):
 @RegisterGradient("sign")
 def _sign_grad(op, g):
     return (op.xp.zeros_like(g),)
-
-
-@RegisterGradient("softplus")
-def _softplus_grad(op, g):
-    return (g * _sigmoid(op.xp, op.inputs[0]),)
 
 
 NotDifferentiable("floor")
