@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from engine.autodiff import NotDifferentiable, RegisterGradient
@@ -206,9 +208,13 @@ def _top_k_values_grad(op, g):
     return full.reshape(x.shape), None
 
 
+TopKV2 = namedtuple("TopKV2", ["values", "indices"])
+
+
 def top_k(input, k=1, sorted=True, name=None):  # noqa: A002 - TF-1's keyword names
-    """(values, indices) of the `k` largest entries along the last dimension, largest first
-    (ties: lower index first); indices are int32; the gradient flows to `input` via values."""
+    """TopKV2(values, indices): the `k` largest entries along the last dimension, largest
+    first (ties: lower index first), and their int32 positions; the gradient flows to
+    `input` through values."""
     k = int(constant_value(k, "top_k: k"))
     shape = static_shape_of(input)
     if k < 0:
@@ -222,4 +228,4 @@ def top_k(input, k=1, sorted=True, name=None):  # noqa: A002 - TF-1's keyword na
     base = name or "TopKV2"
     indices = TopKIndices([input], name=base + "_indices", k=k, sorted=bool(sorted))
     values = TopKValues([input, indices], name=base)
-    return values, indices
+    return TopKV2(values, indices)

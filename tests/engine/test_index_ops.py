@@ -97,6 +97,7 @@ def test_forward_matches_tensorflow(device, case):
 def test_top_k_returns_values_then_int32_indices_with_gradient_to_input():
     x = tf.placeholder(tf.float32, (None, 5))
     values, indices = tf.top_k(x, k=2)
+    assert tf.top_k(x, k=2).indices.op_type == "top_k_indices"
     assert values.shape.as_list() == [None, 2] and indices.dtype == np.int32
     (grad,) = tf.gradients(tf.reduce_sum(values), [x])
     with tf.Session() as session:
