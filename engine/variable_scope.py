@@ -7,14 +7,15 @@ scope; `variable_scope` opens both.  Each graph keeps its own store of the varia
 
 from __future__ import annotations
 
-import enum
-import weakref
-
-import numpy as np
-
-from engine import init_ops
-from engine.graph import Node, Variable, get_default_graph
-from engine.shapes import TensorShape
+from engine.graph import Node, get_default_graph
+from engine.variable_store import (
+    AUTO_REUSE,
+    VariableScope,
+    VariableStore,
+    get_variable_in,
+    join,
+    store_of,
+)
 
 __all__ = [
     "AUTO_REUSE",
@@ -26,86 +27,9 @@ __all__ = [
 ]
 
 
-class _ReuseMode(enum.Enum):
-    AUTO_REUSE = 1
-
-
-AUTO_REUSE = _ReuseMode.AUTO_REUSE  # get_variable creates a variable or returns the existing one
-
-
-class VariableScope:
-    """A variable scope: its name, reuse mode and defaults for `get_variable`."""
-
-    def __init__(
-        self,
-        reuse,
-        name="",
-        initializer=None,
-        regularizer=None,
-        dtype=np.float32,
-        name_scope="",
-    ):
-        self.name = name
-        self._reuse = reuse
-        self.initializer = initializer
-        self.regularizer = regularizer
-        self.dtype = np.dtype(dtype)
-        self.original_name_scope = name_scope
-
-    @property
-    def reuse(self):
-        """False/None (create only), True (reuse only) or AUTO_REUSE."""
-        return self._reuse
-
-    def reuse_variables(self) -> None:
-        """Reuse variables in this scope from now on (TF-1's scope.reuse_variables())."""
-        self._reuse = True
-
-    def set_initializer(self, initializer) -> None:
-        """The default initializer of `get_variable` in this scope."""
-        self.initializer = initializer
-
-    def set_regularizer(self, regularizer) -> None:
-        """The default regularizer of `get_variable` in this scope."""
-        self.regularizer = regularizer
-
-    def set_dtype(self, dtype) -> None:
-        """The default dtype of `get_variable` in this scope."""
-        self.dtype = np.dtype(dtype)
-
-    def get_variable(self, name, shape=None, dtype=None, initializer=None, **kwargs):
-        """`get_variable` as if this scope were the current one."""
-        return _get_variable(self, name, shape, dtype, initializer, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<VariableScope {self.name!r} reuse={self._reuse}>"
-
-
-class _Store:
-    def __init__(self) -> None:
-        self.scope = VariableScope(False)
-        self.variables: dict[str, Variable] = {}
-        self.scope_counts: dict[str, int] = {}
-
-
-_stores: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _store(graph=None) -> _Store:
-    graph = graph if graph is not None else get_default_graph()
-    store = _stores.get(graph)
-    if store is None:
-        store = _stores[graph] = _Store()
-    return store
-
-
 def get_variable_scope() -> VariableScope:
     """The current variable scope of the default graph."""
-    return _store().scope
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}/{name}" if prefix else name
+    return store_of().scope
 
 
 class variable_scope:  # noqa: N801 - TF-1's name
@@ -147,7 +71,7 @@ class variable_scope:  # noqa: N801 - TF-1's name
 
     def __enter__(self) -> VariableScope:
         graph = _graph_of(self._values)
-        store = _store(graph)
+        store = store_of(graph)
         parent = store.scope
         given = self._name_or_scope
         if isinstance(given, VariableScope):
@@ -159,7 +83,7 @@ class variable_scope:  # noqa: N801 - TF-1's name
             op_name = given.name.split("/")[-1]
         else:
             name = given if given is not None else _unique_scope(store, parent, self._default_name)
-            full_name = _join(parent.name, name)
+            full_name = join(parent.name, name)
             reuse = self._reuse if self._reuse else parent.reuse
             base = parent
             op_name = given if given is not None else self._default_name
@@ -197,9 +121,9 @@ def _graph_of(values):
     return get_default_graph()
 
 
-def _unique_scope(store: _Store, parent: VariableScope, prefix: str) -> str:
+def _unique_scope(store: VariableStore, parent: VariableScope, prefix: str) -> str:
     # TF-1's _get_unique_variable_scope: "dense", then "dense_1", "dense_2", ...
-    name = _join(parent.name, prefix)
+    name = join(parent.name, prefix)
     if store.scope_counts.get(name, 0) == 0:
         return prefix
     index = 1
@@ -243,7 +167,7 @@ def get_variable(
 ):
     """The variable "<variable scope>/<name>": created (TF-1 rules: default initializer
     glorot_uniform for floats, zeros otherwise) unless the scope reuses, then returned."""
-    return _get_variable(
+    return get_variable_in(
         get_variable_scope(),
         name,
         shape,
@@ -256,100 +180,4 @@ def get_variable(
     )
 
 
-def _get_variable(
-    scope,
-    name,
-    shape,
-    dtype,
-    initializer,
-    regularizer=None,
-    trainable=None,
-    collections=None,
-    validate_shape=True,
-    **_ignored,
-):
-    graph = get_default_graph()
-    store = _store(graph)
-    full_name = _join(scope.name, name)
-    shape = None if shape is None else TensorShape(shape)
-    existing = store.variables.get(full_name)
-    if existing is not None:
-        if not scope.reuse:
-            raise ValueError(
-                f"Variable {full_name} already exists, disallowed. Did you mean to set "
-                "reuse=True or reuse=tf.AUTO_REUSE in VarScope?"
-            )
-        if shape is not None and validate_shape and not shape.is_compatible_with(existing.shape):
-            raise ValueError(
-                f"Trying to share variable {full_name}, but specified shape {shape} and found "
-                f"shape {existing.shape}."
-            )
-        if dtype is not None and np.dtype(dtype) != existing.dtype:
-            raise ValueError(
-                f"Trying to share variable {full_name}, but specified dtype {np.dtype(dtype).name}"
-                f" and found dtype {existing.dtype.name}."
-            )
-        return existing
-    if scope.reuse is True:
-        raise ValueError(
-            f"Variable {full_name} does not exist, or was not created with tf.get_variable(). "
-            "Did you mean to set reuse=tf.AUTO_REUSE in VarScope?"
-        )
-    dtype = np.dtype(dtype) if dtype is not None else scope.dtype
-    value = _initial_value(full_name, shape, dtype, initializer or scope.initializer)
-    with graph.name_scope(None):  # variable names ignore the name scope (TF-1)
-        var = Variable(
-            value,
-            name=full_name,
-            trainable=True if trainable is None else trainable,
-            collections=_extra_collections(collections),
-            dtype=dtype if not isinstance(value, Node) else None,
-        )
-    store.variables[full_name] = var
-    regularizer = regularizer if regularizer is not None else scope.regularizer
-    if regularizer is not None:
-        with graph.name_scope(None), graph.name_scope(f"{full_name}/Regularizer/"):
-            loss = regularizer(var)
-        if loss is not None:
-            graph.add_to_collection("regularization_losses", loss)
-    return var
-
-
-def _extra_collections(collections):
-    # Every variable is in GLOBAL_VARIABLES (and trainable ones in TRAINABLE_VARIABLES) by
-    # the graph's own lists; only other collections are recorded.
-    if collections is None:
-        return None
-    return [c for c in collections if c not in ("variables", "trainable_variables")] or None
-
-
-def _initial_value(full_name, shape, dtype, initializer):
-    if isinstance(initializer, Node):
-        if shape is not None:
-            raise ValueError(
-                f"get_variable {full_name}: if initializer is a tensor, do not specify shape"
-            )
-        return initializer
-    if initializer is not None and not callable(initializer):
-        value = np.asarray(initializer, dtype=dtype)
-        if shape is not None and not shape.is_compatible_with(value.shape):
-            raise ValueError(
-                f"get_variable {full_name}: initializer of shape {value.shape} does not match "
-                f"shape {shape}"
-            )
-        return value
-    if shape is None or not shape.is_fully_defined():
-        raise ValueError(
-            f"Shape of a new variable ({full_name}) must be fully defined, but instead was {shape}."
-        )
-    if initializer is None:
-        initializer = init_ops.GlorotUniform() if dtype.kind == "f" else init_ops.Zeros()
-    elif isinstance(initializer, type):  # TF-1 accepts the class itself
-        initializer = initializer(dtype=dtype)
-    value = initializer(tuple(shape), dtype=dtype, partition_info=None)
-    return value
-
-
-# `from engine.variable_scope import *` rebinds `engine.variable_scope` to the class above
-# (TF-1's tf.variable_scope); engine/__init__ then reads `__all__` through that name.
 variable_scope.__all__ = __all__
