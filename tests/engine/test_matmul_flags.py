@@ -164,3 +164,25 @@ def test_tensordot_checks_contracted_dimensions():
         tf.tensordot(tf.placeholder(tf.float32, (2, 3)), tf.placeholder(tf.float32, (4, 2)), 1)
     with pytest.raises(ValueError, match="differ in length"):
         tf.tensordot(_r(2, 3), _r(3, 2), [[1], [0, 1]])
+
+
+@pytest.mark.xfail(
+    reason="engine/passes.py _dense_parts must skip matmuls with transpose flags (lead)",
+    strict=False,
+)
+def test_optimize_for_inference_keeps_a_transposed_square_matmul_right():
+    # fuse_dense may only absorb matmul(x, W) with no flags: W^T has W's shape when square.
+    from engine.passes import optimize_for_inference
+
+    x = tf.placeholder(tf.float32, (None, 3), name="x")
+    w = tf.Variable(np.arange(9, dtype=np.float32).reshape(3, 3))
+    b = tf.Variable(np.ones(3, np.float32))
+    y = tf.matmul(x, w, transpose_b=True) + b
+    features = _r(2, 3, dtype=np.float32)
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        expected = session.run(y, {x: features})
+        optimized = optimize_for_inference(session, [y])
+    with tf.Session(optimized.graph) as session:
+        got = session.run(optimized.outputs[y.name], {optimized.graph.get_node("x"): features})
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
