@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from engine.autodiff import GradientRequest, OpView, get_gradient_function, unbroadcast
 from engine.errors import OpExecutionError
+from engine.plan_fusion import NO_CHAINS, DenseChains
 from engine.sparse import IndexedSlices, accumulate
 
 __all__ = ["backward_step", "op_step"]
@@ -43,18 +44,28 @@ def op_step(fn, out: int, ins: tuple[int, ...], aux: int | None):
 
 
 def backward_step(
-    xp, request: GradientRequest, order: list, slots: dict[int, int], fed=frozenset()
+    xp,
+    request: GradientRequest,
+    order: list,
+    slots: dict[int, int],
+    fed=frozenset(),
+    chains: DenseChains = NO_CHAINS,
 ):
     """A step filling every gradient node of `request` in `order` from one backward pass.
 
     A fed node is a leaf of this run: the gradient stops there, as in TF-1 (so the gradient
     with respect to a fed intermediate is what reaches it, and nothing behind it is needed).
+    A fused dense chain (`plan_fusion`) is one entry giving its x, W and b gradients at once.
     """
     n = len(order)
     reach = request.reach
     entries = []
     for op in request.backward_ops:
-        if op in fed or id(op) not in slots:
+        if op in fed or id(op) not in slots or id(op) in chains.absorbed:
+            continue
+        chain = chains.by_output.get(id(op))
+        if chain is not None:
+            entries.append(chain.backward_entry(slots, reach, n + slots[id(op)]))
             continue
         fn = get_gradient_function(op)
         if fn is None:  # declared not differentiable: passes nothing back
