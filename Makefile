@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+PARITY_STAMP := $(VENV)/.parity-installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 CONFIG ?= configs/default.yaml
 HOST ?=
 PORT ?=
@@ -16,7 +17,7 @@ PLATFORM_ARGS ?=
 
 .PHONY: setup etl generate train serve batch daily stream test-nightly bench bench-engine bench-etl bench-train \
         bench-serve bench-serve-readyz bench-soak bench-distributed bench-platform test test-fast \
-        test-gpu fuzz lint format clean
+        test-parity test-gpu fuzz lint format clean
 
 setup: $(STAMP)
 
@@ -91,17 +92,28 @@ bench-distributed: setup
 bench-platform: setup
 	$(PY) -m bench.platform $(PLATFORM_ARGS)
 
+# tests/parity (the engine against real TensorFlow) needs the parity extra: make test-parity.
 test: setup
-	$(PY) -m pytest -m "not nightly" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not nightly" --ignore=tests/parity $(PYTEST_ARGS)
 
 # The gates too long for every CI run: the MovieLens 100K quality yardstick (about 4 minutes)
 # and distributed training's ML-100K hit rate against one process (about 2.5 minutes).
 test-nightly: setup
-	$(PY) -m pytest -m nightly $(PYTEST_ARGS)
+	$(PY) -m pytest -m nightly --ignore=tests/parity $(PYTEST_ARGS)
 
 # The suite without the tests marked slow (end to end, MovieLens quality, Spark clusters).
 test-fast: setup
-	$(PY) -m pytest -m "not slow and not nightly" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not nightly" --ignore=tests/parity $(PYTEST_ARGS)
+
+# TF-1 programs run on the engine and on TensorFlow 2.21 (compat.v1), compared number for
+# number (tests/parity, under 90 s); installs the parity extra (tensorflow-cpu) once.
+test-parity: setup $(PARITY_STAMP)
+	$(PY) -m pytest tests/parity $(PYTEST_ARGS)
+
+$(PARITY_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,parity]'
+	@rm -f $(VENV)/.parity-installed-*
+	@touch $@
 
 # Exploratory API fuzzing: random examples, many of them (the suite runs a fixed 20).
 fuzz: setup
