@@ -1,4 +1,5 @@
-"""clip_by_norm, clip_by_global_norm and global_norm (TF-1 names and semantics).
+"""clip_by_value, clip_by_norm, clip_by_global_norm and global_norm (TF-1 names and
+semantics).
 
 As in TF-1, an IndexedSlices value (the gradient of an embedding table) stays IndexedSlices
 through them: norms are taken over its values as they are (duplicate rows not summed
@@ -9,6 +10,8 @@ this set `accepts_indexed_slices` (the Session then hands them IndexedSlices unc
 
 from __future__ import annotations
 
+import numpy as np
+
 from engine.autodiff import RegisterGradient
 from engine.graph import Node, Operation
 from engine.ops_math import add, add_n, divide, minimum, multiply, sqrt, subtract
@@ -17,7 +20,7 @@ from engine.shape_rules import FirstInputDtype, SameShape
 from engine.shapes import TensorShape
 from engine.sparse import IndexedSlices
 
-__all__ = ["clip_by_global_norm", "clip_by_norm", "global_norm"]
+__all__ = ["clip_by_global_norm", "clip_by_norm", "clip_by_value", "global_norm"]
 
 
 def _values(x):
@@ -32,6 +35,65 @@ def _like(x, values):
 
 def _axes(axis):
     return tuple(axis) if isinstance(axis, list) else axis
+
+
+class ClipByValue(FirstInputDtype, SameShape, Operation):
+    """t clipped to [lo, hi] (bounds are inputs 1 and 2, tensors or scalars).  As in TF, an
+    IndexedSlices input stays IndexedSlices, its values clipped."""
+
+    op_type = "clip_by_value"
+    accepts_indexed_slices = True
+    produces_indexed_slices = True
+
+    def forward(self, xp, x, *bounds):
+        if not bounds:  # graphs saved before the bounds became inputs
+            bounds = (self.attrs["clip_value_min"], self.attrs["clip_value_max"])
+        lo, hi = bounds
+        if type(x) is IndexedSlices:
+            return IndexedSlices(x.indices, _clip(xp, x.values, lo, hi), x.dense_shape)
+        return _clip(xp, x, lo, hi)
+
+
+def _clip(xp, x, lo, hi):
+    x = xp.asarray(x)
+    out = xp.minimum(xp.maximum(x, lo), hi)
+    return out.astype(x.dtype, copy=False)  # bounds never promote t's dtype (TF: same dtype)
+
+
+def clip_by_value(t, clip_value_min, clip_value_max, name=None):
+    """t clipped to [min, max] (scalars or tensors broadcasting to t); the gradient w.r.t. t is
+    zero where clipping happened, and flows to a bound where it was hit (as TF)."""
+    lo, hi = clip_value_min, clip_value_max
+    if not isinstance(lo, Node) and not isinstance(hi, Node) and np.ndim(lo) == np.ndim(hi) == 0:
+        lo, hi = _python_scalar(lo), _python_scalar(hi)
+        if lo > hi:
+            raise ValueError(
+                f"clip_by_value: clip_value_min {lo} is greater than clip_value_max {hi}"
+            )
+    return ClipByValue([t, lo, hi], name=name)
+
+
+def _python_scalar(value):
+    # A Python number stays weakly typed, so clipping float32 never upcasts it.
+    value = value.item() if hasattr(value, "item") else value
+    return value if isinstance(value, (int, float)) else float(value)
+
+
+@RegisterGradient("clip_by_value")
+def _clip_grad(op, g):
+    # As TF: t gets g where lo <= t <= hi; a bound gets g where t passed it.
+    xp = op.xp
+    x = xp.asarray(op.inputs[0])
+    bounds = op.inputs[1:] or (op.op.attrs["clip_value_min"], op.op.attrs["clip_value_max"])
+    lo, hi = bounds
+    below, above = x < lo, x > hi
+    zero = xp.zeros((), dtype=g.dtype)
+    gx = xp.where(below | above, zero, g)
+    if len(op.inputs) == 1:
+        return (gx,)
+    glo = xp.where(below, g, zero) if op.need[1] else None
+    ghi = xp.where(above, g, zero) if op.need[2] else None
+    return gx, glo, ghi
 
 
 class ClipByNorm(FirstInputDtype, SameShape, Operation):

@@ -12,8 +12,8 @@ import numpy as np
 
 from engine.autodiff import NotDifferentiable, RegisterGradient
 from engine.graph import Constant, Node, Operation
-from engine.shape_rules import SameShape, attr_dtype
-from engine.shapes import TensorShape, as_shape
+from engine.shape_rules import SameShape, attr_dtype, shape_argument
+from engine.shapes import TensorShape
 
 __all__ = [
     "fill",
@@ -84,23 +84,11 @@ def _scalar(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _static_dims(shape):
-    """`shape` as a tuple of ints when it is static (list, tuple, array, constant node)."""
-    if isinstance(shape, Constant):
-        shape = shape.value
-    if isinstance(shape, Node):
-        return None
-    return tuple(int(d) for d in np.reshape(np.asarray(shape, dtype=np.int64), (-1,)))
-
-
 def _filled(shape, value, dtype, name):
-    dims = _static_dims(shape)
-    if dims is not None:
+    dims, node = shape_argument(shape)
+    if node is None:
         return Constant(np.full(dims, value, dtype=dtype), name=name)
-    static = as_shape(shape.shape)
-    length = static[0] if static.rank == 1 else None
-    known = None if length is None else [None] * length
-    return Fill([shape, np.asarray(value, dtype=dtype)], name=name, shape=known, dtype=_name(dtype))
+    return Fill([node, np.asarray(value, dtype=dtype)], name=name, shape=dims, dtype=_name(dtype))
 
 
 def _name(dtype):
@@ -127,12 +115,8 @@ def fill(dims, value, name=None, layout=None):
         elif array.dtype == np.int64 and not isinstance(value, (np.ndarray, np.generic)):
             array = array.astype(np.int32)
         return _filled(dims, array, array.dtype, name or "Fill")
-    dims_static = _static_dims(dims)
-    shape = None if dims_static is None else list(dims_static)
-    if dims_static is not None:
-        dims = np.asarray(dims_static, dtype=np.int32)
-    elif as_shape(dims.shape).rank == 1 and as_shape(dims.shape)[0] is not None:
-        shape = [None] * as_shape(dims.shape)[0]
+    shape, node = shape_argument(dims)
+    dims = node if node is not None else np.asarray(shape, dtype=np.int32)
     return Fill([dims, value], name=name, shape=shape, dtype=None)
 
 

@@ -1,7 +1,7 @@
-"""Shape-preserving array ops: concat, reshape, transpose, gather / embedding_lookup, cast,
-clip_by_value, identity, stop_gradient, with their gradients.
+"""Array ops: concat, reshape, transpose, cast, identity, stop_gradient, with their gradients.
 
-Reductions live in `ops_reduce` and einsum in `ops_einsum`; their names are re-exported here
+Reductions live in `ops_reduce`, einsum in `ops_einsum`, gather / embedding_lookup in
+`ops_gather` (clip_by_value in `clip_ops`); their names are re-exported here
 so `tf.*` reaches them.  Axis attrs are stored JSON-able: None, an int, or a list of ints.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.autodiff import NotDifferentiable, RegisterGradient
-from engine.graph import Node, Operation
+from engine.graph import Operation
 from engine.ops_einsum import einsum
 from engine.ops_gather import embedding_lookup, gather
 from engine.ops_reduce import (
@@ -26,13 +26,11 @@ from engine.ops_reduce import (
     reduce_prod,
     reduce_sum,
 )
-from engine.shape_rules import FirstInputDtype, SameShape, attr_dtype, checked
+from engine.shape_rules import SameShape, attr_dtype, checked, shape_argument
 from engine.shapes import TensorShape, as_shape
-from engine.sparse import IndexedSlices
 
 __all__ = [
     "cast",
-    "clip_by_value",
     "concat",
     "cumsum",
     "einsum",
@@ -91,14 +89,24 @@ class Concat(Operation):
 
 
 class Reshape(Operation):
+    """x reshaped to attrs["shape"]; with a second input (an int vector computed per run,
+    e.g. from tf.shape), to that, attrs["shape"] then holding what is known statically."""
+
     op_type = "reshape"
 
-    def forward(self, xp, x):
+    def forward(self, xp, x, *shape):
+        if shape:
+            return xp.reshape(x, tuple(int(d) for d in shape[0].tolist()))
         return xp.reshape(x, self.attrs["shape"])
 
-    def infer_shape(self, x):
-        target = list(self.attrs["shape"])
+    def infer_shape(self, x, *shape_input):
+        target = self.attrs["shape"]
+        if target is None:
+            return None
+        target = list(target)
         x = as_shape(x)
+        if None in target:  # parts only a run tells: -1 cannot be worked out either
+            return TensorShape([None if d == -1 else d for d in target])
         if -1 in target:
             total = x.num_elements()
             known = 1
@@ -148,29 +156,6 @@ class Cast(SameShape, Operation):
         return attr_dtype(self)
 
 
-class ClipByValue(FirstInputDtype, SameShape, Operation):
-    """t clipped to [lo, hi] (bounds are inputs 1 and 2, tensors or scalars).  As in TF, an
-    IndexedSlices input stays IndexedSlices, its values clipped."""
-
-    op_type = "clip_by_value"
-    accepts_indexed_slices = True
-    produces_indexed_slices = True
-
-    def forward(self, xp, x, *bounds):
-        if not bounds:  # graphs saved before the bounds became inputs
-            bounds = (self.attrs["clip_value_min"], self.attrs["clip_value_max"])
-        lo, hi = bounds
-        if type(x) is IndexedSlices:
-            return IndexedSlices(x.indices, _clip(xp, x.values, lo, hi), x.dense_shape)
-        return _clip(xp, x, lo, hi)
-
-
-def _clip(xp, x, lo, hi):
-    x = xp.asarray(x)
-    out = xp.minimum(xp.maximum(x, lo), hi)
-    return out.astype(x.dtype, copy=False)  # bounds never promote t's dtype (TF: same dtype)
-
-
 class Identity(SameShape, Operation):
     op_type = "identity"
 
@@ -194,10 +179,13 @@ def concat(values, axis, name="concat"):
 
 
 def reshape(tensor, shape, name=None):
-    """`tensor` with a new shape (one dimension may be -1)."""
-    dims = [int(d) for d in shape]
-    if dims.count(-1) > 1:
+    """`tensor` with a new shape (one dimension may be -1); the shape may hold nodes or be an
+    int vector node (`tf.shape(y)`), computed per run."""
+    dims, node = shape_argument(shape)
+    if dims is not None and dims.count(-1) > 1:
         raise ValueError(f"reshape: at most one dimension may be -1, got {dims}")
+    if node is not None:
+        return checked(Reshape([tensor, node], name=name, shape=dims))
     return checked(Reshape([tensor], name=name, shape=dims))
 
 
@@ -210,25 +198,6 @@ def transpose(a, perm=None, name="transpose", conjugate=False):
 def cast(x, dtype, name=None):
     """x converted to `dtype` (TF-1's tf.cast); the gradient flows back to a float input."""
     return Cast([x], name=name, dtype=np.dtype(dtype).name)
-
-
-def clip_by_value(t, clip_value_min, clip_value_max, name=None):
-    """t clipped to [min, max] (scalars or tensors broadcasting to t); the gradient w.r.t. t is
-    zero where clipping happened, and flows to a bound where it was hit (as TF)."""
-    lo, hi = clip_value_min, clip_value_max
-    if not isinstance(lo, Node) and not isinstance(hi, Node) and np.ndim(lo) == np.ndim(hi) == 0:
-        lo, hi = _python_scalar(lo), _python_scalar(hi)
-        if lo > hi:
-            raise ValueError(
-                f"clip_by_value: clip_value_min {lo} is greater than clip_value_max {hi}"
-            )
-    return ClipByValue([t, lo, hi], name=name)
-
-
-def _python_scalar(value):
-    # A Python number stays weakly typed, so clipping float32 never upcasts it.
-    value = value.item() if hasattr(value, "item") else value
-    return value if isinstance(value, (int, float)) else float(value)
 
 
 def identity(input, name=None):  # noqa: A002 - TF-1's parameter name
@@ -258,7 +227,7 @@ def _concat_grad(op, g):
 
 @RegisterGradient("reshape")
 def _reshape_grad(op, g):
-    return (g.reshape(op.inputs[0].shape),)
+    return (g.reshape(op.inputs[0].shape),) + (None,) * (len(op.inputs) - 1)
 
 
 @RegisterGradient("transpose")
@@ -278,23 +247,6 @@ def _cast_grad(op, g):
     if getattr(x, "dtype", None) is None or x.dtype.kind != "f":
         return (None,)  # integers, booleans and Python scalars have no gradient, as in TF
     return (g.astype(x.dtype, copy=False),)
-
-
-@RegisterGradient("clip_by_value")
-def _clip_grad(op, g):
-    # As TF: t gets g where lo <= t <= hi; a bound gets g where t passed it.
-    xp = op.xp
-    x = xp.asarray(op.inputs[0])
-    bounds = op.inputs[1:] or (op.op.attrs["clip_value_min"], op.op.attrs["clip_value_max"])
-    lo, hi = bounds
-    below, above = x < lo, x > hi
-    zero = xp.zeros((), dtype=g.dtype)
-    gx = xp.where(below | above, zero, g)
-    if len(op.inputs) == 1:
-        return (gx,)
-    glo = xp.where(below, g, zero) if op.need[1] else None
-    ghi = xp.where(above, g, zero) if op.need[2] else None
-    return gx, glo, ghi
 
 
 @RegisterGradient("identity")

@@ -20,8 +20,8 @@ import numpy as np
 from engine.autodiff import NotDifferentiable
 from engine.backend import make_rng
 from engine.graph import Node, Operation, get_default_graph
-from engine.shape_rules import attr_dtype
-from engine.shapes import TensorShape, as_shape
+from engine.shape_rules import attr_dtype, shape_argument
+from engine.shapes import TensorShape
 
 __all__ = [
     "DEFAULT_GRAPH_SEED",
@@ -71,7 +71,7 @@ class _RandomOp:
 
         def draw(*inputs):
             shape = self.attrs["shape"]
-            if shape is None:
+            if inputs:
                 shape = [int(d) for d in inputs[0].tolist()]
             dtype = attr_dtype(self)
             return self.sample(xp, generator, tuple(shape), dtype)
@@ -79,10 +79,8 @@ class _RandomOp:
         return draw
 
     def infer_shape(self, *input_shapes):
-        if self.attrs["shape"] is not None:
-            return TensorShape(self.attrs["shape"])
-        dims = as_shape(input_shapes[0])
-        return TensorShape([None] * dims[0]) if dims.rank == 1 and dims[0] is not None else None
+        shape = self.attrs["shape"]
+        return None if shape is None else TensorShape(shape)
 
     def infer_dtype(self, *input_dtypes):
         return attr_dtype(self)
@@ -137,10 +135,10 @@ NotDifferentiable("random_uniform")
 
 
 def _shape_args(shape):
-    """(input nodes, static shape attr): a node shape is an input, a list an attr."""
-    if isinstance(shape, Node):
-        return [shape], None
-    return [], [int(d) for d in np.reshape(np.asarray(shape, dtype=np.int64), (-1,))]
+    """(input nodes, static shape attr): a shape holding nodes is an input (its static part
+    in the attr), a static one only the attr."""
+    dims, node = shape_argument(shape)
+    return ([] if node is None else [node]), dims
 
 
 def _build(op_class, shape, dtype, seed, name, **params):

@@ -18,6 +18,7 @@ __all__ = [
     "attr_dtype",
     "checked",
     "reduced_shape",
+    "shape_argument",
 ]
 
 
@@ -90,3 +91,29 @@ def checked(op):
     graph-build time raises ValueError here (graph inference itself never raises)."""
     op.infer_shape(*[p.shape for p in op.input_nodes])
     return op
+
+
+def shape_argument(shape):
+    """A shape argument as (static dims, node): static dims is a list with an int where the
+    value is known at build time and None where only a run tells; node is an int32 vector
+    node holding the whole shape when some part is a node (`[-1, tf.shape(x)[1]]`,
+    `tf.shape(x)`), else None."""
+    from engine.graph import Constant, Node
+
+    if isinstance(shape, Constant):
+        shape = np.asarray(shape.value)
+    if isinstance(shape, Node):
+        static = as_shape(shape.shape)
+        length = static[0] if static.rank == 1 else None
+        return (None if length is None else [None] * length), shape
+    items = list(np.reshape(np.asarray(shape, dtype=object), (-1,)))
+    if not any(isinstance(d, Node) for d in items):
+        return [int(d) for d in items], None
+    from engine.ops_array import cast
+    from engine.ops_shape import stack
+
+    parts = [
+        cast(d, np.int32) if isinstance(d, Node) else np.asarray(int(d), np.int32) for d in items
+    ]
+    static = [None if isinstance(d, Node) else int(d) for d in items]
+    return static, stack(parts)

@@ -285,3 +285,22 @@ def test_signature_matches_tf1(tf_v1, name):
     ours = [p for p in inspect.signature(getattr(tf, name)).parameters if p != "layout"]
     theirs = [p for p in inspect.signature(getattr(tf_v1, name)).parameters if p != "layout"]
     assert ours[: len(theirs)] == theirs
+
+
+def test_shapes_holding_nodes_match_tf(tf_v1):
+    def program(t):
+        x = t.constant(np.ones((5, 3), np.float32))
+        rows = t.gather(t.shape(x), 0)
+        return [
+            t.zeros([rows, 2]),
+            t.ones(t.shape(x), t.int32),
+            t.fill([rows, 1], 2.5),
+            t.shape(t.random_normal([rows, 4])),
+            t.shape(t.random_uniform(t.shape(x))),
+        ]
+
+    assert_matches_tf(tf_v1, program)
+    x = tf.placeholder(tf.float32, (None, 3))
+    rows = tf.gather(tf.shape(x), 0)
+    assert tf.zeros([rows, 2]).shape == (None, 2)
+    assert tf.random_normal([rows, 4]).shape == (None, 4)

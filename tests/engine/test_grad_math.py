@@ -128,6 +128,13 @@ CASES = [
         [_r(2, 3), _r(4)],
         [0, 1],
     ),
+    (
+        "reshape-run-time-shape",
+        "reshape",
+        lambda x: tf.reshape(x, [tf.gather(tf.shape(x), 1), -1]),
+        [_r(2, 3)],
+        [0],
+    ),
     ("fill-value", "fill", lambda v: tf.fill(tf.constant([2, 3]), v), [np.array(0.7)], [0]),
 ]
 

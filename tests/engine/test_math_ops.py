@@ -385,3 +385,18 @@ def test_signature_matches_tf1(tf_v1, name):
     ours = list(inspect.signature(getattr(tf, name)).parameters)
     theirs = list(inspect.signature(getattr(tf_v1, name)).parameters)
     assert ours[: len(theirs)] == theirs
+
+
+def test_reshape_to_shapes_known_only_at_run_time_matches_tf(tf_v1):
+    def program(t):
+        x = t.constant(X)
+        flat = t.reshape(x, [-1])
+        return [
+            t.reshape(flat, t.shape(x)),
+            t.reshape(flat, [t.gather(t.shape(x), 0), -1]),
+            t.reshape(flat, [-1, t.gather(t.shape(x), 0), 2]),
+        ]
+
+    assert_matches_tf(tf_v1, program)
+    x = tf.placeholder(tf.float32, (None, 4))
+    assert tf.reshape(x, [tf.gather(tf.shape(x), 0), 2, 2]).shape == (None, 2, 2)
