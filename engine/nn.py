@@ -3,9 +3,8 @@ embedding lookups, in_top_k / top_k.  Each name is the function of the module th
 
 from __future__ import annotations
 
-from engine import ops_math
 from engine.ops_index import top_k
-from engine.ops_math import relu, sigmoid, tanh
+from engine.ops_math import relu, sigmoid, softplus, tanh
 from engine.ops_nn import (
     dropout,
     l2_loss,
@@ -17,6 +16,7 @@ from engine.ops_nn import (
 )
 from engine.ops_nn_activations import (
     bias_add,
+    crelu,
     elu,
     leaky_relu,
     relu6,
@@ -27,7 +27,15 @@ from engine.ops_nn_activations import (
     xw_plus_b,
 )
 from engine.ops_nn_embedding import embedding_lookup, embedding_lookup_sparse
-from engine.ops_nn_norm import batch_normalization, l2_normalize, moments
+from engine.ops_nn_norm import (
+    batch_normalization,
+    l2_normalize,
+    log_poisson_loss,
+    moments,
+    normalize_moments,
+    sufficient_statistics,
+    weighted_moments,
+)
 from engine.ops_nn_xent import (
     in_top_k,
     sparse_softmax_cross_entropy_with_logits,
@@ -38,6 +46,7 @@ from engine.ops_nn_xent import (
 __all__ = [
     "batch_normalization",
     "bias_add",
+    "crelu",
     "dropout",
     "elu",
     "embedding_lookup",
@@ -46,8 +55,10 @@ __all__ = [
     "l2_loss",
     "l2_normalize",
     "leaky_relu",
+    "log_poisson_loss",
     "log_softmax",
     "moments",
+    "normalize_moments",
     "relu",
     "relu6",
     "relu_layer",
@@ -58,19 +69,17 @@ __all__ = [
     "softmax",
     "softmax_cross_entropy_with_logits",
     "softmax_cross_entropy_with_logits_v2",
+    "softplus",
     "softsign",
     "sparse_softmax_cross_entropy_with_logits",
+    "sufficient_statistics",
     "swish",
     "tanh",
     "top_k",
     "weighted_cross_entropy_with_logits",
+    "weighted_moments",
     "xw_plus_b",
     "zero_fraction",
 ]
 
 silu = swish
-
-# softplus belongs to the math family (ops_math); listed here once it is there.
-if hasattr(ops_math, "softplus"):
-    softplus = ops_math.softplus
-    __all__.append("softplus")

@@ -3,7 +3,7 @@ plan fusion can recognise matmul + bias_add + activation)."""
 
 from __future__ import annotations
 
-from engine import ops_math
+from engine import ops_array, ops_math
 from engine.autodiff import RegisterGradient, sum_rows
 from engine.graph import Operation
 from engine.ops_linalg import matmul
@@ -12,6 +12,7 @@ from engine.shapes import broadcast_shape
 
 __all__ = [
     "bias_add",
+    "crelu",
     "elu",
     "leaky_relu",
     "relu6",
@@ -112,6 +113,13 @@ def leaky_relu(features, alpha=0.2, name=None):
 def softsign(features, name=None):
     """features / (1 + |features|)."""
     return Softsign([features], name=name)
+
+
+def crelu(features, name=None, axis=-1):
+    """concat([relu(features), relu(-features)], axis): twice the channels."""
+    positive = ops_math.relu(features)
+    negative = ops_math.relu(ops_math.negative(features))
+    return ops_array.concat([positive, negative], axis, name=name)
 
 
 def swish(features, beta=1.0):

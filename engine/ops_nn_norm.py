@@ -1,14 +1,27 @@
-"""tf.nn normalisation, composed from primitives as TF-1 composes it: l2_normalize, moments,
-batch_normalization."""
+"""tf.nn normalisation and moments, composed from primitives as TF-1 composes them:
+l2_normalize, moments, batch_normalization, sufficient_statistics, normalize_moments,
+weighted_moments; and log_poisson_loss."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from engine import ops_array, ops_math
-from engine.ops_nn_common import maximum_with, rsqrt, static_dtype
+from engine import creation, ops_array, ops_compare, ops_math, ops_select, ops_shape
+from engine.graph import constant
+from engine.ops_nn_common import maximum_with, rsqrt, static_dtype, static_shape
+from engine.ops_nn_xent import div_no_nan
 
-__all__ = ["batch_normalization", "l2_normalize", "moments"]
+__all__ = [
+    "batch_normalization",
+    "l2_normalize",
+    "log_poisson_loss",
+    "moments",
+    "normalize_moments",
+    "sufficient_statistics",
+    "weighted_moments",
+]
 
 
 def _pick(new, old, new_name: str, old_name: str):
@@ -60,3 +73,70 @@ def batch_normalization(x, mean, variance, offset, scale, variance_epsilon, name
     shifted = ops_math.multiply(mean, inverse)
     bias = ops_math.negative(shifted) if offset is None else ops_math.subtract(offset, shifted)
     return ops_math.add(ops_math.multiply(x, inverse), bias, name=name)
+
+
+def sufficient_statistics(x, axes, shift=None, keep_dims=None, name=None, keepdims=None):
+    """(count, sum of x - shift, sum of (x - shift) ** 2, shift) over `axes` (TF-1's
+    sufficient statistics; count is the number of elements reduced, in x's dtype)."""
+    keep = bool(_pick(keepdims, keep_dims, "keepdims", "keep_dims"))
+    axes = _axes(axes)
+    shape = static_shape(x)
+    reduced = list(range(shape.rank or 0)) if axes is None else axes
+    reduced = [reduced] if isinstance(reduced, int) else reduced
+    dims = [shape[a] for a in reduced] if shape.rank is not None else [None]
+    dtype = static_dtype(x) or np.float32
+    if None not in dims:
+        count = constant(np.asarray(np.prod(dims, dtype=np.int64), dtype=dtype))
+    else:  # known only at run time: the number of elements summed into one output
+        ones = creation.ones_like(x)
+        count = ops_array.reduce_max(ops_array.reduce_sum(ones, axis=axes))
+    centred = x if shift is None else ops_math.subtract(x, shift)
+    mean_ss = ops_array.reduce_sum(centred, axis=axes, keepdims=keep)
+    variance_ss = ops_array.reduce_sum(ops_math.square(centred), axis=axes, keepdims=keep)
+    return count, mean_ss, variance_ss, shift
+
+
+def normalize_moments(counts, mean_ss, variance_ss, shift, name=None):
+    """(mean, variance) from sufficient statistics."""
+    divisor = ops_math.divide(1.0, counts)
+    shifted_mean = ops_math.multiply(mean_ss, divisor)
+    mean = shifted_mean if shift is None else ops_math.add(shifted_mean, shift)
+    variance = ops_math.subtract(
+        ops_math.multiply(variance_ss, divisor), ops_math.square(shifted_mean)
+    )
+    return mean, variance
+
+
+def weighted_moments(x, axes, frequency_weights, name=None, keep_dims=None, keepdims=None):
+    """(mean, variance) of x over `axes` with each element counted `frequency_weights` times
+    (0 where the weights sum to 0)."""
+    keep = bool(_pick(keepdims, keep_dims, "keepdims", "keep_dims"))
+    axes = _axes(axes)
+    weighted_sum = ops_array.reduce_sum(ops_math.multiply(frequency_weights, x), axes, True)
+    broadcast_weights = ops_math.add(frequency_weights, creation.zeros_like(x))
+    weight_sum = ops_array.reduce_sum(broadcast_weights, axis=axes, keepdims=True)
+    mean = div_no_nan(weighted_sum, weight_sum)
+    squared = ops_math.square(ops_math.subtract(x, mean))
+    spread = ops_array.reduce_sum(ops_math.multiply(frequency_weights, squared), axes, True)
+    variance = div_no_nan(spread, weight_sum)
+    if not keep:
+        mean, variance = ops_shape.squeeze(mean, axes), ops_shape.squeeze(variance, axes)
+    return mean, variance
+
+
+def log_poisson_loss(targets, log_input, compute_full_loss=False, name=None):
+    """exp(log_input) - log_input * targets, plus Stirling's approximation of log(targets!)
+    where targets > 1 when `compute_full_loss`."""
+    loss = ops_math.subtract(ops_math.exp(log_input), ops_math.multiply(log_input, targets))
+    if not compute_full_loss:
+        return loss if name is None else ops_array.identity(loss, name=name)
+    safe = ops_math.maximum(targets, 1.0)  # log(t) only where it is used (t > 1)
+    stirling = ops_math.add(
+        ops_math.subtract(ops_math.multiply(safe, ops_math.log(safe)), safe),
+        ops_math.multiply(0.5, ops_math.log(ops_math.multiply(2 * math.pi, safe))),
+    )
+    small = ops_compare.logical_and(
+        ops_compare.greater_equal(targets, 0.0), ops_compare.less_equal(targets, 1.0)
+    )
+    extra = ops_select.where(small, creation.zeros_like(stirling), stirling)
+    return ops_math.add(loss, extra, name=name)

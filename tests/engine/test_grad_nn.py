@@ -71,6 +71,28 @@ CASES = [
     ("leaky_relu", "leaky_relu", lambda x: tf.nn.leaky_relu(x, 0.1), [_away_from([0], 3, 4)], [0]),
     ("softsign", "softsign", tf.nn.softsign, [_r(3, 4, low=-3, high=3)], [0]),
     ("swish", "multiply", tf.nn.swish, [_r(3, 4, low=-3, high=3)], [0]),
+    ("crelu", "concat", tf.nn.crelu, [_away_from([0], 3, 4)], [0]),
+    (
+        "log_poisson_loss-full",
+        "add",
+        lambda t, x: tf.nn.log_poisson_loss(t, x, compute_full_loss=True),
+        [np.array([[0.3, 0.5, 2.0], [3.0, 0.8, 4.5]]), _r(2, 3)],
+        [0, 1],
+    ),
+    (
+        "weighted_moments",
+        "squeeze",
+        lambda x, w: tf.nn.weighted_moments(x, [0], w)[1],
+        [_r(4, 3), _r(4, 1, low=0.5, high=2)],
+        [0, 1],
+    ),
+    (
+        "normalize_moments",
+        "subtract",
+        lambda x, shift: tf.nn.normalize_moments(*tf.nn.sufficient_statistics(x, [0], shift))[1],
+        [_r(4, 3), _r(3)],
+        [0, 1],
+    ),
     ("bias_add", "bias_add", tf.nn.bias_add, [_r(3, 4), _r(4)], [0, 1]),
     ("bias_add-3d", "bias_add", tf.nn.bias_add, [_r(2, 3, 4), _r(4)], [0, 1]),
     (

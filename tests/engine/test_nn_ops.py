@@ -66,6 +66,27 @@ ACTIVATIONS = {
     "moments": lambda t, x: list(t.nn.moments(x, axes=[0])),
     "moments-keep_dims": lambda t, x: list(t.nn.moments(x, [0, 1], keep_dims=True)),
     "moments-keepdims": lambda t, x: list(t.nn.moments(x, [1], keepdims=True)),
+    "crelu": lambda t, x: t.nn.crelu(x),
+    "crelu-axis0": lambda t, x: t.nn.crelu(x, axis=0),
+    "log_poisson_loss": lambda t, x: t.nn.log_poisson_loss(t.abs(x) * 2, x / 3),
+    "log_poisson_loss-full": lambda t, x: t.nn.log_poisson_loss(
+        t.abs(x) * 2, x / 3, compute_full_loss=True
+    ),
+    "sufficient_statistics": lambda t, x: list(t.nn.sufficient_statistics(x, [0])[:3]),
+    "sufficient_statistics-shift": lambda t, x: list(
+        t.nn.sufficient_statistics(x, [0, 1], shift=0.5, keepdims=True)[:3]
+    ),
+    "normalize_moments": lambda t, x: list(
+        t.nn.normalize_moments(
+            *t.nn.sufficient_statistics(x, [1], shift=t.slice(x, [0, 0], [-1, 1]))
+        )
+    ),
+    "weighted_moments": lambda t, x: list(
+        t.nn.weighted_moments(x, [0], t.abs(t.slice(x, [0, 0], [-1, 1])))
+    ),
+    "weighted_moments-keep": lambda t, x: list(
+        t.nn.weighted_moments(x, 1, t.nn.relu(x), keep_dims=True)
+    ),
 }
 
 
@@ -75,9 +96,7 @@ def test_elementwise_and_normalisation_match_tensorflow(tfv1, name):
     assert_same(ours, theirs)
 
 
-def test_softplus_when_the_math_family_has_it(tfv1):
-    if not hasattr(nn, "softplus"):
-        pytest.skip("softplus is not in the math family yet")
+def test_softplus_is_the_math_familys(tfv1):
     ours, theirs = run_both(tfv1, lambda t, x: t.nn.softplus(x), X)
     assert_same(ours, theirs)
 
@@ -327,6 +346,18 @@ def test_static_shapes_and_dtypes():
     assert tf.nn.bias_add(x, tf.placeholder(tf.float32, (5,))).shape == tf.TensorShape([None, 5])
     mean, variance = tf.nn.moments(x, [0])
     assert mean.shape == tf.TensorShape([5]) and variance.shape == tf.TensorShape([5])
+    assert tf.nn.crelu(x).shape == tf.TensorShape([None, 10])
+
+
+def test_sufficient_statistics_count_known_only_at_run_time():
+    x = tf.placeholder(tf.float32, (None, 3))
+    count, mean_ss, variance_ss, shift = tf.nn.sufficient_statistics(x, [0])
+    assert shift is None
+    with tf.Session() as session:
+        got = session.run([count, mean_ss, variance_ss], {x: X[:, :3]})
+    assert got[0] == 4
+    np.testing.assert_allclose(got[1], X[:, :3].sum(0), rtol=1e-5)
+    np.testing.assert_allclose(got[2], (X[:, :3] ** 2).sum(0), rtol=1e-5)
 
 
 def test_every_nn_name_has_tensorflows_parameters_in_order(tfv1):
