@@ -27,6 +27,11 @@ from dataclasses import dataclass, field
 
 from engine.autodiff import OpView, get_gradient_function, unbroadcast
 from engine.graph import Node, Operation
+from engine.ops_linalg import FusedDense
+
+# fused_dense's kernel and gradient, applied to a chain (both read only its `activation`).
+_FUSED_FORWARD = FusedDense.forward
+_FUSED_GRADIENT = get_gradient_function(FusedDense.__new__(FusedDense))
 
 __all__ = [
     "FUSABLE_ACTIVATIONS",
@@ -78,23 +83,28 @@ class DenseChain:
     def forward_step(self, xp, slots: dict[int, int], aux: int):
         """A plan step computing the chain's output into its slot.
 
-        `aux` is the output op's aux slot (unused by these ops): the slow path leaves the
-        intermediate values there for the backward entry; the fast path leaves None.
+        The fast path is `fused_dense`'s own forward (one GEMM, bias and activation in place
+        on its result).  `aux` is the output op's aux slot (unused by these ops): the slow
+        path leaves the intermediate values there for the backward entry; the fast path
+        leaves it None, as the plan's template has it.
         """
         ix, iw, ib = (slots[id(node)] for node in self.inputs)
         out = slots[id(self.output)]
-        fast = _fast_forward(xp, self.activation)
         slow = self._slow_forward(xp)
+        chain = self
 
         def step(v):
             x, w, b = v[ix], v[iw], v[ib]
-            if x.ndim == 2 and w.ndim == 2 and getattr(b, "ndim", 0) == 1:
-                y = x @ w
-                if b.dtype == y.dtype and b.shape[0] == y.shape[1]:
-                    v[out] = fast(y, b)
-                    v[aux] = None
-                    return
-            v[out], v[aux] = slow(x, w, b)
+            if (
+                x.ndim == 2
+                and w.ndim == 2
+                and getattr(b, "ndim", 0) == 1
+                and x.dtype == w.dtype == b.dtype
+                and b.shape[0] == w.shape[1]
+            ):
+                v[out] = _FUSED_FORWARD(chain, xp, x, w, b)
+            else:
+                v[out], v[aux] = slow(x, w, b)
 
         return step
 
@@ -121,21 +131,24 @@ class DenseChain:
         act_op, matmul_op = self.activation_op, self.matmul
         act_grad = None if act_op is None else get_gradient_function(act_op)
         matmul_grad = get_gradient_function(matmul_op)
+        chain = self
 
         def gradient(op: OpView, g):
             """(dx, dW, db) of the chain from the gradient of its output."""
             xp = op.xp
-            x, w, _ = op.inputs
             kept = op.aux  # None: the fast forward ran; else (matmul value, pre-activation)
-            m, pre = (None, None) if kept is None else kept
-            if act_grad is not None:  # the activation's own gradient (relu: the float mask)
+            if kept is None:  # fused_dense's own gradient; it reads the chain's activation
+                return _FUSED_GRADIENT(OpView(chain, xp, op.inputs, op.output, None, op.need), g)
+            x, w, _ = op.inputs
+            m, pre = kept
+            if act_grad is not None:
                 view = OpView(act_op, xp, [pre], op.output, None, (True,))
                 (g,) = _as_tuple(act_grad(view, g))
             need_x, need_w, need_b = op.need
-            # The bias gradient is g, summed over rows by the backward pass's un-broadcast
-            # (ones @ g for a 1-D bias), exactly as for an unfused add.
+            # As for an unfused add: b's gradient is g, un-broadcast to b's shape by the
+            # backward pass; x @ W's is g un-broadcast to its own shape.
             gb = g if need_b else None
-            if m is not None and g.shape != m.shape:  # slow path: a bias wider than x @ W
+            if g.shape != m.shape:
                 g = unbroadcast(xp, g, m.shape)
             gx = gw = None
             if need_x or need_w:
@@ -150,40 +163,6 @@ def _as_tuple(result):
     if type(result) is tuple:
         return result
     return tuple(result) if isinstance(result, list) else (result,)
-
-
-def _fast_forward(xp, activation: str):
-    """activation(y + b) in place on the fresh GEMM result y (fused_dense's kernel)."""
-    if activation == "relu":
-
-        def relu(y, b):
-            y += b
-            xp.maximum(y, 0, out=y)
-            return y
-
-        return relu
-    if activation == "tanh":
-
-        def tanh(y, b):
-            y += b
-            xp.tanh(y, out=y)
-            return y
-
-        return tanh
-    if activation == "sigmoid":
-        from engine.ops_math import _sigmoid
-
-        def sigmoid(y, b):
-            y += b
-            return _sigmoid(xp, y)
-
-        return sigmoid
-
-    def linear(y, b):
-        y += b
-        return y
-
-    return linear
 
 
 @dataclass
