@@ -400,3 +400,52 @@ def test_reshape_to_shapes_known_only_at_run_time_matches_tf(tf_v1):
     assert_matches_tf(tf_v1, program)
     x = tf.placeholder(tf.float32, (None, 4))
     assert tf.reshape(x, [tf.gather(tf.shape(x), 0), 2, 2]).shape == (None, 2, 2)
+
+
+def test_saved_graph_and_optimized_graph_keep_these_ops(tmp_path):
+    with tf.Graph().as_default() as graph:
+        x = tf.placeholder(tf.float32, (None, 4), name="x")
+        table = tf.get_variable("table", initializer=tf.constant(POS))
+        scores = tf.einsum("bd,nd->bn", x, table)
+        top = tf.reduce_logsumexp(tf.clip_by_value(scores, -1.0, tf.reduce_max(scores)), axis=1)
+        picked = tf.gather(tf.cumsum(x, axis=1, reverse=True), [3, 0], axis=1)
+        shaped = tf.reshape(picked, [tf.gather(tf.shape(x), 0), -1]) * tf.fill([1, 2], 0.5)
+        out = tf.add_n(
+            [top, tf.reduce_prod(tf.maximum(shaped, 0.1), axis=1), tf.pow(tf.abs(top), 2)]
+        )
+        session = tf.Session(graph)
+        session.run(tf.global_variables_initializer())
+        feed = RNG.standard_normal((3, 4)).astype(np.float32)
+        expected = session.run(out, {x: feed})
+        tf.save(tmp_path / "m", session, {"s": {"inputs": {"x": x}, "outputs": {"y": out}}})
+        optimized = tf.optimize_for_inference(session, [out])
+    np.testing.assert_allclose(tf.load(tmp_path / "m").predict("s", {"x": feed})["y"], expected)
+    with tf.Session(optimized.graph) as fresh:
+        new_x = optimized.graph.get_node("x")
+        got = fresh.run(optimized.outputs[out.name], {new_x: feed})
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+@pytest.mark.skipif(
+    not hasattr(tf.Node, "__pow__"), reason="Node operators **, abs, <, ... not bound yet"
+)
+def test_node_operators_match_tf(tf_v1):
+    def program(t):
+        x, y = t.constant(X), t.constant(Y)
+        i = t.constant(I)
+        return [
+            x**2,
+            2.0**y,
+            abs(x),
+            x < y,
+            x <= 0.5,
+            x > y,
+            x >= 0.0,
+            i // 3,
+            i % 4,
+            (x > 0) & (x < 1),
+            (x > 1) | (x < -1),
+            ~(x > 0),
+        ]
+
+    assert_matches_tf(tf_v1, program)
