@@ -54,8 +54,9 @@ def weights(seed: int, **shapes: tuple[int, ...]) -> dict[str, np.ndarray]:
 _NCF_RNG = np.random.default_rng(1818)
 NCF_DATA = {
     "users": _NCF_RNG.integers(0, NCF_USERS, (STEPS, NCF_BATCH)).astype(np.int32),
-    # Items from the first half of the catalogue only: the other rows are never in a batch,
-    # so optimizers that must (TF-1 Adam) or must not (Momentum, Adagrad) move them show it.
+    # Items from the first half of the catalogue only: the other rows never get a gradient
+    # and must stay put; rows seen earlier but absent from a batch must move under TF-1 Adam
+    # and a densified gradient, and stay under Momentum/Adagrad/FTRL's sparse updates.
     "items": _NCF_RNG.integers(0, NCF_ITEMS // 2, (STEPS, NCF_BATCH)).astype(np.int32),
     "labels": _NCF_RNG.integers(0, 2, (STEPS, NCF_BATCH, 1)).astype(np.float32),
 }
