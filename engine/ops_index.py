@@ -25,6 +25,7 @@ from engine.shape_helpers import (
     format_shape,
     known_dtype,
     normalize_axis,
+    static_int,
     static_shape_of,
 )
 
@@ -195,7 +196,8 @@ def sequence_mask(lengths, maxlen=None, dtype=np.bool_, name=None):
     """mask[..., j] = j < lengths[...]: a mask of `maxlen` columns (default: max(lengths))."""
     dtype = np.dtype(dtype).name
     if isinstance(maxlen, Node) and not isinstance(maxlen, Constant):
-        return SequenceMask([lengths, maxlen], name=name, maxlen=None, dtype=dtype)
+        # The attr keeps what the graph tells of it (tf.shape(x)[1] of a known dim), for shapes.
+        return SequenceMask([lengths, maxlen], name=name, maxlen=static_int(maxlen), dtype=dtype)
     if maxlen is not None:
         maxlen = int(constant_value(maxlen, "sequence_mask: maxlen"))
     return SequenceMask([lengths], name=name, maxlen=maxlen, dtype=dtype)

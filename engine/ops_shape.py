@@ -10,14 +10,16 @@ from __future__ import annotations
 import numpy as np
 
 from engine.autodiff import NotDifferentiable, RegisterGradient
-from engine.graph import Operation
+from engine.graph import Constant, Node, Operation
 from engine.ops_pad import pad, reverse
 from engine.ops_scatter import broadcast_to
 from engine.ops_split import split, unstack
 from engine.shape_helpers import (
     format_shape,
     int_list,
+    known_dtype,
     normalize_axis,
+    static_int,
     static_shape_of,
 )
 from engine.shapes import TensorShape
@@ -227,36 +229,70 @@ def stack(values, axis=0, name="stack"):
 
 
 class Tile(Operation):
+    """`input` repeated along each dimension; inputs (x,) with the multiples in the attr, or
+    (x, multiples) when only a run can tell them (attr: the known entries, None elsewhere)."""
+
     op_type = "tile"
 
-    def forward(self, xp, x):
-        return xp.tile(x, self.attrs["multiples"])
+    def _reps(self, multiples) -> list[int]:
+        if multiples is None:
+            return self.attrs["multiples"]
+        return [int(m) for m in multiples.tolist()]  # a device vector comes to the host once
 
-    def infer_shape(self, shape):
+    def forward(self, xp, x, multiples=None):
+        return xp.tile(x, self._reps(multiples))
+
+    def infer_shape(self, shape, multiples_shape=None):
         multiples = self.attrs["multiples"]
+        if multiples is None:
+            return None if shape.rank is None else [None] * shape.rank
         if shape.rank is None:
             return [None] * len(multiples)
-        return [None if d is None else d * m for d, m in zip(shape, multiples, strict=True)]
+        return [
+            None if d is None or m is None else d * m for d, m in zip(shape, multiples, strict=True)
+        ]
+
+    def infer_dtype(self, dtype, multiples_dtype=None):
+        return known_dtype(dtype)
 
 
 @RegisterGradient("tile")
 def _tile_grad(op, g):
     # g viewed as (m0, d0, m1, d1, ...): summing the m axes folds every copy back.
     x_shape = np.shape(op.inputs[0])
-    multiples = op.op.attrs["multiples"]
+    multiples = op.op._reps(op.inputs[1] if len(op.inputs) > 1 else None)
     split_shape = [n for pair in zip(multiples, x_shape, strict=True) for n in pair]
     folded = g.reshape(split_shape).sum(axis=tuple(range(0, len(split_shape), 2)))
-    return (folded.reshape(x_shape),)
+    return (folded.reshape(x_shape),) + (None,) * (len(op.inputs) - 1)
+
+
+def _int_vector(value, what: str):
+    """(entries known at build time, None where not; None when even the length is not known)
+    and the node holding the vector when a run must tell it (else None).  A list mixing ints
+    and scalar nodes is packed with `stack`, as TF-1 packs it."""
+    if isinstance(value, (list, tuple)) and any(
+        isinstance(v, Node) and not isinstance(v, Constant) for v in value
+    ):
+        known = [static_int(v) if isinstance(v, Node) else int(v) for v in value]
+        return known, stack([v if isinstance(v, Node) else np.int32(v) for v in value])
+    if isinstance(value, Node) and not isinstance(value, Constant):
+        shape_ = static_shape_of(value)
+        length = shape_[0] if shape_.rank == 1 else None
+        return (None if length is None else [None] * length), value
+    return int_list(value, what), None
 
 
 def tile(input, multiples, name=None):  # noqa: A002
-    """`input` repeated `multiples[i]` times along dimension i."""
-    multiples = int_list(multiples, "tile: multiples")
+    """`input` repeated `multiples[i]` times along dimension i (multiples may be a node, or a
+    list holding scalar nodes such as `tf.shape(y)[0]`)."""
+    known, multiples_node = _int_vector(multiples, "tile: multiples")
     rank_ = static_shape_of(input).rank
-    if rank_ is not None and rank_ != len(multiples):
+    if known is not None and rank_ is not None and rank_ != len(known):
         raise ValueError(
-            f"tile: Shape must be rank {rank_} for multiples, got {len(multiples)} multiples"
+            f"tile: Shape must be rank {rank_} for multiples, got {len(known)} multiples"
         )
-    if any(m < 0 for m in multiples):
-        raise ValueError(f"tile: multiples must be non-negative, got {multiples}")
-    return Tile([input], name=name, multiples=multiples)
+    if known is not None and any(m is not None and m < 0 for m in known):
+        raise ValueError(f"tile: multiples must be non-negative, got {known}")
+    if multiples_node is None:
+        return Tile([input], name=name, multiples=known)
+    return Tile([input, multiples_node], name=name, multiples=known)

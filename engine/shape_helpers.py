@@ -13,6 +13,7 @@ __all__ = [
     "int_list",
     "known_dtype",
     "normalize_axis",
+    "static_int",
     "static_shape_of",
 ]
 
@@ -65,3 +66,21 @@ def format_shape(shape) -> str:
     if shape.rank is None:
         return "<unknown>"
     return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def static_int(node) -> int | None:
+    """A scalar node's value when the graph tells it without a run (None otherwise): a scalar
+    constant, or one known dimension of a `tf.shape(x)[i]` (as TF-1's shape inference)."""
+    if isinstance(node, Constant):
+        value = np.asarray(node.value)
+        return int(value) if value.ndim == 0 and value.dtype.kind in "iu" else None
+    if getattr(node, "op_type", None) != "strided_slice":
+        return None
+    source = node.input_nodes[0]
+    key = getattr(node, "key", ())
+    if source.op_type != "shape" or len(key) != 1 or not isinstance(key[0], int):
+        return None
+    dims = static_shape_of(source.input_nodes[0])
+    if dims.rank is None or not -dims.rank <= key[0] < dims.rank:
+        return None
+    return dims[key[0]]

@@ -65,6 +65,13 @@ CASES = [
     ("stack-axis1", "stack", lambda a, b: tf.stack([a, b], axis=1), [_r(2, 3), _r(2, 3)], [0, 1]),
     ("stack-last", "stack", lambda a, b: tf.stack([a, b, a], axis=-1), [_r(2), _r(2)], [0, 1]),
     ("tile", "tile", lambda x: tf.tile(x, [2, 3]), [_r(2, 3)], [0]),
+    (
+        "tile-node-multiple",
+        "tile",
+        lambda x, y: tf.tile(x, [getitem(tf.shape(y), 0), 2]),
+        [_r(1, 3), _r(4, 2)],
+        [0],
+    ),
     ("tile-rank3", "tile", lambda x: tf.tile(x, [1, 2, 2]), [_r(2, 1, 3)], [0]),
     (
         "pad-constant",

@@ -22,6 +22,10 @@ def _top_k(t):
     return t.nn.top_k if hasattr(t.nn, "top_k") else t.top_k
 
 
+def _shape_dim(t, x, i):
+    return getitem(t.shape(x), i) if t is tf else t.shape(x)[i]
+
+
 CASES = [
     ("argmax-axis1", lambda t, x: t.argmax(x, axis=1), [TIES]),
     ("argmax-default-axis", lambda t, x: t.argmax(x), [TIES]),
@@ -49,6 +53,11 @@ CASES = [
     ("boolean_mask-2d", lambda t, x, m: t.boolean_mask(x, m), [X34, COND]),
     ("boolean_mask-axis1", lambda t, x, m: t.boolean_mask(x, m, axis=1), [X34, COND[0]]),
     ("sequence_mask", lambda t, n: t.sequence_mask(n, 5), [np.array([0, 2, 5], np.int32)]),
+    (
+        "sequence_mask-shape-maxlen",
+        lambda t, n, x: t.sequence_mask(n, _shape_dim(t, x, 1)),
+        [np.array([0, 2, 4], np.int32), X34],
+    ),
     ("sequence_mask-max", lambda t, n: t.sequence_mask(n), [np.array([[1, 3]], np.int32)]),
     (
         "sequence_mask-float",

@@ -50,6 +50,14 @@ CASES = [
     ("unstack-neg", lambda t, x: t.unstack(x, axis=-1), [X234]),
     ("unstack-num", lambda t, x: t.unstack(x, num=3, axis=1), [X234]),
     ("tile", lambda t, x: t.tile(x, [2, 1, 3]), [X234]),
+    (
+        "tile-node-multiple",
+        lambda t, x, y: t.tile(
+            x[:1] if t is not tf else getitem(x, slice(1)), [_index(t, t.shape(y), 0), 1]
+        ),
+        [X36, X234],
+    ),
+    ("tile-node-multiples", lambda t, x, m: t.tile(x, m), [X36, np.array([2, 1], np.int32)]),
     ("split-int", lambda t, x: t.split(x, 3, axis=1), [X36]),
     ("split-sizes", lambda t, x: t.split(x, [1, -1, 2], axis=1), [X36]),
     ("split-axis0", lambda t, x: t.split(x, [2, 1]), [X36]),
