@@ -23,6 +23,7 @@ __all__ = [
     "assert_same",
     "assert_traces_match",
     "dense",
+    "run_steps",
     "train",
 ]
 
