@@ -36,6 +36,7 @@ from engine.ops_nn_norm import (
     sufficient_statistics,
     weighted_moments,
 )
+from engine.ops_nn_safe_embedding import safe_embedding_lookup_sparse
 from engine.ops_nn_xent import (
     in_top_k,
     sparse_softmax_cross_entropy_with_logits,
@@ -62,6 +63,7 @@ __all__ = [
     "relu",
     "relu6",
     "relu_layer",
+    "safe_embedding_lookup_sparse",
     "selu",
     "sigmoid",
     "sigmoid_cross_entropy_with_logits",

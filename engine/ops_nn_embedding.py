@@ -17,7 +17,13 @@ from engine.shapes import TensorShape
 from engine.sparse import IndexedSlices
 from engine.sparse_tensor import SparseTensor, SparseTensorValue
 
-__all__ = ["embedding_lookup", "embedding_lookup_sparse", "segment_combine", "sparse_row_ids"]
+__all__ = [
+    "as_sparse",
+    "embedding_lookup",
+    "embedding_lookup_sparse",
+    "segment_combine",
+    "sparse_row_ids",
+]
 
 COMBINERS = ("sum", "mean", "sqrtn")
 
@@ -102,9 +108,12 @@ class SegmentCombine(Operation):
     op_type = "segment_combine"
     has_aux = True
 
-    def forward(self, xp, data, segment_ids):
+    def forward(self, xp, data, segment_ids, num_segments=None):
         segments = xp.asarray(segment_ids).reshape(-1).astype(np.int64)
-        count = int(segments.max()) + 1 if segments.size else 0
+        if num_segments is not None:
+            count = int(num_segments)
+        else:
+            count = int(segments.max()) + 1 if segments.size else 0
         out = _segment_sums(xp, data, segments, count)
         if self.combiner == "sum":
             return out, None
@@ -115,18 +124,20 @@ class SegmentCombine(Operation):
         out *= scale.reshape((-1,) + (1,) * (data.ndim - 1))
         return out, scale
 
-    def infer_shape(self, data, segment_ids):
+    def infer_shape(self, data, segment_ids, *num_segments):
         return TensorShape(None) if data.rank is None else TensorShape([None, *data[1:]])
 
-    def infer_dtype(self, data_dtype, ids_dtype):
+    def infer_dtype(self, data_dtype, ids_dtype, *num_segments_dtype):
         return data_dtype
 
 
-def segment_combine(data, segment_ids, combiner="sum", name=None):
-    """Rows of `data` combined per segment id: "sum", "mean" or "sqrtn" (sum / sqrt(size))."""
+def segment_combine(data, segment_ids, combiner="sum", name=None, num_segments=None):
+    """Rows of `data` combined per segment id: "sum", "mean" or "sqrtn" (sum / sqrt(size));
+    `num_segments` rows (a number or a scalar node), default max(segment_ids) + 1."""
     if combiner not in COMBINERS:
         raise ValueError(f"combiner must be one of {COMBINERS}, got {combiner!r}")
-    return SegmentCombine([data, segment_ids], name=name, combiner=combiner)
+    inputs = [data, segment_ids] + ([] if num_segments is None else [num_segments])
+    return SegmentCombine(inputs, name=name, combiner=combiner)
 
 
 def sparse_row_ids(indices, name=None):
@@ -189,14 +200,14 @@ def embedding_lookup_sparse(
     combiner = "mean" if combiner is None else combiner
     if combiner not in COMBINERS:
         raise ValueError(f"combiner must be one of {COMBINERS}, got {combiner!r}")
-    sp_ids = _as_sparse(sp_ids)
+    sp_ids = as_sparse(sp_ids)
     segments = sparse_row_ids(sp_ids.indices)
     rows = embedding_lookup(
         params, sp_ids.values, partition_strategy=partition_strategy, max_norm=max_norm
     )
     if sp_weights is None:
         return segment_combine(rows, segments, combiner, name=name)
-    sp_weights = _as_sparse(sp_weights)
+    sp_weights = as_sparse(sp_weights)
     shards = params if isinstance(params, (list, tuple)) else [params]
     row_rank = max(1, (static_shape(shards[0]).rank or 2) - 1)
     weights = ops_array.reshape(sp_weights.values, [-1] + [1] * row_rank)
@@ -210,7 +221,8 @@ def embedding_lookup_sparse(
     return div_no_nan(summed, total, name=name)
 
 
-def _as_sparse(value) -> SparseTensor:
+def as_sparse(value) -> SparseTensor:
+    """`value` as a SparseTensor (a SparseTensorValue becomes constants); TypeError else."""
     if isinstance(value, SparseTensor):
         return value
     if isinstance(value, SparseTensorValue):
@@ -241,4 +253,4 @@ def _segment_combine_grad(op, g):
     rows = g.take(segments, axis=0)
     if op.aux is not None:
         rows = rows * op.aux.take(segments).reshape((-1,) + (1,) * (g.ndim - 1))
-    return rows, None
+    return (rows,) + (None,) * (len(op.inputs) - 1)

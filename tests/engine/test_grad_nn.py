@@ -199,6 +199,24 @@ CASES = [
         for strategy in ("mod", "div")
     ],
     *_lookup_sparse_cases(),
+    (
+        "safe_embedding_lookup_sparse-sqrtn-default",
+        "add",
+        lambda table, indices, ids, weights: tf.nn.safe_embedding_lookup_sparse(
+            table,
+            tf.SparseTensor(indices, ids, [5, 3]),
+            tf.SparseTensor(indices, weights, [5, 3]),
+            combiner="sqrtn",
+            default_id=2,
+        ),
+        [
+            _r(5, 2),
+            np.array([[0, 0], [0, 1], [1, 0], [3, 0], [3, 1]]),
+            np.array([1, -1, 4, 0, 3]),
+            np.array([0.5, 2.0, -1.0, 1.5, 0.7]),
+        ],
+        [0, 3],
+    ),
     *[
         (
             f"segment_combine-{combiner}",

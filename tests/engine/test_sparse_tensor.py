@@ -144,6 +144,39 @@ def test_embedding_lookup_sparse_matches_tensorflow(tfv1, combiner, weighted):
     np.testing.assert_allclose(ours[1].to_dense(), theirs[1], rtol=1e-5, atol=1e-6)
 
 
+# Row 1 only has an invalid id, row 2 has none, row 4 (the last) is empty too; weights of 0
+# and below are pruned.
+SAFE_INDICES = [[0, 0], [0, 1], [0, 2], [1, 0], [3, 0], [3, 1], [3, 2]]
+SAFE_IDS = [1, -1, 4, -1, 9, 3, 2]
+SAFE_WEIGHTS = [0.5, 2.0, 1.5, 3.0, -1.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("combiner", ["sum", "mean", "sqrtn"])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("default_id", [None, 7])
+def test_safe_embedding_lookup_sparse_matches_tensorflow(tfv1, combiner, weighted, default_id):
+    def program(t):
+        shards = [t.Variable(TABLE[:5]), t.Variable(TABLE[5:])]
+        sp_ids = t.SparseTensor(SAFE_INDICES, np.array(SAFE_IDS, np.int64), [5, 3])
+        sp_weights = (
+            t.SparseTensor(SAFE_INDICES, np.array(SAFE_WEIGHTS, np.float32), [5, 3])
+            if weighted
+            else None
+        )
+        out = t.nn.safe_embedding_lookup_sparse(
+            shards, sp_ids, sp_weights, combiner=combiner, default_id=default_id
+        )
+        grads = t.gradients(t.reduce_sum(out * np.arange(3, dtype=np.float32)), shards)
+        return [out, [t.convert_to_tensor(g) if t is tfv1 else g for g in grads]]
+
+    ours, theirs = run_both(tfv1, program)
+    assert ours[0].shape == (5, 3)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5, atol=1e-6)
+    for a, b in zip(ours[1], theirs[1], strict=True):
+        dense = a.to_dense() if isinstance(a, tf.IndexedSlices) else a
+        np.testing.assert_allclose(dense, b, rtol=1e-5, atol=1e-6)
+
+
 def test_embedding_lookup_sparse_over_shards_with_a_fed_sparse_placeholder(tfv1):
     sp = tf.sparse_placeholder(tf.int64)
     shards = [tf.Variable(TABLE[:5]), tf.Variable(TABLE[5:])]
