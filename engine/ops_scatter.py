@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.autodiff import RegisterGradient
 from engine.backend import scatter_add
 from engine.graph import Operation
+from engine.ops_stack import int_vector
 from engine.shape_helpers import format_shape, int_list, known_dtype, static_shape_of
 from engine.shapes import TensorShape, broadcast_shape
 
@@ -58,37 +59,47 @@ def scatter_nd(indices, updates, shape, name=None):
 
 
 class BroadcastTo(Operation):
-    """The input broadcast (numpy's rules) to `shape`, as a new array."""
+    """The input broadcast (numpy's rules) to a shape: the attr, or input 1 when only a run
+    can tell it (the attr then keeps the known entries, None elsewhere)."""
 
     op_type = "broadcast_to"
 
-    def forward(self, xp, x):
+    def forward(self, xp, x, shape=None):
+        target = self.attrs["shape"] if shape is None else [int(d) for d in shape.tolist()]
         # A copy: numpy's broadcast view is read-only and aliases its input.
-        return xp.array(xp.broadcast_to(x, self.attrs["shape"]))
+        return xp.array(xp.broadcast_to(x, target))
 
-    def infer_shape(self, shape):
+    def infer_shape(self, shape, target_shape=None):
         return self.attrs["shape"]
+
+    def infer_dtype(self, dtype, target_dtype=None):
+        return known_dtype(dtype)
 
 
 @RegisterGradient("broadcast_to")
 def _broadcast_to_grad(op, g):
-    return (g,)  # summed back onto the input's shape by the central un-broadcast
+    # Summed back onto the input's shape by the central un-broadcast.
+    return (g,) + (None,) * (len(op.inputs) - 1)
 
 
 def broadcast_to(input, shape, name=None):  # noqa: A002 - TF-1's keyword names
-    """`input` broadcast to `shape` (numpy's rules: size-1 and missing leading dims stretch)."""
-    shape = int_list(shape, "broadcast_to: shape")
+    """`input` broadcast to `shape` (numpy's rules: size-1 and missing leading dims stretch);
+    `shape` may be a node (`tf.shape(y)`) or a list holding scalar nodes."""
+    known, shape_node = int_vector(shape, "broadcast_to: shape")
     given = static_shape_of(input)
-    try:
-        TensorShape(shape).merge_with(_broadcast(given, shape))
-    except ValueError:
-        raise ValueError(
-            f"broadcast_to: cannot broadcast a tensor of shape {format_shape(given)} to {shape}"
-        ) from None
-    return BroadcastTo([input], name=name or "BroadcastTo", shape=shape)
+    if known is not None:
+        try:
+            TensorShape(known).merge_with(_broadcast(given, known))
+        except ValueError:
+            raise ValueError(
+                f"broadcast_to: cannot broadcast a tensor of shape {format_shape(given)} to "
+                f"{format_shape(known)}"
+            ) from None
+    inputs = [input] if shape_node is None else [input, shape_node]
+    return BroadcastTo(inputs, name=name or "BroadcastTo", shape=known)
 
 
-def _broadcast(given: TensorShape, shape: list[int]) -> TensorShape:
+def _broadcast(given: TensorShape, shape: list) -> TensorShape:
     result = broadcast_shape(given, shape)
     if result.rank is not None and result.rank != len(shape):
         raise ValueError("rank grows")

@@ -10,19 +10,18 @@ from __future__ import annotations
 import numpy as np
 
 from engine.autodiff import NotDifferentiable, RegisterGradient
-from engine.graph import Constant, Node, Operation
+from engine.graph import Operation
 from engine.ops_pad import pad, reverse
 from engine.ops_scatter import broadcast_to
 from engine.ops_split import split, unstack
+from engine.ops_stack import int_vector, stack
 from engine.shape_helpers import (
     format_shape,
     int_list,
     known_dtype,
     normalize_axis,
-    static_int,
     static_shape_of,
 )
-from engine.shapes import TensorShape
 
 __all__ = [
     "broadcast_to",
@@ -184,50 +183,6 @@ def squeeze(input, axis=None, name=None, squeeze_dims=None):  # noqa: A002
     return Squeeze([input], name=name, axis=axis)
 
 
-class Stack(Operation):
-    op_type = "stack"
-
-    def forward(self, xp, *values):
-        return xp.stack([xp.asarray(v) for v in values], axis=self.attrs["axis"])
-
-    def infer_shape(self, *shapes):
-        merged = TensorShape(None)
-        for s in shapes:
-            merged = merged.merge_with(s)
-        if merged.rank is None:
-            return None
-        dims = list(merged)
-        axis = self.attrs["axis"]
-        dims.insert(axis if axis >= 0 else len(dims) + 1 + axis, len(shapes))
-        return dims
-
-
-@RegisterGradient("stack")
-def _stack_grad(op, g):
-    axis = op.op.attrs["axis"]
-    return tuple(op.xp.take(g, i, axis=axis) for i in range(len(op.inputs)))
-
-
-def stack(values, axis=0, name="stack"):
-    """The tensors `values` (all one shape) joined along a new dimension `axis`."""
-    values = list(values)
-    if not values:
-        raise ValueError("stack: needs at least one value")
-    shapes = [static_shape_of(v) for v in values]
-    merged = TensorShape(None)
-    for s in shapes:
-        if not merged.is_compatible_with(s):
-            raise ValueError(
-                f"stack: Shapes must be equal rank and compatible, but are "
-                f"{format_shape(merged)} and {format_shape(s)} for {name!r}"
-            )
-        merged = merged.merge_with(s)
-    axis = int(axis)
-    if merged.rank is not None and not -merged.rank - 1 <= axis <= merged.rank:
-        raise ValueError(f"stack: axis {axis} out of range for values of rank {merged.rank}")
-    return Stack(values, name=name, axis=axis)
-
-
 class Tile(Operation):
     """`input` repeated along each dimension; inputs (x,) with the multiples in the attr, or
     (x, multiples) when only a run can tell them (attr: the known entries, None elsewhere)."""
@@ -266,26 +221,10 @@ def _tile_grad(op, g):
     return (folded.reshape(x_shape),) + (None,) * (len(op.inputs) - 1)
 
 
-def _int_vector(value, what: str):
-    """(entries known at build time, None where not; None when even the length is not known)
-    and the node holding the vector when a run must tell it (else None).  A list mixing ints
-    and scalar nodes is packed with `stack`, as TF-1 packs it."""
-    if isinstance(value, (list, tuple)) and any(
-        isinstance(v, Node) and not isinstance(v, Constant) for v in value
-    ):
-        known = [static_int(v) if isinstance(v, Node) else int(v) for v in value]
-        return known, stack([v if isinstance(v, Node) else np.int32(v) for v in value])
-    if isinstance(value, Node) and not isinstance(value, Constant):
-        shape_ = static_shape_of(value)
-        length = shape_[0] if shape_.rank == 1 else None
-        return (None if length is None else [None] * length), value
-    return int_list(value, what), None
-
-
 def tile(input, multiples, name=None):  # noqa: A002
     """`input` repeated `multiples[i]` times along dimension i (multiples may be a node, or a
     list holding scalar nodes such as `tf.shape(y)[0]`)."""
-    known, multiples_node = _int_vector(multiples, "tile: multiples")
+    known, multiples_node = int_vector(multiples, "tile: multiples")
     rank_ = static_shape_of(input).rank
     if known is not None and rank_ is not None and rank_ != len(known):
         raise ValueError(

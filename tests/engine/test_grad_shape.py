@@ -83,6 +83,13 @@ CASES = [
     ("pad-reflect", "pad", lambda x: tf.pad(x, [[1, 2], [2, 1]], "REFLECT"), [_r(4, 3)], [0]),
     ("pad-symmetric", "pad", lambda x: tf.pad(x, [[2, 1], [0, 3]], "SYMMETRIC"), [_r(3, 3)], [0]),
     ("broadcast_to", "broadcast_to", lambda x: tf.broadcast_to(x, [2, 3, 4]), [_r(3, 1)], [0]),
+    (
+        "broadcast_to-shape-of",
+        "broadcast_to",
+        lambda x, y: tf.broadcast_to(x, tf.shape(y)),
+        [_r(1, 3), _r(2, 3)],
+        [0],
+    ),
     ("reverse", "reverse", lambda x: tf.reverse(x, [0, -1]), [_r(2, 3, 2)], [0]),
     (
         "tensordot-pairs",

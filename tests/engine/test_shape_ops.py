@@ -69,6 +69,12 @@ CASES = [
     ("reverse", lambda t, x: t.reverse(x, [0, 2]), [X234]),
     ("reverse_v2", lambda t, x: t.reverse_v2(x, [1]), [X234]),
     ("broadcast_to", lambda t, x: t.broadcast_to(x, [2, 3, 6]), [X36[:1]]),
+    ("broadcast_to-shape-of", lambda t, x, y: t.broadcast_to(x, t.shape(y)), [X234[:1, :1], X234]),
+    (
+        "broadcast_to-packed",
+        lambda t, x, y: t.broadcast_to(x, [_index(t, t.shape(y), 0), 4]),
+        [X234[0, :1], X234],
+    ),
     ("broadcast_to-rank", lambda t, x: t.broadcast_to(x, [5, 3, 6]), [X36]),
     ("reverse-neg", lambda t, x: t.reverse(x, axis=[-1]), [X36]),
     ("slice", lambda t, x: t.slice(x, [1, 0, 1], [1, -1, 2]), [X234]),
