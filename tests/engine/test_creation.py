@@ -175,6 +175,7 @@ def test_deterministic_initializers_match_tf(tf_v1):
         ("ones_initializer", (), {"dtype": np.int32}),
         ("constant_initializer", (2.5,), {}),
         ("constant_initializer", ([1.0, 2.0, 3.0, 4.0, 5.0, 6.0],), {}),
+        ("constant_initializer", ([1.0, 2.0],), {}),  # completed with the last element
     ]
     for name, args, kwargs in names:
         tf_kwargs = {k: tf_v1.as_dtype(v) for k, v in kwargs.items()}
@@ -211,6 +212,11 @@ def test_random_initializers_have_tf1_statistics(build, shape, stddev):
     value = build()(shape)
     assert value.shape == shape and value.dtype == np.float32
     assert abs(value.std() - stddev) < 0.05 * stddev
+
+
+def test_constant_initializer_refuses_too_many_values():
+    with pytest.raises(ValueError):
+        tf.constant_initializer([1.0, 2.0, 3.0])([2])
 
 
 def test_seeded_initializers_repeat_and_graph_seed_reproduces():
