@@ -12,8 +12,8 @@ import operator
 from functools import cached_property
 
 from engine.autodiff import RegisterGradient
-from engine.graph import Node, Operation
-from engine.shape_helpers import int_list, static_shape_of
+from engine.graph import Constant, Node, Operation
+from engine.shape_helpers import int_list, static_int, static_shape_of
 from engine.shapes import TensorShape
 
 __all__ = ["getitem", "newaxis", "slice", "strided_slice"]
@@ -208,19 +208,48 @@ def _holds_node(k) -> bool:
 
 
 def slice(input_, begin, size, name=None):  # noqa: A001 - TF-1's name
-    """The block of `input_` starting at `begin` of extent `size` (-1: to the end)."""
-    begin = int_list(begin, "slice: begin")
-    size = int_list(size, "slice: size")
+    """The block of `input_` starting at `begin` of extent `size` (-1: to the end); begin and
+    size may hold scalar nodes or be int vector nodes (a node size is taken as not -1)."""
+    rank = static_shape_of(input_).rank
+    begin = _slice_entries(begin, rank, "slice: begin")
+    size = _slice_entries(size, rank, "slice: size")
     if len(begin) != len(size):
         raise ValueError(f"slice: begin {begin} and size {size} must have the same length")
-    if any(b < 0 for b in begin):
+    if any(isinstance(v, int) and v < 0 for v in begin):
         raise ValueError(f"slice: begin must be non-negative, got {begin}")
-    end_mask = sum(1 << i for i, s in enumerate(size) if s == -1)
-    end = [b + s if s != -1 else 0 for b, s in zip(begin, size, strict=True)]
-    out = strided_slice(input_, begin, end, end_mask=end_mask, name=name or "Slice")
+    if any(isinstance(v, Node) for v in begin + size):
+        from engine.ops_slice_dynamic import dynamic_getitem
+
+        key = tuple(
+            _py_slice(b, None if isinstance(n, int) and n == -1 else b + n)
+            for b, n in zip(begin, size, strict=True)
+        )
+        out = dynamic_getitem(input_, key, name=name or "Slice")
+    else:
+        end_mask = sum(1 << i for i, n in enumerate(size) if n == -1)
+        end = [b + n if n != -1 else 0 for b, n in zip(begin, size, strict=True)]
+        out = strided_slice(input_, begin, end, end_mask=end_mask, name=name or "Slice")
     # TF-1's Slice knows every size but -1 even on unknown dimensions (it refuses, at run
     # time, a block that does not fit; strided_slice would clip).
     shape = out.shape
     if shape.rank is not None:
-        out.set_shape([d if s == -1 else s for d, s in zip(shape, size, strict=True)])
+        known = [static_int(n) if isinstance(n, Node) else n for n in size]
+        out.set_shape([d if n is None or n == -1 else n for d, n in zip(shape, known, strict=True)])
     return out
+
+
+def _slice_entries(value, rank: int | None, what: str) -> list:
+    """Ints and scalar nodes: a list as given, or a vector node split into its entries (one
+    per dimension of the input: its length, else the input's rank, must be known)."""
+    if isinstance(value, Node) and not isinstance(value, Constant):
+        shape = static_shape_of(value)
+        length = shape[0] if shape.rank == 1 and shape[0] is not None else rank
+        if shape.rank not in (None, 1) or length is None:
+            raise ValueError(f"{what}: a node must be a vector of known length, got {shape}")
+        return [getitem(value, i) for i in range(length)]
+    if isinstance(value, (list, tuple)):
+        return [
+            v if isinstance(v, Node) and not isinstance(v, Constant) else int_list(v, what)[0]
+            for v in value
+        ]
+    return int_list(value, what)

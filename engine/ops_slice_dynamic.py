@@ -109,7 +109,7 @@ def _part(value, index_nodes: list):
         raise TypeError(f"{_INDEX_HELP}, got {value!r}") from None
 
 
-def dynamic_getitem(node, key: tuple):
+def dynamic_getitem(node, key: tuple, name: str = "strided_slice"):
     """`node[key]` where `key` holds scalar integer nodes (as ints or slice bounds)."""
     spec, index_nodes = [], []
     for k in key:
@@ -130,4 +130,4 @@ def dynamic_getitem(node, key: tuple):
     consumed = sum(1 for e in spec if e not in ("...", "newaxis"))
     if rank is not None and consumed > rank:
         raise ValueError(f"strided_slice: {consumed} indices for a tensor of rank {rank}")
-    return StridedSliceDynamic([node, *index_nodes], name="strided_slice", spec=spec)
+    return StridedSliceDynamic([node, *index_nodes], name=name, spec=spec)

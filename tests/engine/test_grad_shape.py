@@ -56,6 +56,13 @@ CASES = [
         [0],
     ),
     ("slice", "strided_slice", lambda x: tf.slice(x, [1, 0], [2, -1]), [_r(4, 3)], [0]),
+    (
+        "slice-node-begin",
+        "strided_slice_dynamic",
+        lambda x, i: tf.slice(x, [i, 0], [2, -1]),
+        [_r(4, 3), np.array(1, np.int32)],
+        [0],
+    ),
     ("split-equal", "split", lambda x: _weighted(tf.split(x, 3, axis=1)), [_r(2, 6)], [0]),
     ("split-sizes", "split", lambda x: tf.split(x, [1, -1], axis=0)[1], [_r(4, 2)], [0]),
     ("unstack", "strided_slice", lambda x: _weighted(tf.unstack(x, axis=1)), [_r(2, 3)], [0]),
