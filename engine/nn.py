@@ -28,11 +28,14 @@ from engine.ops_nn_activations import (
 )
 from engine.ops_nn_embedding import embedding_lookup, embedding_lookup_sparse
 from engine.ops_nn_norm import (
+    batch_norm_with_global_normalization,
     batch_normalization,
+    compute_average_loss,
     l2_normalize,
     log_poisson_loss,
     moments,
     normalize_moments,
+    scale_regularization_loss,
     sufficient_statistics,
     weighted_moments,
 )
@@ -45,8 +48,10 @@ from engine.ops_nn_xent import (
 )
 
 __all__ = [
+    "batch_norm_with_global_normalization",
     "batch_normalization",
     "bias_add",
+    "compute_average_loss",
     "crelu",
     "dropout",
     "elu",
@@ -64,6 +69,7 @@ __all__ = [
     "relu6",
     "relu_layer",
     "safe_embedding_lookup_sparse",
+    "scale_regularization_loss",
     "selu",
     "sigmoid",
     "sigmoid_cross_entropy_with_logits",

@@ -1,6 +1,7 @@
 """tf.nn normalisation and moments, composed from primitives as TF-1 composes them:
 l2_normalize, moments, batch_normalization, sufficient_statistics, normalize_moments,
-weighted_moments; and log_poisson_loss."""
+weighted_moments, batch_norm_with_global_normalization; and the loss helpers
+log_poisson_loss, compute_average_loss, scale_regularization_loss."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ from engine.ops_nn_common import maximum_with, rsqrt, static_dtype, static_shape
 from engine.ops_nn_xent import div_no_nan
 
 __all__ = [
+    "batch_norm_with_global_normalization",
     "batch_normalization",
+    "compute_average_loss",
     "l2_normalize",
     "log_poisson_loss",
     "moments",
     "normalize_moments",
+    "scale_regularization_loss",
     "sufficient_statistics",
     "weighted_moments",
 ]
@@ -140,3 +144,49 @@ def log_poisson_loss(targets, log_input, compute_full_loss=False, name=None):
     )
     extra = ops_select.where(small, creation.zeros_like(stirling), stirling)
     return ops_math.add(loss, extra, name=name)
+
+
+def batch_norm_with_global_normalization(
+    t=None,
+    m=None,
+    v=None,
+    beta=None,
+    gamma=None,
+    variance_epsilon=None,
+    scale_after_normalization=None,
+    name=None,
+    input=None,  # noqa: A002 - TF-1's newer names for t, m, v
+    mean=None,
+    variance=None,
+):
+    """TF-1's older batch normalisation: batch_normalization(t, m, v, beta, gamma if
+    scale_after_normalization else None, variance_epsilon)."""
+    t = _pick(input, t, "input", "t")
+    m = _pick(mean, m, "mean", "m")
+    v = _pick(variance, v, "variance", "v")
+    scale = gamma if scale_after_normalization else None
+    return batch_normalization(t, m, v, beta, scale, variance_epsilon, name=name)
+
+
+def compute_average_loss(per_example_loss, sample_weight=None, global_batch_size=None):
+    """sum(per_example_loss * sample_weight) / global_batch_size (default: the batch size;
+    one replica here)."""
+    loss = per_example_loss
+    if sample_weight is not None:
+        loss = ops_math.multiply(loss, sample_weight)
+    total = ops_array.reduce_sum(loss)
+    dtype = static_dtype(per_example_loss) or np.float32
+    if global_batch_size is None:
+        batch = static_shape(per_example_loss)[0] if static_shape(per_example_loss).rank else None
+        if batch is None:
+            batch = ops_array.cast(ops_array.gather(ops_shape.shape(per_example_loss), 0), dtype)
+        else:
+            batch = constant(np.asarray(batch, dtype=dtype))
+    else:
+        batch = ops_array.cast(global_batch_size, dtype)
+    return div_no_nan(total, batch)
+
+
+def scale_regularization_loss(regularization_loss):
+    """sum(regularization_loss) divided by the number of replicas (one here)."""
+    return ops_array.reduce_sum(regularization_loss)

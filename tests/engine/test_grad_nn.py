@@ -173,6 +173,20 @@ CASES = [
         [0, 1, 2, 3, 4],
     ),
     (
+        "batch_norm_with_global_normalization",
+        "add",
+        lambda x, m, v, o, s: tf.nn.batch_norm_with_global_normalization(x, m, v, o, s, 1e-3, True),
+        [_r(4, 3), _r(3), _r(3, low=0.5, high=2), _r(3), _r(3)],
+        [0, 1, 2, 3, 4],
+    ),
+    (
+        "compute_average_loss",
+        "div_no_nan",
+        lambda x, w: tf.nn.compute_average_loss(x, sample_weight=w),
+        [_r(4), _r(4)],
+        [0, 1],
+    ),
+    (
         "embedding_lookup",
         "gather",
         lambda table, ids: tf.nn.embedding_lookup(table, ids),

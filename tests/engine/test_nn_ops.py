@@ -67,6 +67,11 @@ ACTIVATIONS = {
     "moments-keep_dims": lambda t, x: list(t.nn.moments(x, [0, 1], keep_dims=True)),
     "moments-keepdims": lambda t, x: list(t.nn.moments(x, [1], keepdims=True)),
     "crelu": lambda t, x: t.nn.crelu(x),
+    "compute_average_loss": lambda t, x: t.nn.compute_average_loss(x),
+    "compute_average_loss-weighted": lambda t, x: t.nn.compute_average_loss(
+        x, sample_weight=t.abs(x), global_batch_size=16
+    ),
+    "scale_regularization_loss": lambda t, x: t.nn.scale_regularization_loss(x),
     "crelu-axis0": lambda t, x: t.nn.crelu(x, axis=0),
     "log_poisson_loss": lambda t, x: t.nn.log_poisson_loss(t.abs(x) * 2, x / 3),
     "log_poisson_loss-full": lambda t, x: t.nn.log_poisson_loss(
@@ -112,6 +117,34 @@ def test_batch_normalization_matches_tensorflow(tfv1):
     offset = RNG.normal(size=5).astype(np.float32)
     scale = RNG.uniform(0.5, 2, size=5).astype(np.float32)
     assert_same(*run_both(tfv1, program, X, offset, scale))
+
+
+def test_batch_norm_with_global_normalization_matches_tensorflow(tfv1):
+    def program(t, x, offset, scale):
+        mean, variance = t.nn.moments(x, [0])
+        return [
+            t.nn.batch_norm_with_global_normalization(x, mean, variance, offset, scale, 1e-3, True),
+            t.nn.batch_norm_with_global_normalization(
+                input=x,
+                mean=mean,
+                variance=variance,
+                beta=offset,
+                gamma=scale,
+                variance_epsilon=1e-3,
+                scale_after_normalization=False,
+            ),
+        ]
+
+    offset = RNG.normal(size=5).astype(np.float32)
+    scale = RNG.uniform(0.5, 2, size=5).astype(np.float32)
+    assert_same(*run_both(tfv1, program, X, offset, scale))
+
+
+def test_compute_average_loss_with_a_batch_known_at_run_time():
+    per_example = tf.placeholder(tf.float32, (None,))
+    loss = tf.nn.compute_average_loss(per_example)
+    with tf.Session() as session:
+        assert session.run(loss, {per_example: [1.0, 2.0, 6.0]}) == pytest.approx(3.0)
 
 
 @pytest.mark.parametrize("data_format", [None, "NHWC", "NCHW"])
