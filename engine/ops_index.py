@@ -163,6 +163,11 @@ def one_hot(
 
 
 def _raw(value):
+    if isinstance(value, Node) and not isinstance(value, Constant):
+        raise TypeError(
+            f"one_hot: on_value and off_value must be known when the graph is built, "
+            f"got the node {value.name!r}"
+        )
     return value.value if isinstance(value, Constant) else value
 
 
