@@ -1,8 +1,8 @@
 """Shape ops: shape, size, rank, expand_dims, squeeze, stack, unstack, tile, split, pad, ...
 
 `pad` and `reverse` live in `engine.ops_pad`, `split` and `unstack` in `engine.ops_split`,
-`broadcast_to` in `engine.ops_scatter`; they reach TF-1's top level through this module's
-`__all__`.
+`stack` in `engine.ops_stack`, `broadcast_to` in `engine.ops_scatter`; they reach TF-1's top
+level through this module's `__all__`.
 """
 
 from __future__ import annotations
