@@ -110,3 +110,27 @@ def test_control_dependencies_and_group_order_updates(tf):
         session.run(both)
         assert session.run([v, w]) == [6.0, 11.0]
         assert session.run(nothing) is None
+
+
+def test_common_session_idioms(tf):
+    """ConfigProto with gpu_options.allow_growth / allow_soft_placement, InteractiveSession
+    with .eval() and op.run(), graph collections, and the batch-norm idiom
+    control_dependencies(get_collection(UPDATE_OPS))."""
+    config = tf.ConfigProto(allow_soft_placement=True, log_device_placement=False)
+    config.gpu_options.allow_growth = True
+    with tf.Graph().as_default() as graph:
+        v = tf.Variable(np.float32(2.0))
+        with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+            doubled = v * 2.0
+        tf.add_to_collection("my_outputs", doubled)
+        assert tf.get_collection("my_outputs") == [doubled]
+        assert tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES) == [v]
+        assert tf.get_collection(tf.GraphKeys.GLOBAL_VARIABLES) == [v]
+        init = tf.global_variables_initializer()
+        session = tf.InteractiveSession(graph=graph, config=config)
+        try:
+            session.run(init)
+            assert doubled.eval() == 4.0
+            init.run()  # Operation.run(): the TF-1 tutorial spelling, on the default session
+        finally:
+            session.close()
