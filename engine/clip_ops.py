@@ -56,7 +56,10 @@ class ClipByValue(FirstInputDtype, SameShape, Operation):
 
 def _clip(xp, x, lo, hi):
     x = xp.asarray(x)
-    out = xp.minimum(xp.maximum(x, lo), hi)
+    if type(lo) in (int, float) and type(hi) in (int, float):
+        out = xp.clip(x, lo, hi)  # one pass for the common scalar bounds
+    else:
+        out = xp.minimum(xp.maximum(x, lo), hi)
     return out.astype(x.dtype, copy=False)  # bounds never promote t's dtype (TF: same dtype)
 
 
