@@ -25,6 +25,7 @@ __all__ = [
     "absolute_difference",
     "add_loss",
     "compute_weighted_loss",
+    "cosine_distance",
     "get_losses",
     "get_regularization_loss",
     "get_regularization_losses",
@@ -236,6 +237,29 @@ def huber_loss(
             ops_math.multiply(0.5, ops_math.multiply(quadratic, quadratic)),
             ops_math.multiply(float(delta), linear),
         )
+        return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
+
+
+def cosine_distance(
+    labels,
+    predictions,
+    axis=None,
+    weights=1.0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+    dim=None,
+):
+    """Weighted 1 - sum(labels * predictions, axis) (both unit-normalised along `axis`)."""
+    if axis is not None and dim is not None and axis != dim:
+        raise ValueError("cannot specify both 'axis' and 'dim'")
+    axis = axis if axis is not None else dim
+    if axis is None:
+        raise ValueError("You must specify argument `axis`.")
+    with _scope(scope, "cosine_distance_loss"):
+        labels, predictions = _pair(labels, predictions)
+        products = ops_math.multiply(predictions, labels)
+        losses = ops_math.subtract(1.0, ops_array.reduce_sum(products, axis=axis, keepdims=True))
         return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
 
 

@@ -55,6 +55,13 @@ LOSSES = {
     "absolute_difference": lambda t, w, r: t.losses.absolute_difference(
         REGRESSION, PREDICTIONS, weights=w, reduction=r
     ),
+    "cosine_distance": lambda t, w, r: t.losses.cosine_distance(
+        t.nn.l2_normalize(LOGITS, 1),
+        t.nn.l2_normalize(t.constant(LOGITS) * 0.5 + 1, 1),
+        axis=1,
+        weights=w,
+        reduction=r,
+    ),
     "log_loss": lambda t, w, r: t.losses.log_loss(LABELS, PREDICTIONS, weights=w, reduction=r),
     "log_loss-epsilon": lambda t, w, r: t.losses.log_loss(
         LABELS, PREDICTIONS, w, epsilon=0.1, reduction=r
@@ -181,3 +188,14 @@ def test_loss_dtype_follows_the_losses():
     with tf.Session() as session:
         got = session.run(loss, {per_element: np.array([1.0, 2.0, 4.0])})
     assert got.dtype == np.float64 and got == pytest.approx(7 / 3)
+
+
+def test_every_losses_name_has_tensorflows_parameters_in_order(tfv1):
+    import inspect
+
+    for name in tf.losses.__all__:
+        if name == "Reduction":
+            continue
+        ours = list(inspect.signature(getattr(tf.losses, name)).parameters)
+        theirs = list(inspect.signature(getattr(tfv1.losses, name)).parameters)
+        assert ours == theirs, name
