@@ -70,9 +70,9 @@ class DenseChain:
         """The chain's last node: the one whose value the plan keeps."""
         return self.activation_op if self.activation_op is not None else self.bias_op
 
-    @property
-    def activation(self) -> str:
-        return "linear" if self.activation_op is None else self.activation_op.op_type
+    def __post_init__(self) -> None:
+        # An attribute, not a property: fused_dense's forward and gradient read it every run.
+        self.activation = "linear" if self.activation_op is None else self.activation_op.op_type
 
     @property
     def inputs(self) -> tuple[Node, Node, Node]:
