@@ -20,8 +20,10 @@ def _parse(equation: str, n_inputs: int) -> tuple[list[str], str]:
         lhs, output = equation.split("->")
     else:  # implicit mode: the letters used exactly once, in alphabetical order
         lhs = equation
-        letters = lhs.replace(",", "")
+        letters = lhs.replace(",", "").replace(".", "")
         output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+        if "..." in lhs:
+            output = "..." + output
     inputs = lhs.split(",")
     if len(inputs) != n_inputs:
         raise ValueError(
@@ -39,7 +41,10 @@ class Einsum(Operation):
     def infer_shape(self, *input_shapes):
         inputs, output = _parse(self.attrs["equation"], len(input_shapes))
         if "." in "".join(inputs) + output:
-            return TensorShape(None)
+            shapes = [as_shape(s) for s in input_shapes]
+            if any(s.rank is None for s in shapes):
+                return TensorShape(None)
+            inputs, output = _spell_out_ellipsis(inputs, output, shapes, check=False)
         sizes: dict[str, int | None] = {}
         for subscripts, shape in zip(inputs, input_shapes, strict=True):
             shape = as_shape(shape)
@@ -77,6 +82,32 @@ def einsum(equation, *inputs, **kwargs):
     return checked(op)
 
 
+def _spell_out_ellipsis(inputs, output, shapes, check=True):
+    """The equation with each '...' replaced by letters of its own (right-aligned, as numpy
+    broadcasts them); NotImplementedError where '...' dimensions broadcast 1 against n."""
+    used = set("".join(inputs) + output)
+    spare = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in used]
+    counts = [
+        len(shape) - (len(sub) - 3)
+        for sub, shape in zip(inputs, shapes, strict=True)
+        if "..." in sub
+    ]
+    letters = "".join(spare[: max(counts, default=0)])
+    sizes: dict[str, int] = {}
+    spelled = []
+    for sub, shape in zip(inputs, shapes, strict=True):
+        if "..." in sub:
+            count = len(shape) - (len(sub) - 3)
+            sub = sub.replace("...", letters[len(letters) - count :])
+        for letter, dim in zip(sub, shape, strict=True):
+            if check and sizes.setdefault(letter, dim) != dim:
+                raise NotImplementedError(
+                    "einsum gradient: '...' dimensions that broadcast are not supported"
+                )
+        spelled.append(sub)
+    return spelled, output.replace("...", letters)
+
+
 @RegisterGradient("einsum")
 def _einsum_grad(op, g):
     # d out / d input k: contract g with every other operand onto input k's subscripts.
@@ -85,7 +116,7 @@ def _einsum_grad(op, g):
     xp = op.xp
     inputs, output = _parse(op.op.attrs["equation"], len(op.inputs))
     if "." in "".join(inputs) + output:
-        raise NotImplementedError("einsum gradient: equations with '...' are not supported")
+        inputs, output = _spell_out_ellipsis(inputs, output, [xp.shape(v) for v in op.inputs])
     grads = []
     for k, target in enumerate(inputs):
         if not op.need[k]:

@@ -91,6 +91,14 @@ CASES = [
     ("einsum-scores", "einsum", _einsum("bd,nd->bn"), [_r(3, 4), _r(5, 4)], [0, 1]),
     ("einsum-sum-out", "einsum", _einsum("ij->i"), [_r(3, 4)], [0]),
     (
+        "einsum-ellipsis",
+        "einsum",
+        _einsum("...ij,...jk->...ik"),
+        [_r(2, 2, 3, 4), _r(2, 2, 4, 2)],
+        [0, 1],
+    ),
+    ("einsum-ellipsis-implicit", "einsum", _einsum("...i,i"), [_r(3, 4), _r(4)], [0, 1]),
+    (
         "gather-axis1",
         "gather",
         lambda p, i: tf.gather(p, i, axis=1),

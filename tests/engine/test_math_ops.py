@@ -211,6 +211,7 @@ def test_cumsum_matches_tf(tf_v1):
         ("ij->ji", [(2, 3)]),
         ("bd,nd->bn", [(3, 4), (5, 4)]),
         ("ij,jk", [(2, 3), (3, 4)]),
+        ("...ij,...jk->...ik", [(2, 2, 3, 4), (2, 2, 4, 5)]),
     ],
 )
 def test_einsum_matches_tf_with_static_shape(tf_v1, equation, shapes):
