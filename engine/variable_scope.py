@@ -179,5 +179,3 @@ def get_variable(
         validate_shape=validate_shape,
     )
 
-
-variable_scope.__all__ = __all__
