@@ -178,4 +178,3 @@ def get_variable(
         collections=collections,
         validate_shape=validate_shape,
     )
-
