@@ -1,59 +1,35 @@
 """TF-1's tf.layers: dense (and the Dense layer class), dropout, flatten.
 
-Variables are TF-1's "<layer name>/kernel" and "<layer name>/bias", made with
-`get_variable` inside a `variable_scope` when engine.variable_scope provides them (so
-`reuse=True` / AUTO_REUSE share them as in TF-1); otherwise created directly with the same
-names, an existing layer's variables reused when `reuse` is set.
+A dense layer's variables are TF-1's "<scope>/<layer name>/kernel" and ".../bias", made with
+`get_variable` inside `variable_scope(name)` (default "dense", "dense_1", ...), so `reuse=True`
+/ AUTO_REUSE share them as in TF-1; its ops are in the name scope of the same name.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-
 import numpy as np
 
 from engine import ops_array, ops_linalg
-from engine import variable_scope as _scopes
-from engine.graph import Variable, get_default_graph
 from engine.ops_nn import dropout as _nn_dropout
 from engine.ops_nn_activations import bias_add
 from engine.ops_nn_common import static_dtype, static_shape
+from engine.variable_scope import get_variable, variable_scope
 
 __all__ = ["Dense", "Dropout", "dense", "dropout", "flatten"]
 
 REGULARIZATION_LOSSES = "regularization_losses"  # TF-1's GraphKeys.REGULARIZATION_LOSSES
 
 
-def _glorot_uniform(shape, dtype, graph):
-    # TF-1's default kernel initializer: U(-limit, limit), limit = sqrt(6 / (fan_in + fan_out)).
-    fan_in, fan_out = (shape[-2], shape[-1]) if len(shape) >= 2 else (shape[0], shape[0])
-    limit = math.sqrt(6.0 / max(1, fan_in + fan_out))
-    seed = None if graph.seed is None else [graph.seed, len(graph.variables)]
-    return np.random.default_rng(seed).uniform(-limit, limit, size=shape).astype(dtype)
-
-
-def _initial_value(initializer, shape, dtype, graph):
-    if initializer is None:
-        return _glorot_uniform(shape, dtype, graph)
-    if callable(initializer):
-        return np.asarray(initializer(shape, dtype=dtype), dtype=dtype)
-    return np.broadcast_to(np.asarray(initializer, dtype=dtype), shape).copy()
-
-
-def _unique_layer_name(graph, base: str) -> str:
-    taken = {name.split("/")[0] for name in graph._by_name}
-    name, count = base, 0
-    while name in taken:
-        count += 1
-        name = f"{base}_{count}"
-    return name
+def _zeros(shape, dtype=None, partition_info=None):
+    """The default bias initializer (TF-1's zeros_initializer())."""
+    return np.zeros(shape, dtype=dtype or np.float32)
 
 
 class Dense:
     """A fully connected layer: activation(inputs @ kernel + bias) (TF-1's tf.layers.Dense).
 
-    Variables are made on the first call, from the input's last static dimension."""
+    Variables are made on the first call, from the input's last static dimension; later calls
+    reuse them."""
 
     def __init__(
         self,
@@ -76,17 +52,17 @@ class Dense:
         self.activation = activation
         self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self.bias_initializer = bias_initializer or _zeros
         self.kernel_regularizer = kernel_regularizer
         self.bias_regularizer = bias_regularizer
         self.activity_regularizer = activity_regularizer
         self.trainable = bool(trainable)
         self.reuse = reuse
         self.dtype = None if dtype is None else np.dtype(dtype)
-        self._given_name = name
         self.name = name
         self.kernel = None
         self.bias = None
+        self._scope = None  # the VariableScope of the first call
         self.built = False
 
     @property
@@ -110,144 +86,61 @@ class Dense:
             raise ValueError(
                 "The last dimension of the inputs to `Dense` should be defined. Found `None`."
             )
-        dtype = self.dtype or static_dtype(inputs) or np.dtype(np.float32)
-        graph = getattr(inputs, "graph", None) or get_default_graph()
-        with self._scope(graph) as scope_name:
+        if self.built:
+            scope = variable_scope(self._scope, reuse=True)
+        elif self.name is None:
+            scope = variable_scope(None, default_name="dense", reuse=self.reuse)
+        else:
+            scope = variable_scope(self.name, reuse=self.reuse)
+        with scope as opened:
             if not self.built:
-                self._build(graph, int(in_shape[-1]), dtype, scope_name)
-            outputs = self._apply(inputs, in_shape)
-        return outputs
+                self._scope = opened
+                self.name = opened.name.split("/")[-1]
+                dtype = self.dtype or static_dtype(inputs) or np.dtype(np.float32)
+                self._build(int(in_shape[-1]), dtype)
+            return self._apply(inputs, in_shape)
 
     apply = __call__
 
-    def _scope(self, graph):
-        scope_fn = getattr(_scopes, "variable_scope", None)
-        if scope_fn is not None and hasattr(_scopes, "get_variable"):
-            return _TfScope(scope_fn, self)
-        return _PlainScope(graph, self)
-
-    def _build(self, graph, in_dim, dtype, scope_name) -> None:
-        self.kernel = self._variable(
-            graph,
-            scope_name,
+    def _build(self, in_dim: int, dtype) -> None:
+        self.kernel = get_variable(
             "kernel",
-            [in_dim, self.units],
-            dtype,
-            self.kernel_initializer,
-            self.kernel_regularizer,
+            shape=[in_dim, self.units],
+            dtype=dtype,
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            trainable=self.trainable,
         )
         if self.use_bias:
-            bias_init = self.bias_initializer or _zeros
-            self.bias = self._variable(
-                graph, scope_name, "bias", [self.units], dtype, bias_init, self.bias_regularizer
+            self.bias = get_variable(
+                "bias",
+                shape=[self.units],
+                dtype=dtype,
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                trainable=self.trainable,
             )
         self.built = True
 
-    def _variable(self, graph, scope_name, leaf, shape, dtype, initializer, regularizer):
-        get_variable = getattr(_scopes, "get_variable", None)
-        if get_variable is not None and scope_name is None:
-            return get_variable(
-                leaf,
-                shape=shape,
-                dtype=dtype,
-                initializer=initializer,
-                regularizer=regularizer,
-                trainable=self.trainable,
-            )
-        full = f"{scope_name}/{leaf}"
-        existing = graph._by_name.get(full)
-        if isinstance(existing, Variable):
-            if not self.reuse:
-                raise ValueError(
-                    f"Variable {full} already exists, disallowed. Did you mean to set "
-                    "reuse=True or reuse=tf.AUTO_REUSE in VarScope?"
-                )
-            return existing
-        if self.reuse is True:
-            raise ValueError(
-                f"Variable {full} does not exist, or was not created with tf.get_variable(). "
-                "Did you mean to set reuse=tf.AUTO_REUSE in VarScope?"
-            )
-        value = _initial_value(initializer, shape, dtype, graph)
-        with graph.name_scope(None) if hasattr(graph, "name_scope") else _nothing():
-            variable = Variable(value, name=full, trainable=self.trainable)
-        if regularizer is not None:
-            penalty = regularizer(variable)
-            if penalty is not None and hasattr(graph, "add_to_collection"):
-                graph.add_to_collection(REGULARIZATION_LOSSES, penalty)
-        return variable
-
     def _apply(self, inputs, in_shape):
-        rank = in_shape.rank
-        if rank == 2:
+        if in_shape.rank == 2:
             outputs = ops_linalg.matmul(inputs, self.kernel)
         else:
             # Over the last axis of a higher-rank input: fold the leading axes into rows.
-            flat = ops_array.reshape(inputs, [-1, in_shape[-1]])
-            outputs = ops_linalg.matmul(flat, self.kernel)
             lead = [-1 if d is None else d for d in in_shape[:-1]]
             if lead.count(-1) > 1:
                 raise ValueError(f"Dense: inputs of shape {in_shape} have several unknown dims")
-            outputs = ops_array.reshape(outputs, [*lead, self.units])
+            flat = ops_array.reshape(inputs, [-1, in_shape[-1]])
+            outputs = ops_array.reshape(ops_linalg.matmul(flat, self.kernel), [*lead, self.units])
         if self.use_bias:
             outputs = bias_add(outputs, self.bias)
         if self.activation is not None:
             outputs = self.activation(outputs)
         if self.activity_regularizer is not None:
             penalty = self.activity_regularizer(outputs)
-            graph = outputs.graph
-            if penalty is not None and hasattr(graph, "add_to_collection"):
-                graph.add_to_collection(REGULARIZATION_LOSSES, penalty)
+            if penalty is not None:
+                outputs.graph.add_to_collection(REGULARIZATION_LOSSES, penalty)
         return outputs
-
-
-def _zeros(shape, dtype=None, partition_info=None):
-    """The default bias initializer (TF-1's zeros_initializer())."""
-    return np.zeros(shape, dtype=dtype or np.float32)
-
-
-@contextlib.contextmanager
-def _nothing():
-    yield None
-
-
-class _TfScope:
-    # variable_scope(name or default "dense") from engine.variable_scope; yields None so the
-    # layer creates its variables with get_variable.
-    def __init__(self, scope_fn, layer: Dense) -> None:
-        if layer.built:
-            self._cm = scope_fn(layer._scope_object, reuse=True)
-        elif layer._given_name is None:
-            self._cm = scope_fn(None, default_name="dense", reuse=layer.reuse)
-        else:
-            self._cm = scope_fn(layer._given_name, reuse=layer.reuse)
-        self._layer = layer
-
-    def __enter__(self):
-        scope = self._cm.__enter__()
-        if not self._layer.built:
-            self._layer._scope_object = scope
-            self._layer.name = getattr(scope, "name", self._layer.name)
-        return None
-
-    def __exit__(self, *exc):
-        return self._cm.__exit__(*exc)
-
-
-class _PlainScope:
-    # Without variable scopes: the layer's name is its variables' prefix and its ops' name scope.
-    def __init__(self, graph, layer: Dense) -> None:
-        if layer.name is None:
-            layer.name = _unique_layer_name(graph, "dense")
-        self._name = layer.name
-        self._cm = graph.name_scope(layer.name) if hasattr(graph, "name_scope") else _nothing()
-
-    def __enter__(self):
-        self._cm.__enter__()
-        return self._name
-
-    def __exit__(self, *exc):
-        return self._cm.__exit__(*exc)
 
 
 def dense(
