@@ -16,11 +16,10 @@ import weakref
 import numpy as np
 
 from engine.autodiff import gradients
-from engine.backend import to_numpy
 from engine.errors import GraphError
 from engine.graph import Node, as_node
+from engine.optimizer_nodes import SlotValue, TrainOp
 from engine.optimizer_state import OptimizerState
-from engine.session import UpdateNode
 
 __all__ = ["Optimizer", "TrainOp", "graph_optimizers"]
 
@@ -31,53 +30,6 @@ _GRAPH_OPTIMIZERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def graph_optimizers(graph) -> list:
     """The optimizers that built train ops in `graph`, first built first."""
     return list(_GRAPH_OPTIMIZERS.get(graph, ()))
-
-
-class TrainOp(UpdateNode):
-    """Meta node: one optimizer step over `variables` with the fetched `grads`."""
-
-    op_type = "train"
-
-    def __init__(self, optimizer: Optimizer, pairs, global_step, name: str) -> None:
-        super().__init__(name, pairs[0][1].graph)
-        self.optimizer = optimizer
-        self.grads = [g for g, _ in pairs]
-        self.variables = [v for _, v in pairs]
-        self.global_step = global_step
-        self.hyper_nodes = {k: v for k, v in optimizer._hyper.items() if isinstance(v, Node)}
-        self.input_nodes = list(self.grads) + list(self.hyper_nodes.values())
-        self.graph.meta_nodes.append(self)
-
-    def make_step(self, session, slots):
-        grad_slots = [slots[id(g)] for g in self.grads]
-        hyper_slots = [(k, slots[id(node)]) for k, node in self.hyper_nodes.items()]
-        fixed = {k: v for k, v in self.optimizer._hyper.items() if k not in self.hyper_nodes}
-        for var in self.variables:
-            session._ensure_initialized(var)
-        optimizer, variables, store, xp = (
-            self.optimizer,
-            self.variables,
-            session._values,
-            session.xp,
-        )
-        global_step = self.global_step
-        if global_step is not None:
-            session._ensure_initialized(global_step)
-
-        def step(v):
-            hyper = dict(fixed)
-            for key, slot in hyper_slots:
-                hyper[key] = float(to_numpy(v[slot]))
-            state = session.optimizer_state.get(optimizer)
-            if state is None:
-                state = session.optimizer_state[optimizer] = OptimizerState()
-            prepared = optimizer._prepare(state, hyper)
-            state.apply(optimizer, xp, store, variables, [v[s] for s in grad_slots], prepared)
-            if global_step is not None:
-                # A new array, not in place: a global step fetched in this run stays pre-update.
-                store[global_step] = store[global_step] + 1
-
-        return step
 
 
 class Optimizer:
@@ -209,13 +161,12 @@ class Optimizer:
         """The names of the slots this optimizer keeps per variable, sorted (TF-1)."""
         return sorted(self._slot_inits())
 
-    def get_slot(self, session, var, name):
-        """`var`'s slot `name` in `session` as a numpy copy (TF-1 returns the slot variable)."""
-        state = session.optimizer_state.get(self)
-        slots = None if state is None else state.slots.get(var)
-        if slots is None or name not in slots:
+    def get_slot(self, var, name):
+        """A node reading `var`'s slot `name` when run; None when this optimizer keeps no such
+        slot for `var` (TF-1's `get_slot`)."""
+        if var not in self._trained or name not in self._slot_inits():
             return None
-        return np.array(to_numpy(slots[name]), copy=True)
+        return SlotValue(self, var, name)
 
     def variables_trained(self, graph=None) -> list:
         """The variables this optimizer's train ops update (in `graph` when given)."""

@@ -140,7 +140,7 @@ def test_a_new_optimizer_state_is_empty_and_an_empty_dict_resets():
         assert optimizer.state_dict(session) == {}
         session.run(train_op)
         assert np.any(optimizer.state_dict(session)["W/momentum"] != 0)
-        np.testing.assert_allclose(optimizer.get_slot(session, w, "momentum"), 2 * W0)
+        np.testing.assert_allclose(session.run(optimizer.get_slot(w, "momentum")), 2 * W0)
         optimizer.load_state_dict(session, {})
         assert optimizer.state_dict(session) == {}
 
@@ -195,12 +195,27 @@ def test_dense_groups_keep_slots_that_sparse_updates_made():
         session.run(train_sparse, {ids: [1, 1, 4]})
         e1 = session.get_value(table)
         m[[1, 4]] = 0.1 * np.array([4 * E0[1], 2 * E0[4]])
-        np.testing.assert_allclose(optimizer.get_slot(session, table, "m"), m)
+        np.testing.assert_allclose(session.run(optimizer.get_slot(table, "m")), m)
         session.run(train_dense)
         g = 2 * (e1 @ W0) @ W0.T
         m = 0.9 * m + 0.1 * g
-        np.testing.assert_allclose(optimizer.get_slot(session, table, "m"), m, rtol=1e-12)
+        np.testing.assert_allclose(session.run(optimizer.get_slot(table, "m")), m, rtol=1e-12)
         before = session.get_value(table)
         session.run(train_sparse, {ids: [2]})
         m[2] = 0.9 * m[2] + 0.1 * 2 * before[2]
-        np.testing.assert_allclose(optimizer.get_slot(session, table, "m"), m, rtol=1e-12)
+        np.testing.assert_allclose(session.run(optimizer.get_slot(table, "m")), m, rtol=1e-12)
+
+
+def test_get_slot_is_a_node_reading_the_slot_in_the_run():
+    w = tf.Variable(W0, name="W")
+    other = tf.Variable(W0, name="other")
+    optimizer = tf.train.RMSPropOptimizer(0.1)
+    train_op = optimizer.minimize(tf.reduce_sum(tf.square(w)), var_list=[w])
+    rms = optimizer.get_slot(w, "rms")
+    assert optimizer.get_slot(other, "rms") is None and optimizer.get_slot(w, "m") is None
+    assert tuple(rms.shape) == W0.shape and rms.dtype == W0.dtype
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        np.testing.assert_array_equal(session.run(rms), np.ones_like(W0))  # TF-1: rms = 1
+        session.run(train_op)
+        np.testing.assert_allclose(session.run(rms), 0.9 + 0.1 * (2 * W0) ** 2)

@@ -265,7 +265,7 @@ def test_signatures_match_tensorflows():
         assert list(ours.parameters) == list(theirs), name
         for key, param in theirs.items():
             assert ours.parameters[key].default == param.default, (name, key)
-    for method in ["minimize", "compute_gradients", "apply_gradients"]:
+    for method in ["minimize", "compute_gradients", "apply_gradients", "get_slot", "get_name"]:
         ours = inspect.signature(getattr(tf.train.Optimizer, method))
         theirs = inspect.signature(getattr(tfv1.train.Optimizer, method)).parameters
         assert list(ours.parameters) == [k for k in theirs if k not in tf2_only], method
