@@ -9,7 +9,7 @@ import numpy as np
 from engine import ops_array, ops_math
 from engine.graph import Node, as_node
 from engine.ops_nn import sigmoid_cross_entropy_with_logits, softmax_cross_entropy_with_logits_v2
-from engine.ops_nn_common import abs_value, minimum_with, static_dtype, static_shape
+from engine.ops_nn_common import static_dtype, static_shape
 from engine.ops_nn_loss_reduction import (
     LOSSES,
     Reduction,
@@ -88,7 +88,7 @@ def absolute_difference(
     """Weighted |predictions - labels|, reduced."""
     with _scope(scope, "absolute_difference"):
         labels, predictions = _pair(labels, predictions)
-        losses = abs_value(ops_math.subtract(predictions, labels))
+        losses = ops_math.abs(ops_math.subtract(predictions, labels))
         return compute_weighted_loss(losses, weights, None, loss_collection, reduction)
 
 
@@ -141,8 +141,8 @@ def huber_loss(
     """Weighted 0.5 * e ** 2 where |e| <= delta, else delta * (|e| - 0.5 * delta), reduced."""
     with _scope(scope, "huber_loss"):
         labels, predictions = _pair(labels, predictions)
-        error = abs_value(ops_math.subtract(predictions, labels))
-        quadratic = minimum_with(error, float(delta))
+        error = ops_math.abs(ops_math.subtract(predictions, labels))
+        quadratic = ops_math.minimum(error, float(delta))
         linear = ops_math.subtract(error, quadratic)
         losses = ops_math.add(
             ops_math.multiply(0.5, ops_math.multiply(quadratic, quadratic)),

@@ -11,7 +11,7 @@ from engine import ops_array, ops_math
 from engine.autodiff import NotDifferentiable, RegisterGradient
 from engine.backend import scatter_add
 from engine.graph import Node, Operation
-from engine.ops_nn_common import maximum_with, rsqrt, static_shape
+from engine.ops_nn_common import static_shape
 from engine.ops_nn_xent import div_no_nan
 from engine.shapes import TensorShape
 from engine.sparse import IndexedSlices
@@ -150,7 +150,7 @@ def _clip_rows(rows, max_norm, row_rank: int):
     axes = list(range(-row_rank, 0)) if row_rank > 1 else -1
     square_sum = ops_array.reduce_sum(ops_math.square(rows), axis=axes, keepdims=True)
     norm = float(max_norm)
-    scale = ops_math.multiply(rsqrt(maximum_with(square_sum, norm * norm)), norm)
+    scale = ops_math.multiply(ops_math.rsqrt(ops_math.maximum(square_sum, norm * norm)), norm)
     return ops_math.multiply(rows, scale)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from engine import creation, ops_array, ops_compare, ops_math, ops_select, ops_shape
 from engine.graph import constant
-from engine.ops_nn_common import maximum_with, rsqrt, static_dtype, static_shape
+from engine.ops_nn_common import static_dtype, static_shape
 from engine.ops_nn_xent import div_no_nan
 
 __all__ = [
@@ -45,7 +45,7 @@ def l2_normalize(x, axis=None, epsilon=1e-12, name=None, dim=None):
     """x / sqrt(max(sum(x ** 2, axis), epsilon)) (axis None: over every axis)."""
     axis = _axes(_pick(axis, dim, "axis", "dim"))
     square_sum = ops_array.reduce_sum(ops_math.square(x), axis=axis, keepdims=True)
-    inverse_norm = rsqrt(maximum_with(square_sum, float(epsilon)))
+    inverse_norm = ops_math.rsqrt(ops_math.maximum(square_sum, float(epsilon)))
     return ops_math.multiply(x, inverse_norm, name=name)
 
 
@@ -71,7 +71,7 @@ def moments(x, axes, shift=None, name=None, keep_dims=None, keepdims=None):
 def batch_normalization(x, mean, variance, offset, scale, variance_epsilon, name=None):
     """(x - mean) * scale / sqrt(variance + eps) + offset, spelled as TF-1 computes it:
     x * inv + (offset - mean * inv) with inv = scale * rsqrt(variance + eps)."""
-    inverse = rsqrt(ops_math.add(variance, float(variance_epsilon)))
+    inverse = ops_math.rsqrt(ops_math.add(variance, float(variance_epsilon)))
     if scale is not None:
         inverse = ops_math.multiply(inverse, scale)
     shifted = ops_math.multiply(mean, inverse)
