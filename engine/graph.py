@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from functools import partial
+from functools import partial, partialmethod
 
 import numpy as np
 
@@ -252,45 +252,61 @@ class Node:
     __array_ufunc__ = None
 
     def _binary(self, other, op_name, reverse=False):
-        from engine import ops_linalg, ops_math
+        import engine
 
-        fn = getattr(ops_linalg if op_name == "matmul" else ops_math, op_name)
+        fn = getattr(engine, op_name)
         return fn(other, self) if reverse else fn(self, other)
 
-    def __add__(self, other):
-        return self._binary(other, "add")
+    def _unary(self, op_name):
+        import engine
 
-    def __radd__(self, other):
-        return self._binary(other, "add", reverse=True)
+        return getattr(engine, op_name)(self)
 
-    def __sub__(self, other):
-        return self._binary(other, "subtract")
+    # TF-1's Tensor operators; == and != stay identity (nodes are dict keys), as in TF-1.
+    __add__ = partialmethod(_binary, op_name="add")
+    __radd__ = partialmethod(_binary, op_name="add", reverse=True)
+    __sub__ = partialmethod(_binary, op_name="subtract")
+    __rsub__ = partialmethod(_binary, op_name="subtract", reverse=True)
+    __mul__ = partialmethod(_binary, op_name="multiply")
+    __rmul__ = partialmethod(_binary, op_name="multiply", reverse=True)
+    __truediv__ = partialmethod(_binary, op_name="divide")
+    __rtruediv__ = partialmethod(_binary, op_name="divide", reverse=True)
+    __floordiv__ = partialmethod(_binary, op_name="floordiv")
+    __rfloordiv__ = partialmethod(_binary, op_name="floordiv", reverse=True)
+    __mod__ = partialmethod(_binary, op_name="floormod")
+    __rmod__ = partialmethod(_binary, op_name="floormod", reverse=True)
+    __pow__ = partialmethod(_binary, op_name="pow")
+    __rpow__ = partialmethod(_binary, op_name="pow", reverse=True)
+    __matmul__ = partialmethod(_binary, op_name="matmul")
+    __rmatmul__ = partialmethod(_binary, op_name="matmul", reverse=True)
+    __lt__ = partialmethod(_binary, op_name="less")
+    __le__ = partialmethod(_binary, op_name="less_equal")
+    __gt__ = partialmethod(_binary, op_name="greater")
+    __ge__ = partialmethod(_binary, op_name="greater_equal")
+    __and__ = partialmethod(_binary, op_name="logical_and")
+    __rand__ = partialmethod(_binary, op_name="logical_and", reverse=True)
+    __or__ = partialmethod(_binary, op_name="logical_or")
+    __ror__ = partialmethod(_binary, op_name="logical_or", reverse=True)
+    __xor__ = partialmethod(_binary, op_name="logical_xor")
+    __rxor__ = partialmethod(_binary, op_name="logical_xor", reverse=True)
+    __neg__ = partialmethod(_unary, op_name="negative")
+    __abs__ = partialmethod(_unary, op_name="abs")
+    __invert__ = partialmethod(_unary, op_name="logical_not")
 
-    def __rsub__(self, other):
-        return self._binary(other, "subtract", reverse=True)
+    def __getitem__(self, key):
+        """TF-1's slicing: x[:, 0], x[1:3], x[..., None] (a strided_slice op)."""
+        from engine.ops_slice import getitem
 
-    def __mul__(self, other):
-        return self._binary(other, "multiply")
+        return getitem(self, key)
 
-    def __rmul__(self, other):
-        return self._binary(other, "multiply", reverse=True)
+    def __iter__(self):
+        raise TypeError(f"{self.name!r}: a graph node is not iterable; use tf.unstack to split it")
 
-    def __truediv__(self, other):
-        return self._binary(other, "divide")
-
-    def __rtruediv__(self, other):
-        return self._binary(other, "divide", reverse=True)
-
-    def __matmul__(self, other):
-        return self._binary(other, "matmul")
-
-    def __rmatmul__(self, other):
-        return self._binary(other, "matmul", reverse=True)
-
-    def __neg__(self):
-        from engine import ops_math
-
-        return ops_math.negative(self)
+    def __bool__(self):
+        raise TypeError(
+            f"{self.name!r}: a graph node has no truth value before a run; use tf.cond or "
+            "tf.where in the graph, or session.run to get its value"
+        )
 
 
 def _as_dtype(dtype) -> np.dtype | None:

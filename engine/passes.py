@@ -295,6 +295,8 @@ def _dense_parts(add: Node, uses: dict[int, int], outputs: set[int]) -> tuple | 
             continue
         if uses.get(id(matmul)) != 1:
             continue
+        if matmul.attrs.get("transpose_a") or matmul.attrs.get("transpose_b"):
+            continue  # fused_dense computes x @ w only
         x, w = matmul.input_nodes
         w_info, b_info = _array_leaf(w), _array_leaf(bias)
         if w_info is None or b_info is None or len(w_info[0]) != 2:

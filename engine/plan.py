@@ -191,7 +191,22 @@ class Plan:
         return self.rebuild(out)
 
 
-_ALIASING_OPS = frozenset({"identity", "stop_gradient", "reshape", "transpose", "dropout"})
+# Ops whose output may be a view of an input (a variable's value, which updates change).
+_ALIASING_OPS = frozenset(
+    {
+        "identity",
+        "stop_gradient",
+        "reshape",
+        "transpose",
+        "dropout",
+        "strided_slice",
+        "strided_slice_dynamic",
+        "split",
+        "expand_dims",
+        "squeeze",
+        "reverse",
+    }
+)
 
 
 def _may_alias_input(node: Node) -> bool:

@@ -166,10 +166,6 @@ def test_tensordot_checks_contracted_dimensions():
         tf.tensordot(_r(2, 3), _r(3, 2), [[1], [0, 1]])
 
 
-@pytest.mark.xfail(
-    reason="engine/passes.py _dense_parts must skip matmuls with transpose flags (lead)",
-    strict=False,
-)
 def test_optimize_for_inference_keeps_a_transposed_square_matmul_right():
     # fuse_dense may only absorb matmul(x, W) with no flags: W^T has W's shape when square.
     from engine.passes import optimize_for_inference
