@@ -134,7 +134,9 @@ def get_variable_in(
             "Did you mean to set reuse=tf.AUTO_REUSE in VarScope?"
         )
     dtype = np.dtype(dtype) if dtype is not None else scope.dtype
-    value = _initial_value(full_name, shape, dtype, initializer or scope.initializer)
+    if initializer is None:  # a node initializer has no truth value: test for None
+        initializer = scope.initializer
+    value = _initial_value(full_name, shape, dtype, initializer)
     with graph.name_scope(None):  # variable names ignore the name scope (TF-1)
         var = Variable(
             value,
