@@ -103,7 +103,7 @@ def test_sparse_update_equals_dense_update(device, name):
 def test_lazy_adam_leaves_untouched_rows_alone(device):
     start = np.random.default_rng(2).standard_normal((ROWS, DIM))
     table, feed_of, loss = _model(start, sparse=True)
-    train_op = tf.train.AdamOptimizer(0.05).minimize(loss)
+    train_op = tf.train.LazyAdamOptimizer(0.05).minimize(loss)
     with tf.Session(device=device) as session:
         session.initialize_variables()
         session.run(train_op, feed_of(IDS))
