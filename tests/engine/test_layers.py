@@ -161,3 +161,27 @@ def test_flatten():
         np.testing.assert_array_equal(session.run(flat, {x: values}), values.reshape(4, 6))
     with pytest.raises(ValueError):
         tf.layers.flatten(tf.placeholder(tf.float32, (None, None)))
+
+
+def test_a_model_of_nn_and_layers_ops_saves_and_loads(tmp_path):
+    # Every attr of these ops is JSON-able, so a saved model rebuilds them op for op.
+    from engine.saved import load, save
+
+    x = tf.placeholder(tf.float32, (None, 3), name="x")
+    ids = tf.placeholder(tf.int64, (None,), name="ids")
+    table = tf.Variable(RNG.normal(size=(6, 3)).astype(np.float32), name="table")
+    shards = [tf.Variable(RNG.normal(size=(3, 3)).astype(np.float32)) for _ in range(2)]
+    hidden = tf.layers.dense(x + tf.nn.embedding_lookup(table, ids, max_norm=1.0), 4)
+    hidden = tf.nn.leaky_relu(tf.nn.l2_normalize(hidden, axis=1), alpha=0.1)
+    hidden = tf.nn.dropout(hidden, keep_prob=0.5, training=False)
+    wide = tf.nn.embedding_lookup(shards, ids, partition_strategy="div")
+    out = tf.nn.softmax(tf.concat([hidden, tf.nn.selu(wide)], axis=1), axis=-1)
+    feed = {x: X, ids: np.array([0, 5, 2, 2, 4])}
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        expected = session.run(out, feed)
+        signature = {"serving_default": {"inputs": {"x": x, "ids": ids}, "outputs": {"p": out}}}
+        save(tmp_path / "model", session, signature)
+    loaded = load(tmp_path / "model")
+    got = loaded.predict("serving_default", {"x": X, "ids": feed[ids]})["p"]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
