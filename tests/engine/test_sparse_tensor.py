@@ -197,3 +197,19 @@ def test_embedding_lookup_sparse_refuses_a_dense_input():
         tf.nn.embedding_lookup_sparse(
             tf.Variable(TABLE), tf.SparseTensor([[0, 0]], [1], [1, 1]), None, combiner="max"
         )
+
+
+def test_static_shapes_and_dtypes_of_the_lookups():
+    sp = tf.sparse_placeholder(tf.int64)
+    table = tf.Variable(TABLE)
+    shards = [tf.Variable(TABLE[:5]), tf.Variable(TABLE[5:])]
+    ids = tf.placeholder(tf.int32, (None, 2))
+    combined = tf.nn.embedding_lookup_sparse(table, sp, None)
+    sharded = tf.nn.embedding_lookup(shards, ids)
+    safe = tf.nn.safe_embedding_lookup_sparse(shards, sp)
+    dense = tf.sparse_tensor_to_dense(tf.SparseTensor([[0, 1]], np.array([2.0]), [2, 3]))
+    assert combined.shape == tf.TensorShape([None, 3]) and combined.dtype == np.float32
+    assert sharded.shape == tf.TensorShape([None, 2, 3]) and sharded.dtype == np.float32
+    assert safe.shape == tf.TensorShape([None, 3]) and safe.dtype == np.float32
+    assert dense.shape == tf.TensorShape([2, 3]) and dense.dtype == np.float64
+    assert tf.sparse_tensor_to_dense(sp).shape.rank is None
