@@ -139,7 +139,8 @@ class OptimizerState:
             slots = self.slots_for(optimizer, xp, var, store[var])
             for name, value in slots.items():
                 out[f"{var.name}/{name}"] = np.array(to_numpy(value), copy=True)
-        for name, value in self.counters.items():
+        # Counters not advanced yet (only slots were read) hold their initial values.
+        for name, value in (self.counters or optimizer._counter_inits()).items():
             out[name] = np.array(value, dtype=np.float64)
         return out
 

@@ -219,3 +219,18 @@ def test_get_slot_is_a_node_reading_the_slot_in_the_run():
         np.testing.assert_array_equal(session.run(rms), np.ones_like(W0))  # TF-1: rms = 1
         session.run(train_op)
         np.testing.assert_allclose(session.run(rms), 0.9 + 0.1 * (2 * W0) ** 2)
+
+
+def test_state_read_before_training_round_trips():
+    w = tf.Variable(W0, name="W")
+    optimizer = tf.train.AdamOptimizer(0.1)
+    train_op = optimizer.minimize(tf.reduce_sum(tf.square(w)))
+    with tf.Session() as session:
+        session.run(tf.global_variables_initializer())
+        np.testing.assert_array_equal(session.run(optimizer.get_slot(w, "m")), 0 * W0)
+        state = optimizer.state_dict(session)
+        assert state["beta1_power"] == 0.9 and state["beta2_power"] == 0.999
+        optimizer.load_state_dict(session, state)
+        session.run(train_op)
+        after = session.get_value(w)
+    np.testing.assert_allclose(after, W0 - 0.1 * np.sign(W0), rtol=1e-6)  # Adam's first step
