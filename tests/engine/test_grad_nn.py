@@ -281,6 +281,8 @@ CASES = [
 NOT_DIFFERENTIABLE = {"in_top_k", "zero_fraction", "num_present", "num_elements", "sparse_row_ids"}
 
 
+# sqrtn over a row without ids takes sqrt(0)'s slope on a path that reaches no input (as TF).
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_gradient_matches_finite_differences(device, case):
     check_gradient(device, case)
