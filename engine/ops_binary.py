@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from engine.autodiff import NotDifferentiable, RegisterGradient
 from engine.graph import Operation
-from engine.shape_rules import BroadcastShape, checked
+from engine.shape_rules import BroadcastShape, binary_operands, checked
 
 __all__ = [
     "add_n",
@@ -88,42 +88,42 @@ class AddN(BroadcastShape, Operation):
 
 def div(x, y, name=None):
     """TF-1's `div`: x // y for integers, x / y for floats."""
-    return checked(Div([x, y], name=name))
+    return checked(Div(binary_operands(x, y), name=name))
 
 
 def pow(x, y, name=None):  # noqa: A001 - TF-1's name
     """x ** y element-wise (broadcasting)."""
-    return checked(Pow([x, y], name=name))
+    return checked(Pow(binary_operands(x, y), name=name))
 
 
 def maximum(x, y, name=None):
     """Element-wise maximum; where x == y the gradient goes to x (as TF)."""
-    return checked(Maximum([x, y], name=name))
+    return checked(Maximum(binary_operands(x, y), name=name))
 
 
 def minimum(x, y, name=None):
     """Element-wise minimum; where x == y the gradient goes to x (as TF)."""
-    return checked(Minimum([x, y], name=name))
+    return checked(Minimum(binary_operands(x, y), name=name))
 
 
 def squared_difference(x, y, name=None):
     """(x - y) ** 2 element-wise."""
-    return checked(SquaredDifference([x, y], name=name))
+    return checked(SquaredDifference(binary_operands(x, y), name=name))
 
 
 def floordiv(x, y, name=None):
     """floor(x / y) element-wise (integer division for integers); not differentiable."""
-    return checked(FloorDiv([x, y], name=name))
+    return checked(FloorDiv(binary_operands(x, y), name=name))
 
 
 def floormod(x, y, name=None):
     """x - floor(x / y) * y: the remainder with the divisor's sign."""
-    return checked(FloorMod([x, y], name=name))
+    return checked(FloorMod(binary_operands(x, y), name=name))
 
 
 def mod(x, y, name=None):
     """TF-1's `mod`: the same as `floormod`."""
-    return checked(FloorMod([x, y], name=name or "mod"))
+    return checked(FloorMod(binary_operands(x, y), name=name or "mod"))
 
 
 def add_n(inputs, name=None):

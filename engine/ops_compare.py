@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from engine.autodiff import NotDifferentiable
 from engine.graph import Operation
-from engine.shape_rules import BoolOutput, BroadcastShape, SameShape, checked
+from engine.shape_rules import BoolOutput, BroadcastShape, SameShape, binary_operands, checked
 
 __all__ = [
     "equal",
@@ -86,47 +86,47 @@ class LogicalNot(BoolOutput, SameShape, Operation):
 
 def equal(x, y, name=None):
     """x == y element-wise (broadcasting), boolean."""
-    return checked(Equal([x, y], name=name))
+    return checked(Equal(binary_operands(x, y), name=name))
 
 
 def not_equal(x, y, name=None):
     """x != y element-wise (broadcasting), boolean."""
-    return checked(NotEqual([x, y], name=name))
+    return checked(NotEqual(binary_operands(x, y), name=name))
 
 
 def greater(x, y, name=None):
     """x > y element-wise (broadcasting), boolean."""
-    return checked(Greater([x, y], name=name))
+    return checked(Greater(binary_operands(x, y), name=name))
 
 
 def greater_equal(x, y, name=None):
     """x >= y element-wise (broadcasting), boolean."""
-    return checked(GreaterEqual([x, y], name=name))
+    return checked(GreaterEqual(binary_operands(x, y), name=name))
 
 
 def less(x, y, name=None):
     """x < y element-wise (broadcasting), boolean."""
-    return checked(Less([x, y], name=name))
+    return checked(Less(binary_operands(x, y), name=name))
 
 
 def less_equal(x, y, name=None):
     """x <= y element-wise (broadcasting), boolean."""
-    return checked(LessEqual([x, y], name=name))
+    return checked(LessEqual(binary_operands(x, y), name=name))
 
 
 def logical_and(x, y, name=None):
     """x AND y element-wise on booleans."""
-    return checked(LogicalAnd([x, y], name=name))
+    return checked(LogicalAnd(binary_operands(x, y), name=name))
 
 
 def logical_or(x, y, name=None):
     """x OR y element-wise on booleans."""
-    return checked(LogicalOr([x, y], name=name))
+    return checked(LogicalOr(binary_operands(x, y), name=name))
 
 
 def logical_xor(x, y, name="LogicalXor"):
     """x XOR y element-wise on booleans."""
-    return checked(LogicalXor([x, y], name=name))
+    return checked(LogicalXor(binary_operands(x, y), name=name))
 
 
 def logical_not(x, name=None):

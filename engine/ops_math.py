@@ -59,7 +59,7 @@ from engine.ops_unary import (
     sqrt,
     square,
 )
-from engine.shape_rules import BroadcastShape, SameShape, checked
+from engine.shape_rules import BroadcastShape, SameShape, binary_operands, checked
 
 __all__ = [
     "abs",
@@ -153,32 +153,32 @@ class Negative(SameShape, Operation):
 
 def add(x, y, name=None):
     """x + y (broadcasting)."""
-    return checked(Add([x, y], name=name))
+    return checked(Add(binary_operands(x, y), name=name))
 
 
 def subtract(x, y, name=None):
     """x - y (broadcasting)."""
-    return checked(Subtract([x, y], name=name))
+    return checked(Subtract(binary_operands(x, y), name=name))
 
 
 def multiply(x, y, name=None):
     """x * y element-wise (broadcasting)."""
-    return checked(Multiply([x, y], name=name))
+    return checked(Multiply(binary_operands(x, y), name=name))
 
 
 def divide(x, y, name=None):
     """x / y element-wise (broadcasting; integers give floats, as TF's truediv)."""
-    return checked(Divide([x, y], name=name))
+    return checked(Divide(binary_operands(x, y), name=name))
 
 
 def truediv(x, y, name=None):
     """x / y, integers converted to floats first (TF-1's `truediv`)."""
-    return checked(Divide([x, y], name=name or "truediv"))
+    return checked(Divide(binary_operands(x, y), name=name or "truediv"))
 
 
 def realdiv(x, y, name=None):
     """x / y for real (float) tensors (TF-1's `realdiv`)."""
-    return checked(Divide([x, y], name=name or "realdiv"))
+    return checked(Divide(binary_operands(x, y), name=name or "realdiv"))
 
 
 def negative(x, name=None):

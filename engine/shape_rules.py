@@ -16,6 +16,7 @@ __all__ = [
     "FirstInputDtype",
     "SameShape",
     "attr_dtype",
+    "binary_operands",
     "checked",
     "reduced_shape",
     "shape_argument",
@@ -117,3 +118,31 @@ def shape_argument(shape):
     ]
     static = [None if isinstance(d, Node) else int(d) for d in items]
     return static, stack(parts)
+
+
+def binary_operands(x, y) -> list:
+    """[x, y] with a non-node operand (a list, numpy array or numpy scalar) converted to the
+    other operand's dtype, as TF-1 converts it (`x_float32 + [1, 2]` stays float32).
+    Python numbers stay weakly typed; a float value is never truncated to an integer dtype."""
+    from engine.graph import Node
+
+    x_node, y_node = isinstance(x, Node), isinstance(y, Node)
+    if x_node and not y_node:
+        y = _to_dtype_of(y, x)
+    elif y_node and not x_node:
+        x = _to_dtype_of(x, y)
+    return [x, y]
+
+
+def _to_dtype_of(value, node):
+    if type(value) in (bool, int, float):
+        return value
+    dtype = node.dtype
+    if dtype is None:
+        return value
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf" or dtype.kind not in "biuf":
+        return value
+    if array.dtype.kind == "f" and dtype.kind in "biu":
+        return value  # TF refuses this; numpy's promotion keeps the values
+    return array.astype(dtype)

@@ -450,3 +450,19 @@ def test_node_operators_match_tf(tf_v1):
         ]
 
     assert_matches_tf(tf_v1, program)
+
+
+def test_non_node_operands_take_the_node_dtype_as_tf(tf_v1):
+    def program(t):
+        x, i = t.constant(X), t.constant(I[0])
+        return [
+            t.add(x, [1, 2, 3, 4]),
+            t.maximum(x, [0.5, 0.0, -0.5, 1.0]),
+            t.multiply(x, np.float64(2.0)),
+            t.subtract(x, np.arange(4)),
+            t.greater(x, np.zeros(4)),
+            t.floordiv(i, np.array([2, 2, 2])),
+        ]
+
+    assert_matches_tf(tf_v1, program)
+    assert (np.ones(4) * tf.placeholder(tf.float32, (4,))).dtype == np.float32
