@@ -27,6 +27,7 @@ from engine.graph import (
 from engine.plan_fusion import NO_CHAINS, find_dense_chains, fusion_enabled
 from engine.plan_steps import backward_step, op_step
 from engine.sparse import IndexedSlices
+from engine.sparse_tensor import SparseTensor, SparseTensorValue
 
 __all__ = ["Plan", "UpdateNode", "fetch_key", "uninitialized"]
 
@@ -48,6 +49,8 @@ def _structure(fetches, flat: list, graph: Graph):
     """
     if isinstance(fetches, str):
         fetches = graph.get_tensor_by_name(fetches)
+    if isinstance(fetches, SparseTensor):  # comes back as a SparseTensorValue of arrays
+        fetches = SparseTensorValue(fetches.indices, fetches.values, fetches.dense_shape)
     if isinstance(fetches, Node):
         i = len(flat)
         flat.append(fetches)
@@ -73,6 +76,8 @@ def _structure(fetches, flat: list, graph: Graph):
 
 
 def fetch_key(fetches):
+    if isinstance(fetches, SparseTensor):
+        return (SparseTensor, fetches.indices, fetches.values, fetches.dense_shape)
     if isinstance(fetches, (Node, str)):
         return fetches
     if isinstance(fetches, (list, tuple)):

@@ -15,6 +15,7 @@ from engine.backend import array_module, make_rng, resolve_device, to_numpy
 from engine.errors import FeedError, GraphError
 from engine.graph import Constant, Graph, Variable, get_default_graph
 from engine.plan import Plan, UpdateNode, fetch_key, uninitialized
+from engine.sparse_tensor import expand_sparse_feeds
 
 __all__ = [
     "ConfigProto",
@@ -138,6 +139,7 @@ class Session:
             self._plans.clear()
             self._version = self.graph.version
         if feed_dict:
+            feed_dict = expand_sparse_feeds(feed_dict)
             if any(type(k) is str for k in feed_dict):
                 feed_dict = {self._feed_node(k): value for k, value in feed_dict.items()}
             fed = frozenset(feed_dict)
