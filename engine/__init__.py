@@ -8,32 +8,11 @@ used with `Session(device="gpu")` or PEPPERCORN_DEVICE=gpu.  See README.md ("Nod
 
 from __future__ import annotations
 
+import sys as _sys
+
 import numpy as _np
 
-# Modules whose whole `__all__` is TF-1's top level (each lists its own names).
-from engine import (
-    clip_ops,
-    creation,
-    errors,
-    init_ops,
-    initializers,
-    layers,
-    losses,
-    nn,
-    ops_array,
-    ops_index,
-    ops_linalg,
-    ops_math,
-    ops_nn,
-    ops_shape,
-    random_ops,
-    session,
-    shapes,
-    sparse_tensor,
-    state_ops,
-    train,
-    variable_scope,
-)
+from engine import errors, initializers, layers, losses, nn, train  # TF-1's namespaces
 from engine.autodiff import (
     GradientTensor,
     NotDifferentiable,
@@ -78,22 +57,27 @@ from engine.variable_scope import *  # noqa: E402, F403
 float16, float32, float64 = _np.float16, _np.float32, _np.float64
 int32, int64, bool_ = _np.int32, _np.int64, _np.bool_
 
-_STAR_MODULES = (
-    session,
-    clip_ops,
-    creation,
-    init_ops,
-    ops_array,
-    ops_index,
-    ops_linalg,
-    ops_math,
-    ops_nn,
-    ops_shape,
-    random_ops,
-    shapes,
-    sparse_tensor,
-    state_ops,
-    variable_scope,
+# By name through sys.modules: a star import may rebind a module's name (variable_scope is
+# both a module and TF-1's context manager).
+_STAR_MODULES = tuple(
+    _sys.modules[f"engine.{name}"]
+    for name in (
+        "session",
+        "clip_ops",
+        "creation",
+        "init_ops",
+        "ops_array",
+        "ops_index",
+        "ops_linalg",
+        "ops_math",
+        "ops_nn",
+        "ops_shape",
+        "random_ops",
+        "shapes",
+        "sparse_tensor",
+        "state_ops",
+        "variable_scope",
+    )
 )
 
 __all__ = [
