@@ -1,72 +1,35 @@
-"""TF-1's learning-rate schedules: `exponential_decay` and `piecewise_constant`.
+"""TF-1's learning-rate schedules, composed from ops as TF-1 composes them.
 
-Each is one small op (its inputs: the rate and the step), so a schedule reads the global
-step in the run that trains and an optimizer takes it as its learning rate.  The output
-dtype is the learning rate's (float32 for a Python number), as TF-1 converts everything to.
-Neither is differentiable (TF-1 never trains through a schedule).
+`exponential_decay`: learning_rate * decay_rate ** (global_step / decay_steps), the exponent
+floored when `staircase`.  `piecewise_constant`: a chain of selects on `x <= boundary`.  The
+rate's dtype is the learning rate's (float32 for a Python number; the step is cast to it), as
+TF-1 converts everything; a schedule is read in the run that trains, so an optimizer takes it
+as its learning rate.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from engine.autodiff import NotDifferentiable
-from engine.graph import Node, Operation, as_node
-from engine.shapes import TensorShape, broadcast_shape
+from engine import ops_binary, ops_math
+from engine.graph import Node, constant
+from engine.ops_array import cast
+from engine.ops_compare import less_equal
+from engine.ops_select import where
+from engine.ops_unary import floor
 
 __all__ = ["exponential_decay", "piecewise_constant"]
 
 
-def _float_dtype(value) -> np.dtype:
-    python_number = isinstance(value, (int, float)) and not isinstance(value, np.generic)
-    dtype = value.dtype if isinstance(value, Node) else np.asarray(value).dtype
-    if dtype is None or python_number or dtype.kind != "f":
-        return np.dtype(np.float32)
-    return np.dtype(dtype)
+def _python_number(value) -> bool:
+    return isinstance(value, (bool, int, float)) and not isinstance(value, np.generic)
 
 
-class ExponentialDecay(Operation):
-    """learning_rate * decay_rate ** (global_step / decay_steps), floored when staircase."""
-
-    op_type = "exponential_decay"
-
-    def forward(self, xp, learning_rate, global_step, decay_steps, decay_rate):
-        dtype = np.dtype(self.attrs["dtype"])
-        p = xp.asarray(global_step).astype(dtype) / xp.asarray(decay_steps).astype(dtype)
-        if self.attrs["staircase"]:
-            p = xp.floor(p)
-        rate = xp.asarray(decay_rate).astype(dtype)
-        return (xp.asarray(learning_rate).astype(dtype) * xp.power(rate, p)).astype(dtype)
-
-    def infer_shape(self, *input_shapes):
-        shape = TensorShape(())
-        for s in input_shapes:
-            shape = broadcast_shape(shape, s)
-        return shape
-
-    def infer_dtype(self, *input_dtypes):
-        return np.dtype(self.attrs["dtype"])
-
-
-class PiecewiseConstant(Operation):
-    """values[i] where boundaries[i-1] < x <= boundaries[i] (values[0] up to boundaries[0])."""
-
-    op_type = "piecewise_constant"
-
-    def forward(self, xp, x):
-        boundaries = xp.asarray(self.attrs["boundaries"], dtype=xp.asarray(x).dtype)
-        values = xp.asarray(self.attrs["values"], dtype=np.dtype(self.attrs["dtype"]))
-        return values[xp.searchsorted(boundaries, x, side="left")]
-
-    def infer_shape(self, x_shape):
-        return x_shape
-
-    def infer_dtype(self, x_dtype):
-        return np.dtype(self.attrs["dtype"])
-
-
-NotDifferentiable("exponential_decay")
-NotDifferentiable("piecewise_constant")
+def _constant(value, dtype) -> Node:
+    """`value` as a node of `dtype` (a node is cast when its dtype differs)."""
+    if isinstance(value, Node):
+        return value if value.dtype == dtype else cast(value, dtype)
+    return constant(np.asarray(value, dtype=dtype))
 
 
 def exponential_decay(
@@ -75,13 +38,18 @@ def exponential_decay(
     """TF-1's decayed rate: learning_rate * decay_rate ^ (global_step / decay_steps)."""
     if global_step is None:
         raise ValueError("global_step is required for exponential_decay.")
-    dtype = _float_dtype(learning_rate)
-    inputs = [learning_rate, global_step, decay_steps, decay_rate]
-    graph = next((n.graph for n in inputs if isinstance(n, Node)), None)
-    inputs = [as_node(x, graph) for x in inputs]
-    return ExponentialDecay(
-        inputs, name=name or "ExponentialDecay", staircase=bool(staircase), dtype=dtype.name
-    )
+    if isinstance(learning_rate, Node):
+        dtype = learning_rate.dtype or np.dtype(np.float32)
+    elif _python_number(learning_rate) or np.asarray(learning_rate).dtype.kind != "f":
+        dtype = np.dtype(np.float32)
+    else:
+        dtype = np.asarray(learning_rate).dtype
+    lr = _constant(learning_rate, dtype)
+    p = ops_math.divide(cast(global_step, dtype), _constant(decay_steps, dtype))
+    if staircase:
+        p = floor(p)
+    rate = ops_binary.pow(_constant(decay_rate, dtype), p)
+    return ops_math.multiply(lr, rate, name=name or "ExponentialDecay")
 
 
 def piecewise_constant(x, boundaries, values, name=None):
@@ -94,19 +62,26 @@ def piecewise_constant(x, boundaries, values, name=None):
         )
     if any(b2 < b1 for b1, b2 in zip(boundaries, boundaries[1:], strict=False)):
         raise ValueError(f"boundaries must be sorted ascending, got {boundaries}")
-    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        dtype = np.dtype(values[0].dtype if isinstance(values[0], np.integer) else np.int32)
-    elif all(isinstance(v, (float, int, np.floating, np.integer)) for v in values):
-        dtype = next(
-            (np.dtype(v.dtype) for v in values if isinstance(v, np.floating)),
-            np.dtype(np.float32),
-        )
-    else:
-        raise TypeError(f"piecewise_constant: values must be numbers, got {values}")
-    return PiecewiseConstant(
-        [x],
-        name=name or "PiecewiseConstant",
-        boundaries=[b.item() if isinstance(b, np.generic) else b for b in boundaries],
-        values=[v.item() if isinstance(v, np.generic) else v for v in values],
-        dtype=dtype.name,
-    )
+    dtype = _values_dtype(values)
+    x_dtype = x.dtype if isinstance(x, Node) else None
+    result = _constant(values[-1], dtype)
+    for boundary, value in zip(reversed(boundaries), reversed(values[:-1]), strict=True):
+        below = less_equal(x, _constant(boundary, x_dtype or np.asarray(boundary).dtype))
+        result = where(below, _constant(value, dtype), result)
+    return cast(result, dtype, name=name or "PiecewiseConstant")
+
+
+def _values_dtype(values) -> np.dtype:
+    # TF-1 converts each value to a tensor and requires one dtype: ints -> int32, floats ->
+    # float32, numpy scalars keep theirs.
+    dtypes = set()
+    for v in values:
+        if isinstance(v, Node):
+            dtypes.add(v.dtype)
+        elif _python_number(v):
+            dtypes.add(np.dtype(np.float32 if isinstance(v, float) else np.int32))
+        else:
+            dtypes.add(np.asarray(v).dtype)
+    if len(dtypes) != 1:
+        raise ValueError(f"piecewise_constant: values must all have one dtype, got {values}")
+    return dtypes.pop()
