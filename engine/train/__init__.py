@@ -14,7 +14,14 @@ from engine.global_step import (
     get_or_create_global_step,
     global_step,
 )
-from engine.learning_rate import exponential_decay, piecewise_constant
+from engine.learning_rate import (
+    cosine_decay,
+    exponential_decay,
+    inverse_time_decay,
+    natural_exp_decay,
+    piecewise_constant,
+    polynomial_decay,
+)
 from engine.optimizers import Optimizer, TrainOp
 from engine.optimizers_adaptive import AdamOptimizer, LazyAdamOptimizer, RMSPropOptimizer
 from engine.optimizers_basic import (
@@ -44,12 +51,16 @@ __all__ = [
     "Saver",
     "TrainOp",
     "checkpoint_exists",
+    "cosine_decay",
     "create_global_step",
     "exponential_decay",
     "get_checkpoint_state",
     "get_global_step",
     "get_or_create_global_step",
     "global_step",
+    "inverse_time_decay",
     "latest_checkpoint",
+    "natural_exp_decay",
     "piecewise_constant",
+    "polynomial_decay",
 ]

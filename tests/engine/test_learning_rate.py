@@ -25,6 +25,14 @@ SCHEDULES = {
     "exponential_staircase": lambda tf, s: tf.train.exponential_decay(
         0.3, s, 5, 0.9, staircase=True
     ),
+    "natural_exp": lambda tf, s: tf.train.natural_exp_decay(0.1, s, 4, 0.5),
+    "natural_exp_staircase": lambda tf, s: tf.train.natural_exp_decay(0.1, s, 4, 0.5, True),
+    "inverse_time": lambda tf, s: tf.train.inverse_time_decay(0.2, s, 3, 0.4),
+    "inverse_time_staircase": lambda tf, s: tf.train.inverse_time_decay(0.2, s, 3, 0.4, True),
+    "polynomial": lambda tf, s: tf.train.polynomial_decay(0.1, s, 10, 0.01, power=0.5),
+    "polynomial_cycle": lambda tf, s: tf.train.polynomial_decay(0.1, s, 4, 0.01, 2.0, True),
+    "cosine": lambda tf, s: tf.train.cosine_decay(0.1, s, 20),
+    "cosine_alpha": lambda tf, s: tf.train.cosine_decay(0.1, s, 20, alpha=0.2),
     "piecewise_float": lambda tf, s: tf.train.piecewise_constant(s, [4, 10], [1.0, 0.5, 0.1]),
     "piecewise_int": lambda tf, s: tf.train.piecewise_constant(s, [3, 5, 25], [7, 5, 3, 1]),
 }

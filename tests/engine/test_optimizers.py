@@ -272,7 +272,9 @@ def test_signatures_match_tensorflows():
     assert list(inspect.signature(tf.train.Saver.save).parameters) == list(
         inspect.signature(tfv1.train.Saver.save).parameters
     )
-    for fn in ["exponential_decay", "piecewise_constant", "get_or_create_global_step"]:
+    schedules = ["exponential_decay", "natural_exp_decay", "inverse_time_decay"]
+    schedules += ["polynomial_decay", "cosine_decay", "piecewise_constant"]
+    for fn in [*schedules, "get_or_create_global_step", "get_global_step"]:
         ours = inspect.signature(getattr(tf.train, fn))
         theirs = inspect.signature(getattr(tfv1.train, fn))
         assert list(ours.parameters) == list(theirs.parameters), fn
