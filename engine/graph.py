@@ -362,10 +362,15 @@ class Constant(Node):
 
 
 _WEAK_DEFAULTS = {bool: np.bool_, int: np.int32, float: np.float32}
+_TF_DEFAULTS = {np.dtype(np.float64): np.float32, np.dtype(np.int64): np.int32}
 
 
 def constant(value, dtype=None, shape=None, name: str | None = None, verify_shape=False):
-    """A constant node holding `value` (TF-1: a scalar `value` is broadcast to `shape`)."""
+    """A constant node holding `value` (TF-1: a scalar `value` is broadcast to `shape`; Python
+    lists of floats or ints become float32 or int32, as TF-1 converts them)."""
+    if dtype is None and isinstance(value, (list, tuple)):
+        array = np.asarray(value)
+        value = array.astype(_TF_DEFAULTS.get(array.dtype, array.dtype), copy=False)
     if shape is not None:
         array = np.asarray(value, dtype=_as_dtype(dtype))
         shape = tuple(int(d) for d in shape)

@@ -234,7 +234,8 @@ def _dense_inputs(xp, node: Operation, fn):
     """`fn` with IndexedSlices inputs (gradients of embedding tables) made dense, as TF-1 does
     for ops that do not take them (`clip_by_value(g, ...)`, `g * 0.5`)."""
     if getattr(node, "accepts_indexed_slices", False) or not any(
-        p.op_type == "gradient" for p in node.input_nodes
+        p.op_type == "gradient" or getattr(p, "produces_indexed_slices", False)
+        for p in node.input_nodes
     ):
         return fn
 
@@ -267,9 +268,17 @@ def _op_error(node, v, slots, exc) -> OpExecutionError:
     )
 
 
+# A Python scalar result (weakly typed constants and what they make) comes back as the
+# numpy scalar TF-1 would give: float32, int32 or bool.
+_SCALAR_DTYPES = {float: np.float32, int: np.int32, bool: np.bool_}
+
+
 def _fetched(value, copy: bool):
     if value is None:
         return None
+    scalar_dtype = _SCALAR_DTYPES.get(type(value))
+    if scalar_dtype is not None:
+        return scalar_dtype(value)
     if type(value) is IndexedSlices:
         return value.to_numpy()
     value = to_numpy(value)

@@ -200,3 +200,12 @@ def test_sessions_take_tf1_arguments_and_become_the_default():
     interactive = tf.InteractiveSession()
     np.testing.assert_array_equal(x.eval(), [1.0, 2.0])
     interactive.close()
+
+
+def test_constants_take_tf1_dtypes():
+    assert tf.constant([1.0, 2.0]).dtype == np.float32
+    assert tf.constant([1, 2]).dtype == np.int32
+    assert tf.constant(np.array([1.0])).dtype == np.float64  # a numpy array keeps its dtype
+    value = tf.Session().run(tf.constant(1.5))
+    assert type(value) is np.float32 and value == 1.5
+    assert type(tf.Session().run(tf.constant(2))) is np.int32
