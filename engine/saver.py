@@ -104,7 +104,12 @@ class Saver:
             path = f"{path}-{step:08d}" if self._pad_step_number else f"{path}-{step}"
         folder = os.path.dirname(path) or "."
         if not os.path.isdir(folder):
-            raise ValueError(f"Parent directory of {path} doesn't exist, can't save.")
+            # TF 2's compat.v1 Saver creates the checkpoint's own folder, not missing parents.
+            if not os.path.isdir(os.path.dirname(os.path.abspath(folder))):
+                raise NotFoundError(
+                    f"Failed to create a directory: {folder}; No such file or directory"
+                )
+            os.makedirs(folder, exist_ok=True)
         arrays = {f"variables/{k}": sess.get_value(v) for k, v in self._var_list.items()}
         names = []
         for key, optimizer in _optimizer_keys(sess.graph):
