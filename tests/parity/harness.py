@@ -3,8 +3,9 @@
 A program is a function `build(tf) -> Model` written once in TF-1 spelling; it must take its
 initial weights from numpy (`tf.Variable(array)`), never from random ops, whose draws cannot
 match across implementations.  `train(tf, build)` builds it in a fresh `tf.Graph()`, runs the
-initialiser and `steps` training steps in a `tf.Session`, and records a `Trace`: the loss and
-the watched gradients of every step (pre-update values) and the weights after the last step.
+initialiser and `steps` training steps in a `tf.Session`, and records a `Trace`: the loss of
+every step and the watched gradients of every GRADIENT_EVERY-th step (pre-update values), and
+the weights after the last step.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "ATOL",
+    "GRADIENT_EVERY",
     "RTOL",
     "STEPS",
     "Model",
@@ -39,7 +41,8 @@ class Model:
     """What a program returns: the loss, its train op, the weights to compare, and the feeds.
 
     `feed(step)` gives step `step`'s feed_dict; `grads` maps a name to a gradient tensor
-    (`tf.gradients(...)[0]` or a `compute_gradients` entry), fetched every step.
+    (`tf.gradients(...)[0]` or a `compute_gradients` entry), fetched every GRADIENT_EVERY
+    steps.
     """
 
     loss: object
@@ -51,7 +54,7 @@ class Model:
 
 @dataclass
 class Trace:
-    """A training run's record: per-step losses and gradients, final weights."""
+    """A training run's record: per-step losses, gradients at some steps, final weights."""
 
     losses: list[float]
     grads: list[dict[str, np.ndarray]]
@@ -68,12 +71,23 @@ def dense(value) -> np.ndarray:
     return np.asarray(value)
 
 
+# Gradients are fetched next to the train op every GRADIENT_EVERY steps (and at the last);
+# the other steps run `[loss, train_op]` alone, the plan users' training loops run.
+GRADIENT_EVERY = 6
+
+
 def run_steps(session, model: Model, steps: range, trace: Trace) -> None:
-    """Run `steps` training steps, appending each step's loss and gradients to `trace`."""
+    """Run `steps` training steps, appending each step's loss (and, every GRADIENT_EVERY
+    steps and at step STEPS - 1, the watched gradients keyed by step) to `trace`."""
     for step in steps:
-        loss, grads, _ = session.run([model.loss, model.grads, model.train_op], model.feed(step))
+        if model.grads and (step % GRADIENT_EVERY == 0 or step == STEPS - 1):
+            loss, grads, _ = session.run(
+                [model.loss, model.grads, model.train_op], model.feed(step)
+            )
+            trace.grads.append({"step": step, **{k: dense(g) for k, g in grads.items()}})
+        else:
+            loss, _ = session.run([model.loss, model.train_op], model.feed(step))
         trace.losses.append(float(loss))
-        trace.grads.append({name: dense(g) for name, g in grads.items()})
 
 
 def train(tf, build: Callable, steps: int = STEPS) -> Trace:
@@ -101,8 +115,10 @@ def assert_traces_match(engine: Trace, reference: Trace, rtol=RTOL, atol=ATOL) -
     """Losses, every step's gradients and the final weights agree within the tolerances."""
     assert len(engine.losses) == len(reference.losses)
     assert_same(engine.losses, reference.losses, "losses per step", rtol, atol)
-    for step, (mine, theirs) in enumerate(zip(engine.grads, reference.grads, strict=True)):
+    assert len(engine.grads) == len(reference.grads)
+    for mine, theirs in zip(engine.grads, reference.grads, strict=True):
         assert mine.keys() == theirs.keys()
+        step = theirs["step"]
         for name in theirs:
             assert_same(mine[name], theirs[name], f"gradient of {name} at step {step}", rtol, atol)
     assert engine.weights.keys() == reference.weights.keys()
