@@ -72,7 +72,7 @@ def dense(value) -> np.ndarray:
 
 
 # Gradients are fetched next to the train op every GRADIENT_EVERY steps (and at the last);
-# the other steps run `[loss, train_op]` alone, the plan users' training loops run.
+# the other steps run `[loss, train_op]` alone, as users' training loops do.
 GRADIENT_EVERY = 6
 
 
