@@ -232,6 +232,11 @@ class Node:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} ({self.op_type})>"
 
+    def run(self, feed_dict=None, session=None) -> None:
+        """Run this node (an initializer, a train op) in `session` or the default one (TF-1's
+        `op.run()`); gives nothing back."""
+        self.eval(feed_dict, session)
+
     def eval(self, feed_dict=None, session=None):
         """This node's value in `session`, default: the session entered with `with` (TF-1)."""
         from engine.session import Session, get_default_session

@@ -138,7 +138,9 @@ class DistributedConfig(_Section):
 class TrainingConfig(_Section):
     # lazy_adam: tf.contrib.opt.LazyAdamOptimizer (embedding rows move only when looked up);
     # adam: exactly TF-1's AdamOptimizer (every row's moments decay every step).
-    optimizer: Literal["sgd", "momentum", "adagrad", "adam", "lazy_adam", "ftrl"] = "lazy_adam"
+    optimizer: Literal["sgd", "momentum", "adagrad", "adam", "lazy_adam", "rmsprop", "ftrl"] = (
+        "lazy_adam"
+    )
     learning_rate: float = Field(0.001, gt=0)
     batch_size: int = Field(256, gt=0)
     epochs: int = Field(20, gt=0)

@@ -40,6 +40,7 @@ def make_optimizer(training: TrainingConfig):
         "adagrad": lambda: tf.train.AdagradOptimizer(lr),
         "adam": lambda: tf.train.AdamOptimizer(lr),
         "lazy_adam": lambda: tf.train.LazyAdamOptimizer(lr),
+        "rmsprop": lambda: tf.train.RMSPropOptimizer(lr),
         "ftrl": lambda: tf.train.FtrlOptimizer(lr),
     }[training.optimizer]()
 
