@@ -51,7 +51,7 @@ def test_unknown_key_is_an_error_not_ignored(tmp_path):
 def test_out_of_range_and_bad_choice(tmp_path):
     path = _write(
         tmp_path,
-        "dataset:\n  synthetic:\n    malformed_fraction: 1.5\ntraining:\n  optimizer: rmsprop\n",
+        "dataset:\n  synthetic:\n    malformed_fraction: 1.5\ntraining:\n  optimizer: adadelta\n",
     )
     with pytest.raises(ConfigError) as err:
         load_config(path)
