@@ -15,11 +15,13 @@ from engine import IndexedSlices
 __all__ = ["GradientApplier", "is_row_sparse"]
 
 
-def is_row_sparse(var) -> bool:
-    """Whether the engine gives `var` a row-sparse gradient: it is read only through gathers."""
-    return bool(var.consumers) and all(
-        c.op_type == "gather" and c.input_nodes[0] is var for c in var.consumers
-    )
+def is_row_sparse(var, loss) -> bool:
+    """Whether the engine gives `var` a row-sparse gradient of `loss`: on the way to the loss
+    it is read only as a gather's table (other reads, e.g. full-catalogue scoring, count not:
+    the backward pass never visits them)."""
+    on_path = {id(n) for n in tf.topological_order([loss])}
+    used = [c for c in var.consumers if id(c) in on_path]
+    return bool(used) and all(c.op_type == "gather" and c.input_nodes[0] is var for c in used)
 
 
 class _RowSlices(tf.Operation):

@@ -59,7 +59,7 @@ class DistributedTrainer(Trainer):
         pairs = [(g, v) for g, v in compute_gradients(self.model.loss) if g is not None]
         self.grad_nodes = [g for g, _ in pairs]
         self.variables = [v for _, v in pairs]
-        self.sparse = [is_row_sparse(v) for v in self.variables]
+        self.sparse = [is_row_sparse(v, self.model.loss) for v in self.variables]
         self.shapes = [tuple(v.shape) for v in self.variables]
         self.applier = GradientApplier(self.optimizer, self.variables, self.sparse,
                                        self.model.graph)  # fmt: skip
