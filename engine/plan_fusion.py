@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 FUSABLE_ACTIVATIONS = ("relu", "sigmoid", "tanh")
-_BIAS_OPS = ("add", "bias_add")
 _ENV = "PEPPERCORN_FUSION"
 
 
@@ -193,6 +192,8 @@ def find_dense_chains(order: list[Node], fetched, fed) -> DenseChains:
     pinned = {id(node) for node in fetched} | {id(node) for node in fed}
     first_late = len(order)
     for i, node in enumerate(order):
+        if node in fed:  # a leaf of this plan: its inputs are not computed
+            continue
         for parent in node.input_nodes:
             uses[id(parent)] = uses.get(id(parent), 0) + 1
         for parent in getattr(node, "control_inputs", ()):
@@ -213,6 +214,8 @@ def find_dense_chains(order: list[Node], fetched, fed) -> DenseChains:
 
     chains = DenseChains()
     for node in order:
+        if id(node) in pinned and node in fed:
+            continue
         activation_op, bias_op = None, node
         if any(_builtin(node, a) for a in FUSABLE_ACTIVATIONS) and len(node.input_nodes) == 1:
             activation_op, bias_op = node, node.input_nodes[0]
@@ -222,6 +225,8 @@ def find_dense_chains(order: list[Node], fetched, fed) -> DenseChains:
         if chain is None or id(chain.output) in chains.absorbed:
             continue
         members = (chain.matmul, chain.bias_op, chain.output)
+        if any(id(m) not in position for m in members):
+            continue
         sides = {position[id(m)] < first_late for m in members}
         if len(sides) != 1:
             continue

@@ -40,7 +40,7 @@ CASES = [
     for first in (False, True)
 ] + [
     (
-        "fused_relu_two_layers",
+        "fused_relu_into_unfused_scalar_bias",  # a scalar bias is not fused (as in TF)
         "relu",
         lambda x, w, b: tf.relu(tf.matmul(tf.relu(tf.matmul(x, w) + b), tf.transpose(w)) + 1.0),
         [_array(6, 4), _array(4, 4), _array(4)],
@@ -201,6 +201,22 @@ def test_feeding_an_intermediate_uses_the_fed_value():
     fed = np.full((4, 2), -1.0, np.float32)
     got = session.run(out, {x: _array(4, 3, dtype=np.float32), product: fed})
     np.testing.assert_array_equal(got, np.maximum(fed + session.get_value(b), 0))
+
+
+@pytest.mark.parametrize("fed_link", ["bias_add", "activation"])
+def test_feeding_a_chain_end_runs_nothing_behind_it(fed_link):
+    with tf.Graph().as_default() as graph:
+        x = tf.placeholder(tf.float32, [None, 3])
+        w = tf.Variable(_array(3, 2, dtype=np.float32))
+        b = tf.Variable(_array(2, dtype=np.float32))
+        pre = tf.matmul(x, w) + b
+        out = tf.relu(pre)
+        total = tf.reduce_sum(pre if fed_link == "bias_add" else out)
+    session = _session(graph)
+    fed = np.full((4, 2), 2.0, np.float32)
+    got = session.run(total, {(pre if fed_link == "bias_add" else out): fed})
+    assert got == 16.0
+    assert _step_types(session) == ["reduce_sum"]
 
 
 def test_environment_switch_and_session_attribute(monkeypatch):
