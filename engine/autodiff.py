@@ -102,15 +102,20 @@ def unbroadcast(xp, grad, shape: tuple[int, ...]):
 class GradientRequest:
     """d(sum of ys)/d(xs): the nodes between them and the backward order, fixed at build time."""
 
-    def __init__(self, ys: Sequence[Node], xs: Sequence[Node], grad_ys=None) -> None:
+    def __init__(self, ys: Sequence[Node], xs: Sequence[Node], grad_ys=None, stop=()) -> None:
         self.ys = list(ys)
         self.xs = list(xs)
         self.grad_ys = None if grad_ys is None else list(grad_ys)
         self.graph = self.ys[0].graph
         topo = topological_order(self.ys + (self.grad_ys or []))
         reach = {id(x) for x in self.xs}
+        stopped = {id(n) for n in stop} - reach  # held constant: nothing flows through them
         for node in topo:
-            if id(node) not in reach and any(id(i) in reach for i in node.input_nodes):
+            if (
+                id(node) not in reach
+                and id(node) not in stopped
+                and any(id(i) in reach for i in node.input_nodes)
+            ):
                 reach.add(id(node))
         self.reach = reach
         # Reverse topological order over ops between xs and ys: every consumer's contribution
@@ -120,8 +125,18 @@ class GradientRequest:
             if not isinstance(op, Operation):
                 raise GraphError(f"cannot differentiate through {op.name!r} ({op.op_type})")
             get_gradient_function(op)
-        ancestors = {id(n) for n in topo}
-        self.connected = [id(x) in ancestors for x in self.xs]
+        self.connected = [
+            any(id(y) in reach for y in self.ys) and id(x) in {id(n) for n in topo} for x in self.xs
+        ]
+
+
+def _reaches(topo, x, ys, stopped) -> bool:
+    """Whether some path from x to a y avoids the stopped nodes."""
+    reach = {id(x)}
+    for node in topo:
+        if id(node) not in stopped and any(id(i) in reach for i in node.input_nodes):
+            reach.add(id(node))
+    return any(id(y) in reach for y in ys)
 
 
 class GradientTensor(Node):
@@ -149,10 +164,22 @@ def _as_list(nodes) -> list:
     return list(nodes) if isinstance(nodes, (list, tuple)) else [nodes]
 
 
-def gradients(ys, xs, grad_ys=None) -> list[GradientTensor | None]:
-    """d(sum(ys))/d(x) for each x in xs, as fetchable nodes (None where x does not affect ys).
+def gradients(
+    ys,
+    xs,
+    grad_ys=None,
+    name="gradients",
+    colocate_gradients_with_ops=False,
+    gate_gradients=False,
+    aggregation_method=None,
+    stop_gradients=None,
+    unconnected_gradients="none",
+) -> list:
+    """d(sum(ys))/d(x) for each x in xs, as fetchable nodes (TF-1's signature).
 
-    A gather/embedding_lookup table's gradient is fetched as `IndexedSlices`.
+    Where x does not affect ys the entry is None, or zeros with `unconnected_gradients="zero"`;
+    `stop_gradients` are held constant.  A gather/embedding_lookup table's gradient is fetched
+    as `IndexedSlices`.  `name`, colocation, gating and aggregation are accepted and ignored.
     """
     ys_list, xs_list = _as_list(ys), _as_list(xs)
     for node in ys_list + xs_list:
@@ -160,11 +187,26 @@ def gradients(ys, xs, grad_ys=None) -> list[GradientTensor | None]:
             raise GraphError(f"gradients(): expected graph nodes, got {type(node).__name__}")
     if grad_ys is not None and len(_as_list(grad_ys)) != len(ys_list):
         raise GraphError("gradients(): grad_ys must have one entry per y")
-    request = GradientRequest(ys_list, xs_list, None if grad_ys is None else _as_list(grad_ys))
-    return [
-        GradientTensor(request, i) if connected else None
-        for i, connected in enumerate(request.connected)
-    ]
+    unconnected = getattr(unconnected_gradients, "value", unconnected_gradients)
+    if unconnected not in ("none", "zero"):
+        raise ValueError(
+            f"gradients(): unconnected_gradients must be 'none' or 'zero', got {unconnected!r}"
+        )
+    stop = [] if stop_gradients is None else _as_list(stop_gradients)
+    request = GradientRequest(
+        ys_list, xs_list, None if grad_ys is None else _as_list(grad_ys), stop=stop
+    )
+    out = []
+    for i, connected in enumerate(request.connected):
+        if connected:
+            out.append(GradientTensor(request, i))
+        elif unconnected == "zero":
+            from engine.creation import zeros_like
+
+            out.append(zeros_like(xs_list[i]))
+        else:
+            out.append(None)
+    return out
 
 
 def compute_gradients(loss: Node, var_list=None) -> list[tuple[GradientTensor | None, Variable]]:

@@ -209,3 +209,18 @@ def test_constants_take_tf1_dtypes():
     value = tf.Session().run(tf.constant(1.5))
     assert type(value) is np.float32 and value == 1.5
     assert type(tf.Session().run(tf.constant(2))) is np.int32
+
+
+def test_gradients_take_tf1_arguments_stop_gradients_and_unconnected_zero():
+    a = tf.placeholder(tf.float64, [2], name="a")
+    b = a * 3.0
+    c = tf.placeholder(tf.float64, [2], name="c")
+    y = tf.reduce_sum(a * b)  # d/da = 2 * 3a when b depends on a; 3a when b is held constant
+    full, held = tf.gradients(y, [a])[0], tf.gradients(y, [a], stop_gradients=[b])[0]
+    assert tf.gradients(y, [c]) == [None]
+    zero = tf.gradients(y, [c], unconnected_gradients="zero", name="g")[0]
+    sess = tf.Session()
+    feed = {a: np.array([1.0, 2.0]), c: np.zeros(2)}
+    np.testing.assert_allclose(sess.run(full, feed), [6.0, 12.0])
+    np.testing.assert_allclose(sess.run(held, feed), [3.0, 6.0])
+    np.testing.assert_array_equal(sess.run(zero, feed), [0.0, 0.0])
