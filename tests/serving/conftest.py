@@ -65,6 +65,7 @@ def build_version(
         )
         score = tf.sigmoid(dot, name="score")
         session = tf.Session(graph)
+        session.initialize_variables()
     user_ids = [f"u{i:03d}" for i in range(1, n_users + 1)]
     item_ids = (
         [str(10 * i) for i in range(1, n_items + 1)]

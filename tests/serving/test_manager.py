@@ -133,6 +133,7 @@ def test_missing_signature_input_is_refused_as_invalid_argument(repo):
         table = tf.Variable(np.zeros((3, 2), dtype=np.float32), name="t")
         score = tf.sigmoid(tf.reduce_sum(tf.embedding_lookup(table, user_idx), axis=1))
         session = tf.Session(graph)
+        session.initialize_variables()
     sig = {"serving_default": {"inputs": {"user_idx": user_idx}, "outputs": {"score": score}}}
     save(repo / "neumf" / "1", session, sig, assets={})
     manager = _manager(repo)
