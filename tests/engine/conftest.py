@@ -21,3 +21,10 @@ def fresh_default_graph():
     """Each test builds in its own default graph; seed code calling Graph().as_default() too."""
     with tf.Graph().as_default() as graph:
         yield graph
+
+
+@pytest.fixture(scope="session")
+def tfv1():
+    """tensorflow.compat.v1, the oracle of the engine's TF tests; a skip where TensorFlow is
+    not installed (`make test-parity` installs it)."""
+    return pytest.importorskip("tensorflow").compat.v1

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import engine as tf
-from tests.engine.tf_oracle import assert_matches_tf, import_tf_v1, run_engine, run_tf
+from tests.engine.tf_oracle import assert_matches_tf, run_engine, run_tf
 
 RNG = np.random.default_rng(11)
 A = RNG.standard_normal((3, 4)).astype(np.float32)
@@ -18,12 +18,7 @@ TABLE = RNG.standard_normal((6, 2)).astype(np.float32)
 IDS = np.array([1, 4, 1, 0], np.int32)
 
 
-@pytest.fixture(scope="module")
-def tf_v1():
-    return import_tf_v1()
-
-
-def test_clip_by_norm_matches_tf(tf_v1):
+def test_clip_by_norm_matches_tf(tfv1):
     def program(t):
         a = t.constant(A)
         return [
@@ -34,10 +29,10 @@ def test_clip_by_norm_matches_tf(tf_v1):
             t.clip_by_norm(t.zeros([3]), 1.0),
         ]
 
-    assert_matches_tf(tf_v1, program, rtol=1e-5)
+    assert_matches_tf(tfv1, program, rtol=1e-5)
 
 
-def test_global_norm_and_clip_by_global_norm_match_tf(tf_v1):
+def test_global_norm_and_clip_by_global_norm_match_tf(tfv1):
     def program(t):
         a, b = t.constant(A), t.constant(B)
         clipped, norm = t.clip_by_global_norm([a, None, b], 1.5)
@@ -45,16 +40,16 @@ def test_global_norm_and_clip_by_global_norm_match_tf(tf_v1):
         used, used_norm = t.clip_by_global_norm([a], 1.0, use_norm=t.constant(np.float32(4.0)))
         return [t.global_norm([a, b]), norm, clipped[0], clipped[2], *unclipped, used[0], used_norm]
 
-    assert_matches_tf(tf_v1, program, rtol=1e-5)
+    assert_matches_tf(tfv1, program, rtol=1e-5)
 
 
-def test_infinite_norm_gives_nan_as_tf(tf_v1):
+def test_infinite_norm_gives_nan_as_tf(tfv1):
     def program(t):
         bad = t.constant(np.array([np.inf, 1.0], np.float32))
         clipped, norm = t.clip_by_global_norm([bad, t.constant(B)], 1.0)
         return [clipped[1], norm]
 
-    assert_matches_tf(tf_v1, program)
+    assert_matches_tf(tfv1, program)
 
 
 def _embedding_gradient(t):
@@ -63,7 +58,7 @@ def _embedding_gradient(t):
     return table, loss, t.gradients(loss, [table])[0]
 
 
-def test_indexed_slices_stay_sparse_with_tf1_values(tf_v1):
+def test_indexed_slices_stay_sparse_with_tf1_values(tfv1):
     def program(t):
         _, _, grad = _embedding_gradient(t)
         clipped, norm = t.clip_by_global_norm([grad], 1.0)
@@ -73,7 +68,7 @@ def test_indexed_slices_stay_sparse_with_tf1_values(tf_v1):
         return [t.global_norm([grad]), norm, *slices]
 
     got = run_engine(program)
-    expected = run_tf(tf_v1, program)
+    expected = run_tf(tfv1, program)
     np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
     np.testing.assert_allclose(got[1], expected[1], rtol=1e-5)
     for slices, values in zip(got[2:], expected[2:], strict=True):
@@ -82,7 +77,7 @@ def test_indexed_slices_stay_sparse_with_tf1_values(tf_v1):
         np.testing.assert_allclose(slices.values, values, rtol=1e-5)
 
 
-def test_training_with_clipped_sparse_gradients_matches_tf(tf_v1):
+def test_training_with_clipped_sparse_gradients_matches_tf(tfv1):
     def program(t):
         table, loss, _ = _embedding_gradient(t)
         optimizer = t.train.GradientDescentOptimizer(0.05)
@@ -100,16 +95,16 @@ def test_training_with_clipped_sparse_gradients_matches_tf(tf_v1):
                     session.run(step)
                 return session.run(table)
 
-    np.testing.assert_allclose(train(tf), train(tf_v1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(train(tf), train(tfv1), rtol=1e-5, atol=1e-6)
 
 
-def test_gradient_through_clip_by_norm_matches_tf(tf_v1):
+def test_gradient_through_clip_by_norm_matches_tf(tfv1):
     def program(t):
         a = t.constant(A)
         loss = t.reduce_sum(t.clip_by_norm(a, 1.0, axes=[1]) * t.constant(A[::-1].copy()))
         return t.gradients(loss, [a])[0]
 
-    assert_matches_tf(tf_v1, program, rtol=1e-5, atol=1e-6)
+    assert_matches_tf(tfv1, program, rtol=1e-5, atol=1e-6)
 
 
 def test_bad_t_list_raises():
@@ -120,7 +115,7 @@ def test_bad_t_list_raises():
 
 
 @pytest.mark.parametrize("name", ["clip_by_norm", "clip_by_global_norm", "global_norm"])
-def test_signature_matches_tf1(tf_v1, name):
+def test_signature_matches_tf1(tfv1, name):
     ours = list(inspect.signature(getattr(tf, name)).parameters)
-    theirs = list(inspect.signature(getattr(tf_v1, name)).parameters)
+    theirs = list(inspect.signature(getattr(tfv1, name)).parameters)
     assert ours[: len(theirs)] == theirs

@@ -9,15 +9,10 @@ import numpy as np
 import pytest
 
 import engine as tf
-from tests.engine.tf_oracle import assert_matches_tf, import_tf_v1
+from tests.engine.tf_oracle import assert_matches_tf
 
 
-@pytest.fixture(scope="module")
-def tf_v1():
-    return import_tf_v1()
-
-
-def test_creation_ops_match_tf(tf_v1):
+def test_creation_ops_match_tf(tfv1):
     def program(t):
         x = t.constant(np.ones((2, 3), np.float64))
         return [
@@ -34,10 +29,10 @@ def test_creation_ops_match_tf(tf_v1):
             t.lin_space(-1.0, 1.0, 3),
         ]
 
-    assert_matches_tf(tf_v1, program)
+    assert_matches_tf(tfv1, program)
 
 
-def test_creation_from_shape_nodes_matches_tf(tf_v1):
+def test_creation_from_shape_nodes_matches_tf(tfv1):
     def program(t):
         x = t.constant(np.ones((2, 3), np.float32))
         dims = t.constant(np.array([3, 2], np.int32))
@@ -48,7 +43,7 @@ def test_creation_from_shape_nodes_matches_tf(tf_v1):
             t.range(t.constant(2), 9, 2),
         ]
 
-    assert_matches_tf(tf_v1, program)
+    assert_matches_tf(tfv1, program)
 
 
 def test_creation_static_shapes_and_dtypes():
@@ -169,7 +164,7 @@ def test_variable_from_a_random_op():
     assert v.shape == (2, 3) and v.dtype == np.float32
 
 
-def test_deterministic_initializers_match_tf(tf_v1):
+def test_deterministic_initializers_match_tf(tfv1):
     names = [
         ("zeros_initializer", (), {}),
         ("ones_initializer", (), {"dtype": np.int32}),
@@ -178,9 +173,9 @@ def test_deterministic_initializers_match_tf(tf_v1):
         ("constant_initializer", ([1.0, 2.0],), {}),  # completed with the last element
     ]
     for name, args, kwargs in names:
-        tf_kwargs = {k: tf_v1.as_dtype(v) for k, v in kwargs.items()}
-        with tf_v1.Graph().as_default(), tf_v1.Session() as session:
-            expected = session.run(getattr(tf_v1, name)(*args, **tf_kwargs)([2, 3]))
+        tf_kwargs = {k: tfv1.as_dtype(v) for k, v in kwargs.items()}
+        with tfv1.Graph().as_default(), tfv1.Session() as session:
+            expected = session.run(getattr(tfv1, name)(*args, **tf_kwargs)([2, 3]))
         got = getattr(tf, name)(*args, **kwargs)([2, 3])
         assert isinstance(got, np.ndarray)
         assert got.dtype == expected.dtype, name
@@ -235,7 +230,7 @@ def test_seeded_initializers_repeat_and_graph_seed_reproduces():
     assert not np.allclose(first[0], first[1])
 
 
-def test_initializers_namespace_holds_tf1_names(tf_v1):
+def test_initializers_namespace_holds_tf1_names(tfv1):
     for name in [
         "zeros",
         "ones",
@@ -257,7 +252,7 @@ def test_initializers_namespace_holds_tf1_names(tf_v1):
     ]:
         assert hasattr(tf.initializers, name), name
         ours = list(inspect.signature(getattr(tf.initializers, name)).parameters)
-        theirs = list(inspect.signature(getattr(tf_v1.initializers, name)).parameters)
+        theirs = list(inspect.signature(getattr(tfv1.initializers, name)).parameters)
         assert ours[: len(theirs)] == theirs, name
     assert isinstance(tf.initializers.zeros()([2]), np.ndarray)
 
@@ -287,13 +282,13 @@ SIGNATURE_NAMES = [
 
 
 @pytest.mark.parametrize("name", SIGNATURE_NAMES)
-def test_signature_matches_tf1(tf_v1, name):
+def test_signature_matches_tf1(tfv1, name):
     ours = [p for p in inspect.signature(getattr(tf, name)).parameters if p != "layout"]
-    theirs = [p for p in inspect.signature(getattr(tf_v1, name)).parameters if p != "layout"]
+    theirs = [p for p in inspect.signature(getattr(tfv1, name)).parameters if p != "layout"]
     assert ours[: len(theirs)] == theirs
 
 
-def test_shapes_holding_nodes_match_tf(tf_v1):
+def test_shapes_holding_nodes_match_tf(tfv1):
     def program(t):
         x = t.constant(np.ones((5, 3), np.float32))
         rows = t.gather(t.shape(x), 0)
@@ -305,7 +300,7 @@ def test_shapes_holding_nodes_match_tf(tf_v1):
             t.shape(t.random_uniform(t.shape(x))),
         ]
 
-    assert_matches_tf(tf_v1, program)
+    assert_matches_tf(tfv1, program)
     x = tf.placeholder(tf.float32, (None, 3))
     rows = tf.gather(tf.shape(x), 0)
     assert tf.zeros([rows, 2]).shape == (None, 2)

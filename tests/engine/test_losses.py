@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import engine as tf
+from tests.engine.tf_oracle import run_both
 
 RNG = np.random.default_rng(5)
 N, C = 6, 4
@@ -23,24 +24,6 @@ WEIGHTS = {
     "zeros": np.zeros((N, 1), np.float32),
 }
 REDUCTIONS = ["NONE", "SUM", "MEAN", "SUM_OVER_BATCH_SIZE", "SUM_BY_NONZERO_WEIGHTS"]
-
-
-@pytest.fixture(scope="module")
-def tfv1():
-    """tensorflow.compat.v1 (the oracle), skipped where TensorFlow is not installed."""
-    return pytest.importorskip("tensorflow").compat.v1
-
-
-def run_both(tfv1, program, *arrays):
-    """program(module, *placeholders) -> fetches on the engine and on TF: (engine, tf)."""
-    results = []
-    for module, graph in ((tf, tf.Graph()), (tfv1, tfv1.Graph())):
-        with graph.as_default():
-            nodes = [module.placeholder(a.dtype, a.shape) for a in arrays]
-            fetches = program(module, *nodes)
-            with module.Session(graph=graph) as session:
-                results.append(session.run(fetches, dict(zip(nodes, arrays, strict=True))))
-    return results
 
 
 def _weights(key, squeeze=False):

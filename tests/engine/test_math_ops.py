@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 
 import engine as tf
-from tests.engine.tf_oracle import assert_matches_tf, import_tf_v1
+from tests.engine.tf_oracle import assert_matches_tf
 
 RNG = np.random.default_rng(7)
-
-
-@pytest.fixture(scope="module")
-def tf_v1():
-    return import_tf_v1()
 
 
 X = RNG.uniform(-2, 2, size=(3, 4)).astype(np.float32)
@@ -70,15 +65,15 @@ LOGICAL = ["logical_and", "logical_or", "logical_xor"]
 
 
 @pytest.mark.parametrize("name", UNARY + UNARY_POSITIVE)
-def test_unary_ops_match_tf(tf_v1, name):
+def test_unary_ops_match_tf(tfv1, name):
     data = POS if name in UNARY_POSITIVE else X
-    assert_matches_tf(tf_v1, lambda t: _nn_or_top(t, name)(t.constant(data)), rtol=2e-6)
+    assert_matches_tf(tfv1, lambda t: _nn_or_top(t, name)(t.constant(data)), rtol=2e-6)
 
 
 @pytest.mark.parametrize("name", BINARY)
-def test_binary_float_ops_match_tf(tf_v1, name):
+def test_binary_float_ops_match_tf(tfv1, name):
     base = POS if name == "pow" else X
-    assert_matches_tf(tf_v1, lambda t: getattr(t, name)(t.constant(base), t.constant(Y)), rtol=2e-6)
+    assert_matches_tf(tfv1, lambda t: getattr(t, name)(t.constant(base), t.constant(Y)), rtol=2e-6)
 
 
 @pytest.mark.parametrize(
@@ -98,27 +93,27 @@ def test_binary_float_ops_match_tf(tf_v1, name):
         "mod",
     ],
 )
-def test_binary_integer_ops_match_tf(tf_v1, name):
-    assert_matches_tf(tf_v1, lambda t: getattr(t, name)(t.constant(I), t.constant(J)))
+def test_binary_integer_ops_match_tf(tfv1, name):
+    assert_matches_tf(tfv1, lambda t: getattr(t, name)(t.constant(I), t.constant(J)))
 
 
 @pytest.mark.parametrize("name", COMPARE)
-def test_comparisons_match_tf(tf_v1, name):
+def test_comparisons_match_tf(tfv1, name):
     def program(t):
         return [getattr(t, name)(t.constant(X), t.constant(Y)), getattr(t, name)(t.constant(I), 0)]
 
-    assert_matches_tf(tf_v1, program)
+    assert_matches_tf(tfv1, program)
 
 
-def test_logical_ops_match_tf(tf_v1):
+def test_logical_ops_match_tf(tfv1):
     def program(t):
         a, b = t.constant(B1), t.constant(B2)
         return [getattr(t, n)(a, b) for n in LOGICAL] + [t.logical_not(a)]
 
-    assert_matches_tf(tf_v1, program)
+    assert_matches_tf(tfv1, program)
 
 
-def test_add_n_and_python_scalars_keep_float32(tf_v1):
+def test_add_n_and_python_scalars_keep_float32(tfv1):
     def program(t):
         x = t.constant(X)
         return [
@@ -128,7 +123,7 @@ def test_add_n_and_python_scalars_keep_float32(tf_v1):
             1.0 / t.constant(POS),
         ]
 
-    assert_matches_tf(tf_v1, program, rtol=2e-6)
+    assert_matches_tf(tfv1, program, rtol=2e-6)
 
 
 REDUCERS = [
@@ -142,7 +137,7 @@ REDUCERS = [
 
 
 @pytest.mark.parametrize("name", REDUCERS)
-def test_reductions_match_tf_with_tf1_aliases(tf_v1, name):
+def test_reductions_match_tf_with_tf1_aliases(tfv1, name):
     data = RNG.uniform(-1, 1, size=(2, 3, 4)).astype(np.float32)
 
     def program(t):
@@ -156,17 +151,17 @@ def test_reductions_match_tf_with_tf1_aliases(tf_v1, name):
             fn(x, axis=0, keep_dims=True),
         ]
 
-    assert_matches_tf(tf_v1, program, rtol=1e-5)
+    assert_matches_tf(tfv1, program, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["reduce_sum", "reduce_mean", "reduce_max", "reduce_prod"])
-def test_integer_reductions_keep_the_dtype(tf_v1, name):
+def test_integer_reductions_keep_the_dtype(tfv1, name):
     assert_matches_tf(
-        tf_v1, lambda t: [getattr(t, name)(t.constant(I), 1), getattr(t, name)(t.constant(I))]
+        tfv1, lambda t: [getattr(t, name)(t.constant(I), 1), getattr(t, name)(t.constant(I))]
     )
 
 
-def test_reduce_any_all_match_tf(tf_v1):
+def test_reduce_any_all_match_tf(tfv1):
     data = np.array([[True, False], [True, True]])
 
     def program(t):
@@ -178,7 +173,7 @@ def test_reduce_any_all_match_tf(tf_v1):
             t.reduce_any(x, keepdims=True),
         ]
 
-    assert_matches_tf(tf_v1, program)
+    assert_matches_tf(tfv1, program)
 
 
 def test_reduction_alias_conflicts_raise():
@@ -189,7 +184,7 @@ def test_reduction_alias_conflicts_raise():
         tf.reduce_mean(x, keepdims=True, keep_dims=True)
 
 
-def test_cumsum_matches_tf(tf_v1):
+def test_cumsum_matches_tf(tfv1):
     def program(t):
         x, i = t.constant(X), t.constant(I)
         return [
@@ -199,7 +194,7 @@ def test_cumsum_matches_tf(tf_v1):
             t.cumsum(i, axis=-1, exclusive=True, reverse=True),
         ]
 
-    assert_matches_tf(tf_v1, program, rtol=1e-5)
+    assert_matches_tf(tfv1, program, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -214,10 +209,10 @@ def test_cumsum_matches_tf(tf_v1):
         ("...ij,...jk->...ik", [(2, 2, 3, 4), (2, 2, 4, 5)]),
     ],
 )
-def test_einsum_matches_tf_with_static_shape(tf_v1, equation, shapes):
+def test_einsum_matches_tf_with_static_shape(tfv1, equation, shapes):
     arrays = [RNG.standard_normal(s).astype(np.float32) for s in shapes]
     assert_matches_tf(
-        tf_v1, lambda t: t.einsum(equation, *[t.constant(a) for a in arrays]), rtol=1e-5
+        tfv1, lambda t: t.einsum(equation, *[t.constant(a) for a in arrays]), rtol=1e-5
     )
     out = tf.einsum(equation, *[tf.placeholder(tf.float32, s) for s in shapes])
     assert out.shape == np.einsum(equation, *arrays).shape
@@ -235,7 +230,7 @@ def test_einsum_rejects_mismatched_dimensions():
         tf.einsum("ij,jk->ik", tf.constant(np.zeros((2, 3))), tf.constant(np.zeros((4, 5))))
 
 
-def test_gather_axis_and_embedding_lookup_match_tf(tf_v1):
+def test_gather_axis_and_embedding_lookup_match_tf(tfv1):
     params = RNG.standard_normal((4, 5, 3)).astype(np.float32)
     idx = np.array([[3, 0], [1, 1]], np.int32)
 
@@ -250,12 +245,12 @@ def test_gather_axis_and_embedding_lookup_match_tf(tf_v1):
             lookup(p, idx, max_norm=1.0),
         ]
 
-    assert_matches_tf(tf_v1, program, rtol=1e-5)
+    assert_matches_tf(tfv1, program, rtol=1e-5)
     assert tf.gather(tf.constant(params), idx, axis=1).shape == (4, 2, 2, 3)
 
 
 @pytest.mark.parametrize("strategy", ["mod", "div"])
-def test_sharded_embedding_lookup_matches_tf(tf_v1, strategy):
+def test_sharded_embedding_lookup_matches_tf(tfv1, strategy):
     shards = [RNG.standard_normal((n, 2)).astype(np.float32) for n in (3, 3, 2)]
     ids = np.array([0, 7, 4, 2, 5, 1], np.int32)
 
@@ -263,10 +258,10 @@ def test_sharded_embedding_lookup_matches_tf(tf_v1, strategy):
         lookup = getattr(t, "nn", t).embedding_lookup
         return lookup([t.constant(s) for s in shards], ids, partition_strategy=strategy)
 
-    assert_matches_tf(tf_v1, program)
+    assert_matches_tf(tfv1, program)
 
 
-def test_clip_by_value_with_tensor_bounds_matches_tf(tf_v1):
+def test_clip_by_value_with_tensor_bounds_matches_tf(tfv1):
     def program(t):
         x = t.constant(X)
         lo = t.constant(np.array([-1.0, -0.5, 0.0, -2.0], np.float32))
@@ -276,12 +271,12 @@ def test_clip_by_value_with_tensor_bounds_matches_tf(tf_v1):
             t.clip_by_value(t.constant(I), -1, 6),
         ]
 
-    assert_matches_tf(tf_v1, program)
+    assert_matches_tf(tfv1, program)
     with pytest.raises(ValueError, match="greater"):
         tf.clip_by_value(tf.constant(X), 2.0, 1.0)
 
 
-def test_array_ops_match_tf(tf_v1):
+def test_array_ops_match_tf(tfv1):
     def program(t):
         x = t.constant(X)
         return [
@@ -294,7 +289,7 @@ def test_array_ops_match_tf(tf_v1):
             t.stop_gradient(x),
         ]
 
-    assert_matches_tf(tf_v1, program)
+    assert_matches_tf(tfv1, program)
 
 
 def test_static_shapes_and_dtypes():
@@ -382,13 +377,13 @@ SIGNATURE_NAMES = [
 
 
 @pytest.mark.parametrize("name", SIGNATURE_NAMES)
-def test_signature_matches_tf1(tf_v1, name):
+def test_signature_matches_tf1(tfv1, name):
     ours = list(inspect.signature(getattr(tf, name)).parameters)
-    theirs = list(inspect.signature(getattr(tf_v1, name)).parameters)
+    theirs = list(inspect.signature(getattr(tfv1, name)).parameters)
     assert ours[: len(theirs)] == theirs
 
 
-def test_reshape_to_shapes_known_only_at_run_time_matches_tf(tf_v1):
+def test_reshape_to_shapes_known_only_at_run_time_matches_tf(tfv1):
     def program(t):
         x = t.constant(X)
         flat = t.reshape(x, [-1])
@@ -398,7 +393,7 @@ def test_reshape_to_shapes_known_only_at_run_time_matches_tf(tf_v1):
             t.reshape(flat, [-1, t.gather(t.shape(x), 0), 2]),
         ]
 
-    assert_matches_tf(tf_v1, program)
+    assert_matches_tf(tfv1, program)
     x = tf.placeholder(tf.float32, (None, 4))
     assert tf.reshape(x, [tf.gather(tf.shape(x), 0), 2, 2]).shape == (None, 2, 2)
 
@@ -430,7 +425,7 @@ def test_saved_graph_and_optimized_graph_keep_these_ops(tmp_path):
 @pytest.mark.skipif(
     not hasattr(tf.Node, "__pow__"), reason="Node operators **, abs, <, ... not bound yet"
 )
-def test_node_operators_match_tf(tf_v1):
+def test_node_operators_match_tf(tfv1):
     def program(t):
         x, y = t.constant(X), t.constant(Y)
         i = t.constant(I)
@@ -449,10 +444,10 @@ def test_node_operators_match_tf(tf_v1):
             ~(x > 0),
         ]
 
-    assert_matches_tf(tf_v1, program)
+    assert_matches_tf(tfv1, program)
 
 
-def test_non_node_operands_take_the_node_dtype_as_tf(tf_v1):
+def test_non_node_operands_take_the_node_dtype_as_tf(tfv1):
     def program(t):
         x, i = t.constant(X), t.constant(I[0])
         return [
@@ -464,5 +459,5 @@ def test_non_node_operands_take_the_node_dtype_as_tf(tf_v1):
             t.floordiv(i, np.array([2, 2, 2])),
         ]
 
-    assert_matches_tf(tf_v1, program)
+    assert_matches_tf(tfv1, program)
     assert (np.ones(4) * tf.placeholder(tf.float32, (4,))).dtype == np.float32

@@ -10,26 +10,9 @@ import pytest
 
 import engine as tf
 from engine import nn
+from tests.engine.tf_oracle import run_both
 
 RNG = np.random.default_rng(7)
-
-
-@pytest.fixture(scope="module")
-def tfv1():
-    """tensorflow.compat.v1 (the oracle), skipped where TensorFlow is not installed."""
-    return pytest.importorskip("tensorflow").compat.v1
-
-
-def run_both(tfv1, program, *arrays):
-    """program(module, *placeholders) -> fetches, run on the engine and on TF; (engine, tf)."""
-    results = []
-    for module, graph in ((tf, tf.Graph()), (tfv1, tfv1.Graph())):
-        with graph.as_default():
-            nodes = [module.placeholder(a.dtype, a.shape) for a in arrays]
-            fetches = program(module, *nodes)
-            with module.Session(graph=graph) as session:
-                results.append(session.run(fetches, dict(zip(nodes, arrays, strict=True))))
-    return results
 
 
 def assert_same(engine_out, tf_out, rtol=1e-5, atol=1e-6):

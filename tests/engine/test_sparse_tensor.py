@@ -13,12 +13,6 @@ RNG = np.random.default_rng(11)
 TABLE = RNG.normal(size=(10, 3)).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def tfv1():
-    """tensorflow.compat.v1 (the oracle), skipped where TensorFlow is not installed."""
-    return pytest.importorskip("tensorflow").compat.v1
-
-
 def run_both(tfv1, program):
     """program(module) -> fetches, built and run on the engine and on TF: (engine, tf)."""
     out = []

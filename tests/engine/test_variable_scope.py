@@ -9,12 +9,6 @@ import numpy as np
 import pytest
 
 import engine as tf
-from tests.engine.tf_oracle import import_tf_v1
-
-
-@pytest.fixture(scope="module")
-def tf_v1():
-    return import_tf_v1()
 
 
 def _in_graph(t, program):
@@ -22,14 +16,14 @@ def _in_graph(t, program):
         return program(t)
 
 
-def _same_in_both(tf_v1, program):
+def _same_in_both(tfv1, program):
     ours = _in_graph(tf, program)
-    theirs = _in_graph(tf_v1, program)
+    theirs = _in_graph(tfv1, program)
     assert ours == theirs
     return ours
 
 
-def test_variable_and_op_names_follow_tf1(tf_v1):
+def test_variable_and_op_names_follow_tf1(tfv1):
     def program(t):
         names = []
         with t.variable_scope("outer"):
@@ -46,10 +40,10 @@ def test_variable_and_op_names_follow_tf1(tf_v1):
             names.append(t.identity(w, name="again").op.name)  # the name scope is outer_1
         return names
 
-    assert _same_in_both(tf_v1, program)[:2] == ["outer/w", "outer/plus"]
+    assert _same_in_both(tfv1, program)[:2] == ["outer/w", "outer/plus"]
 
 
-def test_default_names_and_reentered_scope_objects_follow_tf1(tf_v1):
+def test_default_names_and_reentered_scope_objects_follow_tf1(tfv1):
     def program(t):
         names = []
         for _ in range(2):
@@ -68,11 +62,11 @@ def test_default_names_and_reentered_scope_objects_follow_tf1(tf_v1):
             names.append(scope_name)
         return names
 
-    names = _same_in_both(tf_v1, program)
+    names = _same_in_both(tfv1, program)
     assert names[:2] == ["dense/kernel", "dense_1/kernel"]
 
 
-def test_reuse_modes_follow_tf1(tf_v1):
+def test_reuse_modes_follow_tf1(tfv1):
     def program(t):
         with t.variable_scope("m"):
             w = t.get_variable("w", [2, 2])
@@ -88,7 +82,7 @@ def test_reuse_modes_follow_tf1(tf_v1):
             same_after_reuse_variables = t.get_variable("w") is w
         return [same_reuse, inherited, same_auto, created, same_after_reuse_variables]
 
-    assert _same_in_both(tf_v1, program) == [True, True, True, "m/fresh", True]
+    assert _same_in_both(tfv1, program) == [True, True, True, "m/fresh", True]
 
 
 def _error(t, program):
@@ -101,7 +95,7 @@ def _error(t, program):
     "case",
     ["exists", "missing", "shape"],
 )
-def test_reuse_errors_read_like_tf1(tf_v1, case):
+def test_reuse_errors_read_like_tf1(tfv1, case):
     def program(t):
         with t.variable_scope("foo"):
             t.get_variable("w", [2, 3])
@@ -115,7 +109,7 @@ def test_reuse_errors_read_like_tf1(tf_v1, case):
             with t.variable_scope("foo", reuse=True):
                 t.get_variable("w", [3, 3])
 
-    ours, theirs = _error(tf, program), _error(tf_v1, program)
+    ours, theirs = _error(tf, program), _error(tfv1, program)
     first_sentence = theirs.split(".")[0]
     assert ours.startswith(first_sentence), (ours, theirs)
 
@@ -133,7 +127,7 @@ def _values(t, program):
             return session.run(fetches)
 
 
-def test_initializers_regularizers_and_dtypes_follow_tf1(tf_v1):
+def test_initializers_regularizers_and_dtypes_follow_tf1(tfv1):
     def program(t):
         def reg(v):
             return t.reduce_sum(t.square(v)) * 0.1
@@ -149,7 +143,7 @@ def test_initializers_regularizers_and_dtypes_follow_tf1(tf_v1):
         assert len(losses) == 2
         return [a, b, c, d, e, *losses]
 
-    ours, theirs = _values(tf, program), _values(tf_v1, program)
+    ours, theirs = _values(tf, program), _values(tfv1, program)
     for got, expected in zip(ours, theirs, strict=True):
         got, expected = np.asarray(got), np.asarray(expected)
         assert got.dtype == expected.dtype
@@ -173,10 +167,10 @@ def test_trainable_and_collections():
 
 
 @pytest.mark.parametrize("name", ["get_variable", "variable_scope", "name_scope"])
-def test_signature_matches_tf1(tf_v1, name):
+def test_signature_matches_tf1(tfv1, name):
     def params(fn):
         target = fn.__init__ if inspect.isclass(fn) else fn
         return [p for p in inspect.signature(target).parameters if p != "self"]
 
-    ours, theirs = params(getattr(tf, name)), params(getattr(tf_v1, name))
+    ours, theirs = params(getattr(tf, name)), params(getattr(tfv1, name))
     assert ours[: len(theirs)] == theirs

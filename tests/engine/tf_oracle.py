@@ -7,17 +7,22 @@ fetches; inputs are numpy constants inside it, so the same code builds both grap
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import engine
 
-__all__ = ["assert_matches_tf", "import_tf_v1", "run_engine", "run_tf"]
+__all__ = ["assert_matches_tf", "run_both", "run_engine", "run_tf"]
 
 
-def import_tf_v1():
-    """tensorflow.compat.v1, or a skip when TensorFlow is not installed (a module fixture
-    in each test file calls this)."""
-    return pytest.importorskip("tensorflow").compat.v1
+def run_both(tfv1, program, *arrays):
+    """program(module, *placeholders) -> fetches, run on the engine and on TF: (engine, tf)."""
+    results = []
+    for module, graph in ((engine, engine.Graph()), (tfv1, tfv1.Graph())):
+        with graph.as_default():
+            nodes = [module.placeholder(a.dtype, a.shape) for a in arrays]
+            fetches = program(module, *nodes)
+            with module.Session(graph=graph) as session:
+                results.append(session.run(fetches, dict(zip(nodes, arrays, strict=True))))
+    return results
 
 
 def run_engine(program, device="cpu"):
