@@ -9,6 +9,7 @@ import numpy as np
 from engine.autodiff import NotDifferentiable, RegisterGradient
 from engine.backend import scatter_add
 from engine.graph import Operation
+from engine.ops_sort import TakeAlongAxis
 from engine.shape_helpers import (
     constant_value,
     format_shape,
@@ -182,32 +183,6 @@ def _top_k_partitioned(keys, k: int):
     return col[picked].reshape(keys.shape[:-1] + (k,))
 
 
-class TopKValues(Operation):
-    """The entries of `x` at `indices` along the last dimension (top_k's values)."""
-
-    op_type = "top_k_values"
-
-    def forward(self, xp, x, indices):
-        return xp.take_along_axis(xp.asarray(x), indices.astype(np.int64), axis=-1)
-
-    def infer_shape(self, x, indices):
-        return indices
-
-    def infer_dtype(self, x, indices):
-        return known_dtype(x)
-
-
-@RegisterGradient("top_k_values")
-def _top_k_values_grad(op, g):
-    x, indices = op.inputs
-    xp = op.xp
-    leading = int(np.prod(x.shape[:-1], dtype=np.int64))
-    full = xp.zeros((leading, x.shape[-1]), dtype=g.dtype)
-    rows = xp.arange(leading)[:, None]
-    full[rows, indices.reshape(leading, -1)] = g.reshape(leading, -1)
-    return full.reshape(x.shape), None
-
-
 TopKV2 = namedtuple("TopKV2", ["values", "indices"])
 
 
@@ -227,5 +202,5 @@ def top_k(input, k=1, sorted=True, name=None):  # noqa: A002 - TF-1's keyword na
         )
     base = name or "TopKV2"
     indices = TopKIndices([input], name=base + "_indices", k=k, sorted=bool(sorted))
-    values = TopKValues([input, indices], name=base)
+    values = TakeAlongAxis([input, indices], name=base, axis=-1)
     return TopKV2(values, indices)

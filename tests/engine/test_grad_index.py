@@ -83,8 +83,8 @@ CASES = [
         [np.array([[0], [2], [0]]), _r(3, 2)],
         [1],
     ),
-    ("top_k-rows", "top_k_values", lambda x: tf.top_k(x, 2)[0], [_distinct(3, 5)], [0]),
-    ("top_k-vector", "top_k_values", lambda x: tf.top_k(x, 3)[0], [_distinct(6)], [0]),
+    ("top_k-rows", "take_along_axis", lambda x: tf.top_k(x, 2)[0], [_distinct(3, 5)], [0]),
+    ("top_k-vector", "take_along_axis", lambda x: tf.top_k(x, 3)[0], [_distinct(6)], [0]),
 ]
 
 # Index-valued or constant-valued outputs: no gradient; forward-tested in test_index_ops.py.
