@@ -23,6 +23,7 @@ Node contract (stable: `saved.py` and `passes.py` build on it; see README "Node 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable
 from functools import partial, partialmethod
@@ -95,11 +96,11 @@ class Graph:
     get_operation_by_name = get_node
 
     def get_collection(self, key: str, scope: str | None = None) -> list:
-        """A copy of the collection `key` (values whose name starts with `scope` when given)."""
+        """A copy of the collection `key` (values whose name `re.match`es `scope`, as TF-1)."""
         values = list(self.collections.get(key, []))
         if scope is None:
             return values
-        return [v for v in values if getattr(v, "name", "").startswith(scope)]
+        return [v for v in values if re.match(scope, getattr(v, "name", ""))]
 
     def add_to_collection(self, key: str, value) -> None:
         """Append `value` to the collection `key`."""
@@ -359,14 +360,15 @@ class Constant(Node):
     @property
     def dtype(self):
         if self.weakly_typed:  # what TF-1 would make of it
-            return np.dtype(_WEAK_DEFAULTS[type(self.value)])
+            return np.dtype(WEAK_SCALAR_DTYPES[type(self.value)])
         return self.value.dtype
 
     def _static_shape(self) -> TensorShape:
         return TensorShape(np.shape(self.value))
 
 
-_WEAK_DEFAULTS = {bool: np.bool_, int: np.int32, float: np.float32}
+# The dtype TF-1 gives a Python scalar (a weakly typed constant reports it as its dtype).
+WEAK_SCALAR_DTYPES = {bool: np.bool_, int: np.int32, float: np.float32}
 _TF_DEFAULTS = {np.dtype(np.float64): np.float32, np.dtype(np.int64): np.int32}
 
 

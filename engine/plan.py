@@ -16,6 +16,7 @@ import numpy as np
 from engine.backend import to_numpy
 from engine.errors import FailedPreconditionError, FeedError, GraphError, OpExecutionError
 from engine.graph import (
+    WEAK_SCALAR_DTYPES,
     Constant,
     Graph,
     Node,
@@ -268,15 +269,11 @@ def _op_error(node, v, slots, exc) -> OpExecutionError:
     )
 
 
-# A Python scalar result (weakly typed constants and what they make) comes back as the
-# numpy scalar TF-1 would give: float32, int32 or bool.
-_SCALAR_DTYPES = {float: np.float32, int: np.int32, bool: np.bool_}
-
-
 def _fetched(value, copy: bool):
     if value is None:
         return None
-    scalar_dtype = _SCALAR_DTYPES.get(type(value))
+    # A Python scalar (weak constants and what they make) comes back as TF-1's numpy scalar.
+    scalar_dtype = WEAK_SCALAR_DTYPES.get(type(value))
     if scalar_dtype is not None:
         return scalar_dtype(value)
     if type(value) is IndexedSlices:

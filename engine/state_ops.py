@@ -246,8 +246,7 @@ def get_collection(key, scope=None):
         return global_variables(scope)
     if key == GraphKeys.TRAINABLE_VARIABLES:
         return trainable_variables(scope)
-    values = get_default_graph().get_collection(key)
-    return values if scope is None else [v for v in values if re.match(scope, v.name)]
+    return get_default_graph().get_collection(key, scope)
 
 
 def get_collection_ref(key):
