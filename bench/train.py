@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 seeded = {} if seed is None else {"training.seed": seed}
                 cfg = load_config(config, {"model.name": model, **overrides, **seeded})
                 load_before, start = _load_average(), time.perf_counter()
-                version, metrics = train_and_export(cfg)
+                version, metrics = train_and_export(cfg, source="bench.train")
                 rows.append({
                     "config": config, "dataset": dataset, "model": model, "export": version.uri,
                     "seed": cfg.training.seed, "optimizer": cfg.training.optimizer,

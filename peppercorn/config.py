@@ -30,6 +30,7 @@ __all__ = [
     "SparkConfig",
     "SyntheticConfig",
     "TrainingConfig",
+    "TrackingConfig",
     "BatchConfig",
     "load_config",
 ]
@@ -304,6 +305,27 @@ class BatchConfig(_Section):
     warm_start: bool = False
 
 
+class TrackingConfig(_Section):
+    """Experiment tracking and the model registry, in MLflow (`peppercorn.tracking`).
+
+    `uri` None: `MLFLOW_TRACKING_URI` when set, else a SQLite store `mlflow.db` under a local
+    data root (`.mlflow/mlflow.db` here when the data root is remote), so nothing has to be
+    started. `PEPPERCORN_TRACKING=off` in the environment turns tracking off like `enabled`.
+    """
+
+    enabled: bool = True
+    uri: str | None = Field(None, min_length=1)
+    # None: the tracking URI (MLflow's default); the server reads its labels' aliases here.
+    registry_uri: str | None = Field(None, min_length=1)
+    # None: the dataset's name, so each dataset's runs are compared side by side.
+    experiment: str | None = Field(None, min_length=1)
+    # Where a new experiment keeps its artifacts; None: `mlartifacts/` beside a SQLite store
+    # (a tracking server chooses its own).
+    artifact_location: str | None = Field(None, min_length=1)
+    # The registry alias the daily run's promotion gate moves to the version it promotes.
+    promotion_alias: str = Field("stable", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
 class Config(_Section):
     """The whole pipeline configuration, one section per stage."""
 
@@ -316,6 +338,7 @@ class Config(_Section):
     serving: ServingConfig = ServingConfig()
     batch: BatchConfig = BatchConfig()
     online_store: OnlineStoreConfig = OnlineStoreConfig()
+    tracking: TrackingConfig = TrackingConfig()
     source: str | None = Field(None, exclude=True, description="file this config was read from")
 
     def dataset_root(self) -> str:

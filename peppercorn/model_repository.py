@@ -107,6 +107,14 @@ class ExportedVersion:
             if info.type == pafs.FileType.File
         }
 
+    def checksum(self) -> str:
+        """`sha256:<hex>` of the version's manifest, which lists every file's checksum: one
+        value that changes whenever any file of the version does."""
+        import hashlib
+
+        manifest = read_bytes(self.repository.fs, f"{self._path}/{MANIFEST}")
+        return f"sha256:{hashlib.sha256(manifest).hexdigest()}"
+
     def fingerprint(self) -> tuple:
         """(file, size, mtime[, ETag]) of every file: changes whenever the version's files do.
 

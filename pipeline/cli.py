@@ -245,9 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # pydantic's ValidationError of an override
         print(f"error: {args.config}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
-    ctx = RunContext(cfg)
+    ctx = RunContext(cfg, source=f"pipeline {args.command}")
+    failed = True
     try:
-        return run(ctx, args)
+        code = run(ctx, args)
+        failed = code != 0
+        return code
     except Exception as exc:
         from pyspark.errors.exceptions.base import PySparkException
 
@@ -259,4 +262,4 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         raise
     finally:
-        ctx.close()
+        ctx.close(failed=failed)

@@ -15,6 +15,7 @@ from peppercorn.model_repository import ExportedVersion, ModelRepository
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from peppercorn.tracking.runs import RunTracker
     from training.trainer import Trainer, TrainResult
 
 __all__ = ["RunContext", "checkpoint_dir"]
@@ -49,6 +50,8 @@ class RunContext:
     trainer: Trainer | None = None
     result: TrainResult | None = None
     exported: ExportedVersion | None = None
+    source: str = "pipeline"  # who ran it, as tracked runs say: "pipeline train", "bench.train"
+    tracker: RunTracker | None = None  # train: the tracked run, ended by close()
     _spark: Any = field(default=None, repr=False)
     _owns_spark: bool = field(default=False, repr=False)
 
@@ -70,8 +73,12 @@ class RunContext:
         """The model repository of `paths.model_repository`."""
         return ModelRepository(self.cfg.paths.model_repository)
 
-    def close(self) -> None:
-        """Stop the SparkSession if this run started it."""
+    def close(self, failed: bool = False) -> None:
+        """End the tracked run (FAILED when `failed`) and stop the SparkSession if this run
+        started it."""
+        if self.tracker is not None:
+            self.tracker.end(failed=failed)
+            self.tracker = None
         if self._spark is not None and self._owns_spark:
             self._spark.stop()
         self._spark, self._owns_spark = None, False

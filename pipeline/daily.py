@@ -13,6 +13,9 @@ Guarantees:
 - a failing step stops the chain; the summary names it and keeps its error;
 - every run (failed or not) writes `<dataset root>/daily/dt=<day>/summary.json`: steps,
   durations, row counts, model version, metrics and the gate decision;
+- every run is tracked (`peppercorn.tracking`): the candidate the gate promotes is registered
+  and the registry alias `tracking.promotion_alias` (`stable`) moved to it; the version to
+  beat is the one that alias names (the latest version when there is none);
 - every run keeps the online store (`pipeline.store_upkeep`): expired entries dropped, the
   rest (posted since training) kept, its size in the summary; an unavailable store is
   reported there, never a failure.
@@ -33,7 +36,7 @@ from pipeline.context import RunContext
 from pipeline.errors import error_line
 from pipeline.store_upkeep import keep_store
 
-__all__ = ["STEP_NAMES", "lock_path", "run_daily", "summary_uri"]
+__all__ = ["STEP_NAMES", "lock_path", "run_daily", "serving_version", "summary_uri"]
 
 
 def etl(ctx: RunContext) -> dict:
@@ -62,6 +65,10 @@ def gate(ctx: RunContext) -> dict:
         ctx.cfg.batch.promotion_margin,
         why,
     )
+    if ctx.tracker is not None:
+        verdict = "promoted" if ctx.decision["promote"] else "refused"
+        ctx.tracker.set_tags({"peppercorn.gate": verdict,
+                              "peppercorn.gate_reason": ctx.decision["reason"]})  # fmt: skip
     return {"decision": ctx.decision}
 
 
@@ -72,6 +79,13 @@ def export(ctx: RunContext) -> dict:
         return {"exported": None, "serving_version": ctx.batch_version}
     record = stages.export(ctx)
     ctx.batch_version = ctx.exported.version
+    alias = ctx.cfg.tracking.promotion_alias
+    registered = ctx.tracker.set_alias(alias) if ctx.tracker is not None else None
+    record["alias"] = (
+        {"name": alias, "registry_version": registered}
+        if registered is not None
+        else {"name": alias, "set": False, "reason": "tracking is off or failed for this run"}
+    )
     return record
 
 
@@ -127,24 +141,57 @@ def _write_summary(cfg: Config, day: str, summary: dict) -> None:
 
 def run_daily(cfg: Config, day: str, from_step: str = "etl", retrain: bool = False) -> dict:
     """Run the chain for `day`; returns the summary (also written to `summary_uri`)."""
-    ctx = RunContext(cfg, progress=False, day=day)
+    ctx = RunContext(cfg, progress=False, day=day, source="pipeline daily")
     model = cfg.model.name
+    tracker = None
     try:
         previous = None if retrain else _read_summary(cfg, day)
         reuse = previous.get("exported_version") if previous else None
         if reuse not in ctx.repository.versions(model):
             reuse = None
-        latest = ctx.repository.latest(model)
-        ctx.serving = ctx.repository.version(model, latest) if latest else None
+        serving, chosen_by = serving_version(ctx)
+        ctx.serving = ctx.repository.version(model, serving) if serving else None
         if cfg.batch.warm_start:
             ctx.warm_from = ctx.serving
         summary = _run_steps(ctx, from_step, reuse, previous)
-    finally:
-        ctx.close()
+        summary["serving_version_chosen_by"] = chosen_by
+    except BaseException:
+        ctx.close(failed=True)
+        raise
+    tracker, ctx.tracker = ctx.tracker, None  # ended below, once the summary is complete
+    ctx.close()
     # Whether or not the chain succeeded: the store's expiry does not depend on the model.
     summary["online_store"] = keep_store(cfg)
     _write_summary(cfg, day, summary)
+    if tracker is not None:
+        tracker.log_json(summary, "daily/summary.json")
+        tracker.end(failed=summary["status"] == "failed")
     return summary
+
+
+def serving_version(ctx: RunContext) -> tuple[int | None, str]:
+    """The version the candidate must beat, and how it was chosen: the one the registry's
+    promotion alias (`tracking.promotion_alias`) names, else the repository's latest."""
+    from peppercorn.tracking.registry import alias_targets
+    from peppercorn.tracking.store import TrackingTarget
+
+    model, alias = ctx.cfg.model.name, ctx.cfg.tracking.promotion_alias
+    latest = ctx.repository.latest(model)
+    target = TrackingTarget.from_config(ctx.cfg)
+    if not target.enabled or not target.exists():
+        return latest, "latest (tracking is off or has no registry yet)"
+    try:
+        found = alias_targets(target.client(), model, ctx.repository.uri).get(alias)
+    except Exception as exc:  # an unreachable registry must not stop the daily run
+        return latest, f"latest (the registry could not be read: {error_line(exc)})"
+    if found is None:
+        return latest, f"latest (no {alias} alias in the registry)"
+    if found.version is None:
+        return latest, f"latest ({found.problem})"
+    if found.version not in ctx.repository.versions(model):
+        missing = f"alias {alias} names version {found.version}, not in the repository"
+        return latest, f"latest ({missing})"
+    return found.version, f"alias {alias} (registry version {found.registry_version})"
 
 
 def _run_steps(ctx: RunContext, from_step: str, reuse: int | None, previous: dict | None):

@@ -8,6 +8,7 @@ its promotion gate and batch scoring (`pipeline.daily`).
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -106,6 +107,7 @@ def train(ctx: RunContext) -> dict:
     params = resolve_params(name, cfg.model.params)
     checkpoints = checkpoint_dir(cfg)
     record: dict[str, Any] = {"model": name}
+    tracker = _tracker(ctx, params)
     if cfg.training.distributed.workers > 1:
         from training.distributed import train_distributed
 
@@ -117,17 +119,39 @@ def train(ctx: RunContext) -> dict:
         ctx.trainer, ctx.result = train_distributed(
             cfg, name, params, checkpoints, None, ctx.resume, ctx.progress
         )
+        tracker.log_dataset(ctx.trainer.dataset)  # its epochs come with the result
     else:
         dataset = open_dataset(cfg.dataset_root())
+        tracker.log_dataset(dataset)
         ctx.trainer = Trainer(
-            dataset, cfg.training, name, params, checkpoints, progress=ctx.progress
-        )
+            dataset, cfg.training, name, params, checkpoints, progress=ctx.progress,
+            on_epoch=tracker.log_epoch,
+        )  # fmt: skip
         if ctx.warm_from is not None:
             record["warm_start"] = _warm_start(ctx.trainer, ctx.warm_from)
+            tracker.set_tags({"peppercorn.warm_start": json.dumps(plain(record["warm_start"]))})
         ctx.result = ctx.trainer.fit(resume=ctx.resume)
+    tracker.log_result(ctx.result)
     record["rows"] = {"train": ctx.trainer.train.count}
     record["metrics"] = plain(ctx.result.metrics)
+    if tracker.active:
+        record["tracking"] = {"uri": tracker.target.uri, "run_id": tracker.run_id}
     return record
+
+
+def _tracker(ctx: RunContext, params: dict[str, Any]):
+    """The run's tracker (`peppercorn.tracking`), started with the config on first use."""
+    from peppercorn.tracking.runs import RunTracker
+
+    if ctx.tracker is None:
+        cfg = ctx.cfg
+        tags = {"peppercorn.model": cfg.model.name, "peppercorn.dataset": cfg.dataset.name}
+        if ctx.day:
+            tags["peppercorn.dt"] = ctx.day
+        run_name = f"{cfg.model.name}-{ctx.source.replace(' ', '-')}"
+        ctx.tracker = RunTracker.start(cfg, ctx.source, run_name, tags)
+    ctx.tracker.log_config(ctx.cfg, params)
+    return ctx.tracker
 
 
 def export(ctx: RunContext) -> dict:
@@ -142,6 +166,10 @@ def export(ctx: RunContext) -> dict:
         ctx.exported = export_model(
             r, ctx.trainer.dataset, ctx.trainer.seen, ctx.repository, name, Path(tmp)
         )
+        if ctx.tracker is not None:
+            ctx.tracker.log_report(Path(tmp))
+    if ctx.tracker is not None:
+        ctx.tracker.log_export(ctx.exported)
     if ctx.progress:  # the one figure `make train` did not print (bench/platform.py reads it)
         print(f"export: {time.perf_counter() - began:.1f} s", flush=True)
     return {"exported": ctx.exported.version, "uri": ctx.exported.uri}
@@ -164,11 +192,14 @@ def run_chain(ctx: RunContext, stages) -> dict[str, dict]:
     return {stage.__name__: stage(ctx) for stage in stages}
 
 
-def train_and_export(cfg, progress: bool = False):
-    """`make train` as a function: (the exported version, its metrics)."""
-    ctx = RunContext(cfg, progress=progress)
+def train_and_export(cfg, progress: bool = False, source: str = "pipeline train"):
+    """`make train` as a function: (the exported version, its metrics); the tracked run's
+    source tag is `source`."""
+    ctx = RunContext(cfg, progress=progress, source=source)
+    failed = True
     try:
         run_chain(ctx, TRAIN)
+        failed = False
     finally:
-        ctx.close()
+        ctx.close(failed=failed)
     return ctx.exported, ctx.result.metrics

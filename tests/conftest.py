@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,10 @@ from tests.s3_server import s3_server, s3_uri  # noqa: F401  (fixtures: a local 
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+
+# Tests train many small models: none of them is tracked (a store is 2-3 s to create) except
+# where a test turns tracking on itself (tests/peppercorn/tracking).
+os.environ["PEPPERCORN_TRACKING"] = "off"
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ capped `history/` table for the models that read it) plus one chunk.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -90,11 +91,15 @@ class Trainer:
         progress: bool = True,
         *,
         trains: bool = True,
+        on_epoch: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         """`trains=False` builds the model for scoring only (the distributed driver, whose
-        tasks train): no negative-sampling exclusion and no training sequences are built."""
+        tasks train): no negative-sampling exclusion and no training sequences are built.
+        `on_epoch(phase, record)` is told each finished epoch ("select" or "refit" phase)
+        with its history record, as it happens (experiment tracking logs it)."""
         self.dataset, self.cfg, self.checkpoint_dir = dataset, training, checkpoint_dir
         self.progress = progress
+        self.on_epoch = on_epoch
         self.validation = dataset.eval_set("validation")
         self.test = dataset.eval_set("test")
         self.train = self._positives()
@@ -340,6 +345,8 @@ class Trainer:
             record.update({f"val_{k}": v for k, v in val.items() if k.startswith("full_")})
             record.pop("val_full_users", None)
             state["history"].append(record)
+            if self.on_epoch is not None:
+                self.on_epoch("select", record)
             state["train_seconds"] += seconds
             state["train_samples"] += samples
             # "best_ndcg" holds the best value of `metric` (named before the metric was a choice).
@@ -371,6 +378,8 @@ class Trainer:
             loss, samples, seconds = self.run_epoch(epoch, rng, positives, exclude, "refit epoch")
             check_finite(self.session, self.model.graph, epoch, loss, "refit epoch")
             state["refit_history"].append({"epoch": epoch, "loss": loss, "seconds": seconds})
+            if self.on_epoch is not None:
+                self.on_epoch("refit", state["refit_history"][-1])
             state["train_seconds"] += seconds
             state["train_samples"] += samples
             state["refit_epoch"] = epoch
