@@ -15,8 +15,8 @@ MODEL ?=
 PYTEST_ARGS ?=
 PLATFORM_ARGS ?=
 
-.PHONY: setup etl generate train serve batch daily stream test-nightly bench bench-engine bench-etl bench-train \
-        bench-serve bench-serve-readyz bench-soak bench-distributed bench-platform test test-fast \
+.PHONY: setup etl generate train serve batch daily stream tracking-ui test-nightly bench bench-engine \
+        bench-etl bench-train bench-report bench-tracking-ui bench-serve bench-serve-readyz bench-soak bench-distributed bench-platform test test-fast \
         test-parity test-gpu fuzz lint format clean
 
 setup: $(STAMP)
@@ -52,6 +52,11 @@ daily: setup
 stream: setup
 	$(PY) -m features.stream --config $(CONFIG) --once
 
+# MLflow's UI over this config's tracking store (tracking.uri, default <data root>/mlflow.db):
+# every run's parameters, curves and artifacts, and the model registry's aliases.
+tracking-ui: setup
+	$(PY) -m peppercorn.tracking.ui --config $(CONFIG) $(if $(PORT),--port $(PORT))
+
 bench: bench-engine bench-etl bench-train bench-serve bench-serve-readyz bench-soak bench-distributed
 
 bench-engine: setup
@@ -63,6 +68,16 @@ bench-etl: setup
 
 bench-train: setup
 	$(PY) -m bench.train
+
+# The quality tables (README, bench/results/quality_runs.md) from the tracked runs.
+bench-report: setup
+	$(PY) -m bench.report
+
+# The tracking UI in headless Chromium: screenshots under bench/results/ (needs Debian's
+# chromium; installs the bench extra for Playwright).
+bench-tracking-ui: setup
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m bench.tracking_ui
 
 # The model server (one stage), then issue #16's two-stage figures: the ANN index, the chain's
 # quality, /recommend at 1M users x 100k rooms, and batch top-K through the chain at that size.
