@@ -167,6 +167,9 @@ class TrainingConfig(_Section):
     # Users the full-catalogue evaluation ranks every item for (a seeded sample when the split
     # has more; all of them on MovieLens); 0 leaves that evaluation out.
     full_eval_users: int = Field(20_000, ge=0)
+    # Off a terminal (cron, CI, a redirected log) a long epoch reports one progress line this
+    # often instead of a redrawn bar (training/progress.py).
+    progress_interval_s: float = Field(30.0, gt=0)
 
     @model_validator(mode="after")
     def _full_stopping_needs_full_evaluation(self) -> TrainingConfig:

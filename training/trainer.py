@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 import engine as tf
 from peppercorn.config import TrainingConfig
@@ -43,6 +42,7 @@ from training.divergence import check_finite
 from training.evaluation import FullCatalogue, popularity_users_scorer, sample_users, trained_items
 from training.metrics import evaluate_scores
 from training.models import BuildContext, ModelGraph, build_model
+from training.progress import epoch_progress, summary_line
 from training.scoring import (
     eval_scores,
     full_catalogue_scorer,
@@ -232,9 +232,10 @@ class Trainer:
         positives, exclude = positives or self.train, exclude or self.exclude
         negatives = 0 if self.sampler is not None else self.cfg.negatives
         expected = positives.count * (1 + negatives)
-        bar = tqdm(
-            total=expected, desc=f"{label} {epoch}", unit="ex", disable=not self.progress,
-            leave=False, mininterval=0.5,
+        # A bar on a terminal, else a plain line every `progress_interval_s` (no `\r` in logs).
+        report = epoch_progress(
+            f"{label} {epoch}", expected, enabled=self.progress,
+            interval_s=self.cfg.progress_interval_s,
         )  # fmt: skip
         for users, items in positives.epoch_chunks(rng):
             if self.sampler is None:
@@ -248,14 +249,9 @@ class Trainer:
                 _, loss = self.session.run([self.train_op, self.model.loss], self._feed(batch, rng))
                 total_loss += float(loss) * len(batch)
                 samples += len(batch)
-                bar.update(len(batch))
-                if bar.n % (self.cfg.batch_size * 50) < self.cfg.batch_size:
-                    elapsed = seconds + time.perf_counter() - start
-                    bar.set_postfix(
-                        loss=f"{total_loss / samples:.4f}", ex_s=f"{samples / elapsed:.0f}"
-                    )
+                report.update(len(batch), total_loss, seconds + time.perf_counter() - start)
             seconds += time.perf_counter() - start
-        bar.close()
+        report.close()
         return total_loss / max(samples, 1), samples, seconds
 
     def _feed(self, batch, rng) -> dict:
@@ -360,7 +356,7 @@ class Trainer:
             self._save(self.checkpoint_dir, epoch, state, rng)
             ckpt.prune_checkpoints(self.checkpoint_dir, keep={epoch, state["best_epoch"]})
             if self.progress:
-                tqdm.write(
+                summary_line(
                     f"epoch {epoch}: loss {loss:.4f}  val HR@10 {val['hr@10']:.4f}  "
                     f"NDCG@10 {val['ndcg@10']:.4f}  AUC {val['auc']:.4f}  "
                     + (f"{metric} {val[metric]:.4f}  " if metric.startswith("full_") else "")
@@ -387,7 +383,7 @@ class Trainer:
             self._save(folder, epoch, state, rng)
             ckpt.prune_checkpoints(folder, keep={epoch})
             if self.progress:
-                tqdm.write(f"refit epoch {epoch}/{state['best_epoch']}: loss {loss:.4f}")
+                summary_line(f"refit epoch {epoch}/{state['best_epoch']}: loss {loss:.4f}")
 
     def finish(self, state: dict[str, Any]) -> TrainResult:
         """Restore the best epoch's weights, evaluate on test and return the `TrainResult`."""
