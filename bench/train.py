@@ -2,12 +2,15 @@
 
 `python -m bench.train [--models gmf,mlp,...] [--configs a.yaml,b.yaml] [--seeds 0,1,2]` trains
 each model on each config's features datasets (run `make etl CONFIG=...` first), once per seed
-(default: the config's `training.seed`), exports a version like `make train` does, and writes
-`bench/results/<out>.md` and `<out>.json` (default `quality`) with
-the test metrics, the popularity baseline and the timings, plus the machine's load while
-it ran (timings on a shared machine are only comparable under similar load). On the NCF split
-each export is also scored on the raw `test.negative` file (`bench.ncf_check`), an independent
-check of the reported figures.
+(default: the config's `training.seed`), exports a version like `make train` does (a tracked
+run with source `bench.train`), and writes `bench/results/<out>.md` and `<out>.json` (default
+`quality-latest`) with the test metrics, the popularity baseline and the timings, plus the
+machine's load while it ran (timings on a shared machine are only comparable under similar
+load). On the NCF split each export is also scored on the raw `test.negative` file
+(`bench.ncf_check`), an independent check of the reported figures. The load and that check are
+added to the tracked run (`run/load_before`, `run/load_after`, `raw_check/hr_at_10`, ...);
+the table is `bench.report.runs_markdown`'s, the writer of every quality table, and
+`python -m bench.report` then rewrites the README's tables from the store.
 """
 
 from __future__ import annotations
@@ -67,37 +70,81 @@ def _load_average() -> float:
         return float("nan")
 
 
-def _table(rows: list[dict]) -> str:
-    head = (
-        "| dataset | model | optimizer | seed | HR@10 | NDCG@10 | AUC | popularity HR@10 / "
-        "NDCG@10 | best epoch | train s | samples/s | load avg |\n" + "|---" * 12 + "|"
-    )
-    lines = [head]
-    for r in rows:
-        m = r["metrics"]
-        lines.append(
-            f"| {r['dataset']} | {r['model']} | {r.get('optimizer', '?')} | {r['seed']} | "
-            f"{m['hr@10']:.3f} | {m['ndcg@10']:.3f} | "
-            f"{m['auc']:.3f} | {m['popularity_hr@10']:.3f} / {m['popularity_ndcg@10']:.3f} | "
-            f"{m['best_epoch']}/{m['epochs']} | {m['train_seconds']:.0f} | "
-            f"{m['train_samples_per_sec']:.0f} | {r['load_before']} → {r['load_after']} |"
-        )
-    return "\n".join(lines)
+def _annotate(cfg, version, figures: dict[str, float]) -> str | None:
+    """Add `figures` (load averages, the raw-file check) to the tracked run that exported
+    `version`; returns its run id (None when tracking is off or the run is not found)."""
+    from peppercorn.tracking.store import TrackingTarget
+
+    target = TrackingTarget.from_config(cfg)
+    if not target.enabled or not target.exists():
+        return None
+    try:
+        from mlflow.entities import Metric
+
+        client = target.client()
+        experiment = client.get_experiment_by_name(target.experiment)
+        found = client.search_runs(
+            [experiment.experiment_id],
+            f"tags.`peppercorn.version_uri` = '{version.uri}' and "
+            "tags.`peppercorn.source` = 'bench.train'",
+            order_by=["attributes.start_time DESC"], max_results=1,
+        )  # fmt: skip
+        if not found:
+            return None
+        run_id, now = found[0].info.run_id, int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, 0) for k, v in figures.items()]
+        client.log_batch(run_id, metrics=metrics)
+        return run_id
+    except Exception as exc:  # a store problem must not lose the benchmark's own results
+        print(f"  could not add the load and check figures to the tracked run: {exc}")
+        return None
+
+
+def _untracked(row: dict, cfg, figures: dict[str, float]):
+    """A row as a `TrackedRun` with no run id (tracking off), for the one table writer."""
+    from peppercorn.tracking.runs import SOURCE_TAG, TrackedRun, final_metrics
+    from training.models import resolve_params
+
+    params = {"model.name": cfg.model.name, "data.checksum": row["metrics"].get("dataset_checksum")}
+    params |= {
+        f"model.params.{k}": v for k, v in resolve_params(cfg.model.name, cfg.model.params).items()
+    }
+    params |= {f"training.{k}": v for k, v in cfg.training.model_dump(mode="json").items()}
+    params = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
+    tags = {SOURCE_TAG: "bench.train", "peppercorn.model": cfg.model.name,
+            "peppercorn.version": str(row["export"].rsplit("/", 1)[-1])}  # fmt: skip
+    return TrackedRun("", row["dataset"], "", "FINISHED", int(time.time() * 1000), params,
+                      {**final_metrics(row["metrics"]), **figures}, tags)  # fmt: skip
+
+
+def _records(rows: list[dict], untracked: list) -> list[dict]:
+    """The table's records: each row's tracked run as the store holds it, else its own."""
+    from bench.report import run_record
+    from peppercorn.tracking.runs import read_runs
+    from peppercorn.tracking.store import TrackingTarget
+
+    stored: dict[str, object] = {}
+    for config in {row["config"] for row in rows if row.get("run_id")}:
+        target = TrackingTarget.from_config(load_config(config))
+        stored |= {run.run_id: run for run in read_runs(target)}
+    return [run_record(stored.get(row.get("run_id") or "", fallback))
+            for row, fallback in zip(rows, untracked, strict=True)]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     from bench.ncf_check import score_raw_test
+    from bench.report import runs_markdown
     from pipeline.stages import train_and_export
 
     parser = argparse.ArgumentParser(prog="python -m bench.train")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS)
     parser.add_argument("--models", default="", help="comma-separated subset (default: all)")
     parser.add_argument("--seeds", default="", help="comma-separated training seeds")
-    parser.add_argument("--out", default="quality", help="results file stem under bench/results")
+    parser.add_argument("--out", default="quality-latest", help="file stem under bench/results")
     args = parser.parse_args(argv)
     wanted = {m for m in args.models.split(",") if m}
     seeds = [int(s) for s in args.seeds.split(",") if s] or [None]
-    rows = []
+    rows, untracked = [], []
     for config in args.configs.split(","):
         dataset = load_config(config).dataset.name
         for model, overrides in PLAN.get(dataset, {}).items():
@@ -108,21 +155,27 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = load_config(config, {"model.name": model, **overrides, **seeded})
                 load_before, start = _load_average(), time.perf_counter()
                 version, metrics = train_and_export(cfg, source="bench.train")
-                rows.append({
+                row = {
                     "config": config, "dataset": dataset, "model": model, "export": version.uri,
                     "seed": cfg.training.seed, "optimizer": cfg.training.optimizer,
                     "metrics": metrics, "wall_seconds": round(time.perf_counter() - start, 1),
                     "load_before": load_before, "load_after": _load_average(),
-                })  # fmt: skip
+                }  # fmt: skip
                 hr, ndcg = metrics["hr@10"], metrics["ndcg@10"]
                 print(f"{config} {model} ({cfg.training.optimizer}) seed {cfg.training.seed}: "
-                      f"HR@10 {hr:.4f} "
-                      f"NDCG@10 {ndcg:.4f}", flush=True)  # fmt: skip
+                      f"HR@10 {hr:.4f} NDCG@10 {ndcg:.4f}", flush=True)  # fmt: skip
+                figures = {"run/load_before": row["load_before"],
+                           "run/load_after": row["load_after"]}  # fmt: skip
                 if cfg.dataset.kind == "ncf":
                     raw = score_raw_test(version, Path(cfg.dataset.path))
-                    rows[-1]["raw_file_check"] = raw
+                    row["raw_file_check"] = raw
+                    figures |= {"raw_check/hr_at_10": raw["hr@10"],
+                                "raw_check/ndcg_at_10": raw["ndcg@10"]}  # fmt: skip
                     print(f"  the export on the raw test.negative: HR@10 {raw['hr@10']:.4f} "
                           f"NDCG@10 {raw['ndcg@10']:.4f}", flush=True)  # fmt: skip
+                row["run_id"] = _annotate(cfg, version, figures)
+                rows.append(row)
+                untracked.append(_untracked(row, cfg, figures))
     if not rows:
         print("nothing to run: check --configs/--models", file=sys.stderr)
         return 2
@@ -133,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     text = (
         "# Training quality (test split, NCF protocol: held-out item vs its 99 negatives)\n\n"
-        f"Machine: {machine}. Written by `python -m bench.train`.\n\n{_table(rows)}\n"
+        f"Machine: {machine}. Written by `python -m bench.train` (run: the tracked run's id, "
+        "first 8 characters; `python -m bench.report` rewrites the README's tables from the "
+        "store). Times are from a machine shared with other jobs (load avg: 1-minute load "
+        f"before → after each run).\n\n{runs_markdown(_records(rows, untracked))}\n"
     )
     (RESULTS / f"{args.out}.md").write_text(text)
     print(text)
