@@ -269,6 +269,9 @@ class ServingConfig(_Section):
     recommend: RecommendConfig = RecommendConfig()
     # Traffic splits keyed by the model they apply to (serving.experiments).
     experiments: dict[str, ExperimentConfig] = Field(default_factory=dict)
+    # TF Serving labels follow the model registry's aliases of the same name (tracking's
+    # registry; nothing when tracking is off): serving.registry_labels.
+    labels_from_registry: bool = True
 
 
 class OnlineStoreConfig(_Section):

@@ -1,9 +1,10 @@
 """`python -m pipeline COMMAND [--config FILE] [options]`: the one command line of Peppercorn.
 
 Commands: `generate`, `etl`, `features`, `train`, `batch`, `daily`, `serve` (the Makefile's
-targets call them). This module alone decides how a command reads its config (`--config`,
-default `configs/default.yaml`; command-line options are config overrides), who owns the
-SparkSession (a run stops the one it started, never a caller's), and how it ends:
+targets call them), and `alias` (a model-registry alias, which the server's label follows).
+This module alone decides how a command reads its config (`--config`, default
+`configs/default.yaml`; command-line options are config overrides), who owns the SparkSession
+(a run stops the one it started, never a caller's), and how it ends:
 
 - 0: done;
 - 1: a daily run's step failed (the summary names it);
@@ -174,6 +175,58 @@ def _serve(ctx: RunContext, args) -> int:
     return 0
 
 
+def _alias(ctx: RunContext, args) -> int:
+    """Point a registry alias at the registry version standing for a repository version (the
+    server's TF Serving label of that name follows within one poll), or remove it."""
+    from peppercorn.tracking.registry import canonical_repository, set_alias
+    from peppercorn.tracking.store import TrackingTarget
+
+    target, model = TrackingTarget.from_config(ctx.cfg), args.alias_model or ctx.cfg.model.name
+    if not target.enabled:
+        raise UsageError("tracking is off (tracking.enabled: false or PEPPERCORN_TRACKING=off): "
+                         "there is no model registry to set an alias in")  # fmt: skip
+    if not target.exists():
+        raise UsageError(f"the model registry {target.registry_uri} does not exist yet (a "
+                         "tracked training run creates it and registers its version)")  # fmt: skip
+    if args.version is None and not args.delete:
+        raise UsageError("alias: give the VERSION the alias names (or --delete to remove it)")
+    if args.version is not None and args.version < 1:
+        raise UsageError(f"alias: VERSION must be a repository version (1 or more), not "
+                         f"{args.version}")  # fmt: skip
+    why = target.unreachable()
+    if why is not None:
+        raise UsageError(why)
+    from mlflow.exceptions import MlflowException
+
+    client = target.client()
+    repository = canonical_repository(ctx.repository.uri)
+    try:
+        if args.delete:
+            return _delete_alias(client, model, args.alias)
+        number = set_alias(client, model, args.alias, args.version, repository)
+    except MlflowException as exc:  # a reserved alias name, a registry that refuses
+        raise UsageError(f"alias {args.alias} of {model}: {exc.message}") from None
+    print(f"alias {args.alias} of {model} -> registry version {number} ({model} version "
+          f"{args.version} of {repository})")  # fmt: skip
+    return 0
+
+
+def _delete_alias(client, model: str, alias: str) -> int:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        aliases = client.get_registered_model(model).aliases or {}
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        aliases = {}
+    if alias not in aliases:
+        raise UsageError(f"{model} has no alias {alias} in the model registry")
+    client.delete_registered_model_alias(model, alias)
+    print(f"alias {alias} of {model} removed (it named registry version {aliases[alias]})")
+    return 0
+
+
 # ---- argument parsing and config overrides ------------------------------------------------
 
 
@@ -199,6 +252,7 @@ _COMMANDS: dict[str, tuple[Callable[[RunContext, Any], int], str]] = {
     "batch": (_batch, "Spark top-K scoring of every user"),
     "daily": (_daily, "the whole chain for one day: etl, train, gate, export, batch"),
     "serve": (_serve, "the model server (TF Serving's REST API, /predict, /recommend)"),
+    "alias": (_alias, "point a model-registry alias (a served label) at a version"),
 }
 
 
@@ -229,6 +283,12 @@ def _parser() -> argparse.ArgumentParser:
     p["serve"].add_argument("--host", help="address to listen on (overrides env and config)")
     p["serve"].add_argument("--port", type=int, help="port (overrides env and config)")
     p["serve"].add_argument("--log-level", default="info")
+    p["alias"].add_argument("alias", metavar="ALIAS", help="the alias (the label), e.g. canary")
+    p["alias"].add_argument("version", metavar="VERSION", type=int, nargs="?",
+                            help="the repository version it names")  # fmt: skip
+    p["alias"].add_argument("--model", dest="alias_model",
+                            help="the registered model (default: model.name)")  # fmt: skip
+    p["alias"].add_argument("--delete", action="store_true", help="remove the alias")
     return parser
 
 

@@ -25,6 +25,7 @@ from serving.metrics import ServerMetrics
 from serving.middleware import LimitsAndMetrics
 from serving.online import OnlineState
 from serving.precomputed import PrecomputedTopK
+from serving.registry_labels import RegistryLabels
 from serving.routers import events, items, ops, tf_serving, web
 from serving.settings import Settings
 
@@ -102,12 +103,17 @@ def create_app(settings: Settings, loader: Loader = open_version) -> FastAPI:
     """A server for `settings.model_repository` (a path or URI); `loader` opens one version
     (`ExportedVersion.open()` unless a test swaps it)."""
     metrics = ServerMetrics()
+    labels = None
+    if settings.registry_uri is not None:  # labels follow the registry's aliases
+        labels = RegistryLabels.for_uri(settings.registry_uri, settings.model_repository)
+        log.info("TF Serving labels follow the aliases of %s", labels)
     manager = ModelManager(
         ModelRepository(settings.model_repository),
         settings.models,
         metrics,
         loader=loader,
         warmup_requests=settings.warmup_requests,
+        label_source=labels,
     )
 
     @asynccontextmanager

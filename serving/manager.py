@@ -11,6 +11,10 @@ A version goes LOADING -> (open: checksums, signature, assets; warm-up) -> AVAIL
 until its files change (then it is tried again).  A version leaves service by UNLOADING: it
 stops taking new requests at once and is dropped when its last in-flight request finishes
 (`acquire` counts them).
+
+TF Serving labels start from the config's; with a `label_source` (the model registry's
+aliases, `serving.registry_labels`) each poll also loads the versions the aliases name and
+moves a label once its version is AVAILABLE (`serving.labels`).
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from peppercorn.config import ServedModelConfig
 from peppercorn.loaded_version import LoadedVersion, VersionError
 from peppercorn.model_repository import ExportedVersion, ModelRepository
 from serving import errors
+from serving.labels import ModelLabels
 from serving.metrics import ServerMetrics
+from serving.registry_labels import LabelSource
 from serving.warmup import warm_up
 
 __all__ = ["Loader", "ModelManager", "VersionSlot", "open_version"]
@@ -68,6 +74,20 @@ class _Model:
     configured: bool = False
     exported: bool = False  # it had a complete version at the last poll
     unloaded: bool = False
+    labels: ModelLabels | None = None
+    # Versions loaded only because a label names them: they answer their label and their
+    # number, never a request for the model's latest version (a canary must not take it).
+    label_only: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.labels is None:
+            self.labels = ModelLabels(self.config.labels)
+
+    @property
+    def has_latest(self) -> bool:
+        """Whether a version answers requests that name no version or label."""
+        live = (v for v, s in self.slots.items() if s.state == "AVAILABLE")
+        return any(v not in self.label_only for v in live)
 
     @property
     def counts_for_readiness(self) -> bool:
@@ -86,8 +106,10 @@ class ModelManager:
         metrics: ServerMetrics,
         loader: Loader = open_version,
         warmup_requests: int = 3,
+        label_source: LabelSource | None = None,
     ):
         self.repository = repository
+        self.label_source = label_source
         self.metrics = metrics
         self._loader = loader
         self._warmup = warmup_requests
@@ -169,11 +191,40 @@ class ModelManager:
                 break
             if self._ensure_loaded(model, ExportedVersion(self.repository, name, version)):
                 keep.add(version)
+        pinned = self._follow_aliases(model, name, candidates, keep)
+        keep |= pinned
         self._retire(name, lambda slot: slot.state == "AVAILABLE" and slot.version not in keep)
         with self._lock:
             for version in [v for v, s in model.slots.items() if s.state == "END"]:
-                if version not in candidates:
+                if version not in candidates and version not in pinned:
                     del model.slots[version]  # a refused version that is no longer there
+
+    def _follow_aliases(
+        self, model: _Model, name: str, candidates: list[int], served: set[int]
+    ) -> set[int]:
+        """Read the aliases (outside the lock, like the repository), load the versions they
+        name, move the labels; returns the versions the labels keep loaded (`served`: the
+        policy's)."""
+        aliases = None if self.label_source is None else self.label_source.aliases(name)
+        if aliases is None:  # no registry, or one that cannot be read: labels stay
+            with self._lock:
+                model.label_only = model.labels.pinned() - served
+                return model.labels.pinned()
+        present = set(candidates)
+        if any(t.version is not None and t.version not in present for t in aliases.values()):
+            present = set(self.repository.versions(name))  # a version outside the policy's
+        extra = [v for v in model.labels.to_load(aliases, present) if v not in served]
+        with self._lock:
+            model.label_only |= set(extra)  # before it is AVAILABLE
+        for version in extra:
+            self._ensure_loaded(model, ExportedVersion(self.repository, name, version))
+        with self._lock:
+            changes = model.labels.update(aliases, present, model.slots)
+            pinned = model.labels.pinned()
+            model.label_only = pinned - served
+        for problem, message in changes:
+            log.log(logging.WARNING if problem else logging.INFO, "model %s: %s", name, message)
+        return pinned
 
     def _ensure_loaded(self, model: _Model, exported: ExportedVersion) -> bool:
         name, version = exported.name, exported.version
@@ -288,7 +339,7 @@ class ModelManager:
             return [
                 f"model {name} is unloaded" if m.unloaded else f"model {name} has no version loaded"
                 for name, m in sorted(served.items())
-                if not any(s.state == "AVAILABLE" for s in m.slots.values())
+                if not m.has_latest
             ]
 
     def ready(self) -> bool:
@@ -310,11 +361,20 @@ class ModelManager:
                 raise errors.model_not_found(name)
             return [s.as_tf_status() for s in slots]
 
+    def labels(self, name: str) -> dict[str, dict]:
+        """Every label of a model: its version, source, registry version and error."""
+        model = self._get(name)
+        with self._lock:
+            return model.labels.status()
+
     def _label_version(self, name: str, model: _Model, label: str) -> int:
-        version = model.config.labels.get(label)
-        if version is None:
-            raise errors.label_not_found(name, label)
-        return version
+        found = model.labels.get(label)
+        if found is None or found.version is None:
+            error = errors.label_not_found(name, label)
+            if found is not None and found.error:  # an alias naming a version not served
+                error = errors.ServingError(404, f"{error.message}: {found.error}")
+            raise error
+        return found.version
 
     @contextmanager
     def acquire(
@@ -327,6 +387,7 @@ class ModelManager:
                 version = self._label_version(name, model, label)
             live = [s for s in model.slots.values() if s.state == "AVAILABLE"]
             if version is None:
+                live = [s for s in live if s.version not in model.label_only]
                 if not live:
                     if model.unloaded:
                         raise errors.ServingError(404, f"model {name} is unloaded")

@@ -10,6 +10,8 @@ __all__ = [
     "ErrorBody",
     "ItemsBody",
     "ItemsResponse",
+    "LabelStatus",
+    "LabelledModelStatus",
     "NewItem",
     "ModelMetadata",
     "ModelStatus",
@@ -63,8 +65,27 @@ class VersionStatus(BaseModel):
     status: StatusDetail
 
 
+class LabelStatus(BaseModel):
+    version: str | None = Field(description="the version the label points at (null: none)")
+    source: str = Field(description="config (serving.models) or registry (an alias)")
+    registry_version: str | None = Field(
+        None, description="the model-registry version the alias of this name names"
+    )
+    error: str | None = Field(
+        None, description="why the label did not follow its alias (null: it did)"
+    )
+
+
 class ModelStatus(BaseModel):
     model_version_status: list[VersionStatus]
+
+
+class LabelledModelStatus(ModelStatus):
+    """TF Serving's status plus the model's labels (TF Serving clients ignore the key)."""
+
+    labels: dict[str, LabelStatus] | None = Field(
+        None, description="every label of the model, by name (absent when it has none)"
+    )
 
 
 class ModelSpec(BaseModel):

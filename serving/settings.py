@@ -6,6 +6,10 @@ path or a `file://`, `s3://`/`s3a://` or `hdfs://` URI.
 Precedence is command line > environment (`PEPPERCORN_HOST`, `PEPPERCORN_PORT`, ...) >
 config file > default.  The admin token is read from `PEPPERCORN_ADMIN_TOKEN` only, so it
 never has to be written into a config file.
+
+`registry_uri` is the model registry whose aliases move the TF Serving labels: tracking's
+registry (`TrackingTarget.from_config`) unless tracking is off (`tracking.enabled`,
+`PEPPERCORN_TRACKING=off`) or `serving.labels_from_registry` is false.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from peppercorn.config import (
     ServingConfig,
     join_uri,
 )
+from peppercorn.tracking.store import TrackingTarget
 
 __all__ = ["Settings"]
 
@@ -81,6 +86,8 @@ class Settings(BaseSettings):
     # its `events/` log, as JSON lines or CSV (`dataset.synthetic.format`).
     raw_root: str | None = None
     raw_events_format: str = "jsonl"
+    # The model registry whose aliases move the labels (serving.registry_labels); None: none.
+    registry_uri: str | None = Field(None, min_length=1)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, *_, **__):
@@ -95,7 +102,11 @@ class Settings(BaseSettings):
         # Requests without a model name go to the model this config trains.
         section["default_model"] = cfg.serving.default_model or cfg.model.name
         synthetic = cfg.dataset.kind == "synthetic"
+        section.pop("labels_from_registry", None)
+        tracking = TrackingTarget.from_config(cfg)
+        labels_from_registry = cfg.serving.labels_from_registry and tracking.enabled
         settings = cls(
+            registry_uri=tracking.registry_uri if labels_from_registry else None,
             model_repository=cfg.paths.model_repository,
             online_store=cfg.online_store,
             online_store_path=cfg.online_store_path(),

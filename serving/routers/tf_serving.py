@@ -14,7 +14,14 @@ from serving import errors
 from serving.dependencies import Manager, Metrics, Scoring, ServerSettings
 from serving.manager import ModelManager
 from serving.metrics import ServerMetrics
-from serving.schemas import ErrorBody, ModelMetadata, ModelStatus, TFPredictBody, TFPredictResponse
+from serving.schemas import (
+    ErrorBody,
+    LabelledModelStatus,
+    ModelMetadata,
+    ModelStatus,
+    TFPredictBody,
+    TFPredictResponse,
+)
 from serving.signatures import tf_signature_def, to_array
 
 __all__ = ["router"]
@@ -31,9 +38,18 @@ def _version(text: str) -> int:
 
 
 # ---- status --------------------------------------------------------------------------
-@router.get("/v1/models/{name}", response_model=ModelStatus, responses=_ERRORS)
+def _with_labels(status: dict, labels: dict) -> dict:
+    # Only a model with labels gets the key: without, the body is TF Serving's own.
+    return {**status, "labels": labels} if labels else status
+
+
+@router.get(
+    "/v1/models/{name}", response_model=LabelledModelStatus, responses=_ERRORS,
+    response_model_exclude_unset=True,
+)  # fmt: skip
 def model_status(name: str, manager: Manager):
-    return {"model_version_status": manager.status(name)}
+    status = {"model_version_status": manager.status(name)}
+    return _with_labels(status, manager.labels(name))
 
 
 @router.get("/v1/models/{name}/versions/{version}", response_model=ModelStatus, responses=_ERRORS)
@@ -41,9 +57,13 @@ def version_status(name: str, version: str, manager: Manager):
     return {"model_version_status": manager.status(name, version=_version(version))}
 
 
-@router.get("/v1/models/{name}/labels/{label}", response_model=ModelStatus, responses=_ERRORS)
+@router.get(
+    "/v1/models/{name}/labels/{label}", response_model=LabelledModelStatus, responses=_ERRORS,
+    response_model_exclude_unset=True,
+)  # fmt: skip
 def label_status(name: str, label: str, manager: Manager):
-    return {"model_version_status": manager.status(name, label=label)}
+    status = {"model_version_status": manager.status(name, label=label)}
+    return _with_labels(status, {k: v for k, v in manager.labels(name).items() if k == label})
 
 
 # ---- metadata ------------------------------------------------------------------------
