@@ -35,7 +35,8 @@ __all__ = [
     "update_readme",
 ]
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
 README_SOURCES = ("bench.train",)  # the runs the README's tables are chosen from
 MARKER = re.compile(
     r"(<!-- quality-table:(?P<key>[\w.:/-]+):begin -->\n)(?P<body>.*?)(<!-- quality-table:"
@@ -268,8 +269,8 @@ def _store_name(target: TrackingTarget) -> str:
     sqlite = target.sqlite_file
     if sqlite is None:
         return target.uri
-    try:
-        return str(sqlite.resolve().relative_to(Path.cwd().resolve()))
+    try:  # the repository's own store reads the same on every checkout
+        return str(sqlite.resolve().relative_to(ROOT))
     except ValueError:
         return str(sqlite)
 

@@ -43,6 +43,11 @@ _PROFILE_TRAINING = {
 PLAN: dict[str, dict[str, dict]] = {
     "ml100k-ncf": {
         "seqfism": {},  # the config's model, with the config's settings
+        "fism": {
+            "model.params": {"factors": 32, "alpha": 1.0},
+            **_NCF_TRAINING,
+            "training.l2": 0.01,
+        },  # fmt: skip
         "gmf": {"model.params": {"factors": 32, "item_bias": True}, **_NCF_TRAINING},
         "mlp": {"model.params": {"mlp_embedding": 32, "layers": [64, 32, 16]}, **_NCF_TRAINING},
         "neumf": {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -51,13 +52,30 @@ def _config(root: Path, seed: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def empty_store(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite store, made once: its schema migrations take 5-20 s here, a
+    copy of the file milliseconds."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def _features(root: Path, empty_store: Path) -> None:
+    """The tiny features dataset and an empty tracking store under `root`'s data root."""
+    write_synthetic_dataset(root / "data" / "tiny", users=40, items=50, per_user=10,
+                            eval_negatives=20)  # fmt: skip
+    shutil.copyfile(empty_store, root / "data" / "mlflow.db")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, empty_store):
     """Two `python -m pipeline train` runs (seeds 1 and 2) tracked into a SQLite store."""
     from pipeline.cli import main as pipeline_main
 
     root = tmp_path_factory.mktemp("report")
-    write_synthetic_dataset(root / "data" / "tiny", users=40, items=50, per_user=10,
-                            eval_negatives=20)  # fmt: skip
+    _features(root, empty_store)
     configs = [_config(root, seed) for seed in SEEDS]
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("PEPPERCORN_TRACKING", raising=False)
@@ -225,3 +243,31 @@ def test_the_readme_shows_each_models_newest_bench_run_best_first():
     assert "trainrun" not in table and "oldgmf00" not in table
     with pytest.raises(ValueError, match="marks the quality tables other"):
         update_readme("<!-- quality-table:other:begin -->\n<!-- quality-table:other:end -->", {})
+
+
+def test_bench_train_adds_its_figures_to_the_run_and_tables_it(tmp_path, monkeypatch, empty_store):
+    import bench.train as bench_train
+
+    _features(tmp_path, empty_store)
+    config = _config(tmp_path, seed=3)
+    monkeypatch.delenv("PEPPERCORN_TRACKING", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setitem(bench_train.PLAN, "tiny", {"gmf": {"training.epochs": 2}})
+    monkeypatch.setattr(bench_train, "RESULTS", tmp_path / "results")
+    assert bench_train.main(["--configs", str(config), "--out", "q"]) == 0
+    (row,) = json.loads((tmp_path / "results" / "q.json").read_text())["runs"]
+    (run,) = read_runs(TrackingTarget.from_config(load_config(config)))
+    assert row["run_id"] == run.run_id and run.tags["peppercorn.source"] == "bench.train"
+    assert run.metrics["run/load_before"] == row["load_before"]
+    assert run.metrics["run/load_after"] == row["load_after"]
+    exported = json.loads((tmp_path / "models/gmf/1/assets/metrics.json").read_text())
+    table = (tmp_path / "results" / "q.md").read_text()
+    line = next(line for line in table.splitlines() if f"`{run.run_id[:8]}`" in line)
+    assert f"| bench.train | gmf | lazy_adam | 3 | {exported['hr@10']:.3f} |" in line
+    assert "| 2 / 2 |" in line  # two epochs, no refit
+    # With tracking off the same writer shows the run from the benchmark's own figures.
+    cfg = load_config(config, {"training.epochs": 2})
+    untracked = bench_train._untracked(row, cfg, {"run/load_before": row["load_before"]})
+    (record,) = bench_train._records([{**row, "run_id": None}], [untracked])
+    assert record["run"] == "untracked" and record["test"]["hr@10"] == exported["hr@10"]
+    assert record["model_params"] == {"factors": "8", "item_bias": "false"}
