@@ -6,12 +6,18 @@ server without registry labels never loads it. A registry that cannot be read (a
 server down, a locked or damaged SQLite file) answers None, which leaves every label where it
 is; that is warned about once, and its recovery logged once. A SQLite registry whose file does
 not exist yet has no aliases: it is not created (reading it would create it).
+
+Every poll is a retry, so MLflow's own retries are off here, and a registry that takes long to
+fail (a server that does not answer) is left alone for a while: polls load versions too, and
+must not wait on it each time.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from typing import Protocol
 
 from peppercorn.tracking.registry import AliasTarget, alias_targets, canonical_repository
@@ -20,6 +26,10 @@ from peppercorn.tracking.store import TrackingTarget
 __all__ = ["LabelSource", "RegistryLabels"]
 
 log = logging.getLogger(__name__)
+# MLflow's HTTP client settings for the server's reads (where the environment sets none).
+_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+_SLOW_FAILURE_S = 1.0  # a failure slower than this is not retried for 10x its time
+_QUIET_MAX_S = 60.0
 
 
 class LabelSource(Protocol):
@@ -38,6 +48,7 @@ class RegistryLabels:
         self.repository = canonical_repository(repository)
         self._client = None
         self._down: str | None = None  # why the last reading failed
+        self._quiet_until = 0.0  # after a slow failure: no reading before this (monotonic)
         self._lock = threading.Lock()  # a status request and the poller may both read
 
     @classmethod
@@ -54,14 +65,23 @@ class RegistryLabels:
         registry does not exist yet or does not know the model; None when it cannot be
         read)."""
         with self._lock:
+            if time.monotonic() < self._quiet_until:
+                return None
             if not self.target.exists():
                 self._recovered()
                 return {}
+            began = None
             try:
                 if self._client is None:
-                    self._client = self.target.client()
+                    for name, value in _HTTP.items():
+                        os.environ.setdefault(name, value)
+                    self._client = self.target.client()  # imports MLflow: seconds, once
+                began = time.monotonic()
                 found = alias_targets(self._client, model, self.repository)
             except Exception as exc:  # any registry error: serving goes on with its labels
+                took = 0.0 if began is None else time.monotonic() - began
+                if took > _SLOW_FAILURE_S:
+                    self._quiet_until = time.monotonic() + min(10 * took, _QUIET_MAX_S)
                 self._failed(exc)
                 return None
             self._recovered()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +67,13 @@ class Registry:
 
     def alias(self, alias: str, registry_version: str, name: str = "neumf") -> None:
         self.client.set_registered_model_alias(name, alias, registry_version)
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_http_settings(monkeypatch):
+    # RegistryLabels sets these where the environment does not: scoped to each test here.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 
 
 @pytest.fixture
@@ -240,6 +249,25 @@ def test_an_unreadable_registry_keeps_the_labels_and_warns_once(repo, registry, 
     manager.poll()
     messages = [r.getMessage() for r in caplog.records if r.name == "serving.registry_labels"]
     assert len(messages) == 2 and messages[1].endswith("can be read again"), messages
+
+
+def test_a_registry_server_that_does_not_answer_is_left_alone_for_a_while(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        source = RegistryLabels.for_uri(f"http://127.0.0.1:{silent.getsockname()[1]}", "m")
+        source.target.client()  # MLflow imported: its seconds are not the registry's
+        began = time.monotonic()
+        assert source.aliases("neumf") is None
+        assert time.monotonic() - began >= 2
+        began = time.monotonic()
+        assert source.aliases("neumf") is None and source.aliases("other") is None
+        assert time.monotonic() - began < 0.5  # not asked again: polls do not wait on it
+    warned = [r for r in caplog.records if r.name == "serving.registry_labels"]
+    assert len(warned) == 1 and "cannot be read" in warned[0].getMessage()
 
 
 def test_a_registry_not_created_yet_has_no_aliases_and_stays_uncreated(repo, tmp_path):
