@@ -141,7 +141,7 @@ def _write_summary(cfg: Config, day: str, summary: dict) -> None:
 
 def run_daily(cfg: Config, day: str, from_step: str = "etl", retrain: bool = False) -> dict:
     """Run the chain for `day`; returns the summary (also written to `summary_uri`)."""
-    ctx = RunContext(cfg, progress=False, day=day, source="pipeline daily")
+    ctx = RunContext(cfg, progress=True, day=day, source="pipeline daily")
     model = cfg.model.name
     tracker = None
     try:

@@ -11,6 +11,7 @@ touching the config, for a cron line or a test session.
 from __future__ import annotations
 
 import os
+import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -112,6 +113,8 @@ class TrackingTarget:
         """An MLflow client of this store (MLflow is imported here, on first use)."""
         for name, value in _HTTP_DEFAULTS.items():
             os.environ.setdefault(name, value)
+        if not sys.stderr.isatty():  # MLflow's own artifact bars would put \r into logs
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.uri, registry_uri=self.registry_uri)

@@ -65,11 +65,6 @@ def test_daily_log_has_no_carriage_return(daily_log):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline/daily.py run_daily builds RunContext(progress=False): no epoch lines yet; "
-    "remove this mark with the change to progress=True",
-)
 def test_daily_log_has_one_line_per_epoch(daily_log):
     code, log = daily_log
     assert code == 0, log.decode(errors="replace")
