@@ -286,7 +286,7 @@ def _parser() -> argparse.ArgumentParser:
     p["alias"].add_argument("alias", metavar="ALIAS", help="the alias (the label), e.g. canary")
     p["alias"].add_argument("version", metavar="VERSION", type=int, nargs="?",
                             help="the repository version it names")  # fmt: skip
-    p["alias"].add_argument("--model", dest="alias_model",
+    p["alias"].add_argument("--model", dest="alias_model", metavar="MODEL",
                             help="the registered model (default: model.name)")  # fmt: skip
     p["alias"].add_argument("--delete", action="store_true", help="remove the alias")
     return parser
