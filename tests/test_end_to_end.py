@@ -7,12 +7,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+from peppercorn.config import load_config
+from peppercorn.tracking import TrackingTarget
+from peppercorn.tracking.runs import read_runs
 from tests.processes import free_port, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -20,10 +24,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# As a user runs it: tracking on, into the default store under the data root.
+ENV = {k: v for k, v in os.environ.items() if k != "PEPPERCORN_TRACKING"}
+
+
 def _step(args: list[str], timeout: float) -> subprocess.CompletedProcess:
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", *args], cwd=ROOT, capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False,
+        timeout=timeout, env={**ENV, "PYTHONUNBUFFERED": "1"}, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, f"{args[0]} failed:\n{proc.stderr[-3000:]}"
     return proc
@@ -50,13 +58,19 @@ def test_etl_train_serve(tmp_path):
     version = tmp_path / "models" / "gmf" / "1"
     metrics = json.loads((version / "assets" / "metrics.json").read_text())
     assert metrics["hr@10"] > metrics["popularity_hr@10"], metrics
+    # The run is in the default tracking store, its test figure the version's own.
+    target = TrackingTarget.from_config(load_config(config))
+    assert target.uri == f"sqlite:///{tmp_path}/data/mlflow.db"
+    (run,) = read_runs(target)
+    assert run.metrics["test/hr_at_10"] == pytest.approx(metrics["hr@10"])
+    assert run.tags["peppercorn.version_uri"] == str(version)
 
     users = json.loads((version / "assets" / "vocab" / "user_id.json").read_text())["tokens"]
     items = json.loads((version / "assets" / "vocab" / "item_id.json").read_text())["tokens"]
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "serve", "--config", str(config)], cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
     )  # fmt: skip
     try:
         wait_ready(base, server)
@@ -81,6 +95,16 @@ def test_etl_train_serve(tmp_path):
 
         r = httpx.post(f"{base}/recommend", json={"user_id": "nobody-at-all", "k": 3})
         assert r.status_code == 200 and r.json()["fallback"] is True
+
+        # A registry alias becomes the server's label of the same name, no restart.
+        assert (
+            "alias canary" in _step(["alias", "--config", str(config), "canary", "1"], 120).stdout
+        )
+        deadline = time.monotonic() + 30
+        while (r := httpx.get(f"{base}/v1/models/gmf/labels/canary")).status_code != 200:
+            assert time.monotonic() < deadline, r.text
+            time.sleep(0.25)
+        assert r.json()["model_version_status"][0]["version"] == "1"
     finally:
         server.terminate()
         server.wait(timeout=30)
