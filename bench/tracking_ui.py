@@ -24,22 +24,18 @@ import json
 import os
 import platform
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from peppercorn.config import load_config
 from peppercorn.tracking.store import TrackingTarget
-from peppercorn.tracking.ui import ui_command, ui_environment
+from peppercorn.tracking.ui import start_ui
 
-__all__ = ["Shown", "fresh_store", "main", "pick_store", "start_ui", "stop_ui"]
+__all__ = ["Shown", "capture", "fresh_store", "main", "pick_store"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CHROMIUM = "/usr/bin/chromium"
@@ -154,59 +150,6 @@ def pick_store(config: str) -> Shown | None:
     )  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_ui(target: TrackingTarget, log: Path, timeout_s: float = 180) -> tuple:
-    """`mlflow ui` on `target` in its own process group, once `/health` answers: (process,
-    base URL, seconds to answer)."""
-    port = _free_port()
-    began = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            ui_command(target, "127.0.0.1", port), env=ui_environment(),
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    while time.perf_counter() - began < timeout_s:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow ui exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return proc, base, time.perf_counter() - began
-        except OSError:
-            pass
-        time.sleep(0.25)
-    stop_ui(proc)
-    raise RuntimeError(f"mlflow ui did not answer within {timeout_s:.0f} s:\n{log.read_text()}")
-
-
-def stop_ui(proc: subprocess.Popen) -> None:
-    """Stop the UI and the server process it started (its whole process group): SIGTERM,
-    then SIGKILL for what is left after 15 s."""
-
-    def group_alive() -> bool:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-    if group_alive():
-        os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 15
-    while group_alive() and time.monotonic() < deadline:
-        proc.poll()  # reap the leader, or the group stays "alive" as a zombie
-        time.sleep(0.2)
-    if group_alive():
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(10)
-
-
 def _seed_storage(shown: Shown) -> str:
     """A script run before the UI loads: MLflow's own local-storage keys (MLflow 3.17) for
     the workflow ("Model training"), the assistant panel (closed) and the runs table's
@@ -240,8 +183,8 @@ _CARD = "xpath=ancestor::div[contains(@class, 'react-resizable')]"  # a chart's 
 
 
 def capture(shown: Shown, base: str, folder: Path) -> tuple[list[dict], str]:
-    """The screenshots, each once its content is on screen; what each shows, with the
-    seconds it took."""
+    """The screenshots, each taken once its content is on screen: [{file, what, url,
+    seconds, bytes}], and Chromium's version."""
     from playwright.sync_api import sync_playwright
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -252,14 +195,63 @@ def capture(shown: Shown, base: str, folder: Path) -> tuple[list[dict], str]:
     shots: list[dict] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport=VIEWPORT)
-            context.add_init_script(_seed_storage(shown))
-            context.set_default_timeout(PAGE_TIMEOUT_MS)
-            page = context.new_page()
+        version = browser.version
+        context = browser.new_context(viewport=VIEWPORT)
+        context.add_init_script(_seed_storage(shown))
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        page = context.new_page()
 
-            def shot(name: str, what: str, url: str, ready) -> None:
+        def visible(text, exact: bool = True) -> None:
+            page.get_by_text(text, exact=exact).first.wait_for()
+
+        def chart_drawn(metric: str) -> None:
+            card = page.locator(f'h4[title="{metric}"]').first.locator(_CARD)
+            card.locator(".scatterlayer path.js-line").first.wait_for()
+
+        def table_ready() -> None:
+            visible(run_name)
+            visible("test/hr_at_10")
+
+        def run_ready() -> None:
+            page.get_by_role("heading", name=run_name).first.wait_for()
+            visible("test/ndcg_at_10")
+            visible("Parameters (", exact=False)
+
+        def charts_ready() -> None:
+            # A chart is drawn only once scrolled to: fold the sections above train/ and
+            # val/ and bring train/ to the top (the taller viewport holds both rows).
+            page.locator(_SECTION).filter(has_text="val").first.wait_for()
+            page.evaluate(_COLLAPSE_ALL_BUT, ["train", "val"])
+            page.evaluate(_SCROLL_TO_TOP, "train")
+            chart_drawn("train/loss")
+            chart_drawn("val/ndcg_at_10")
+
+        def model_ready() -> None:
+            visible(re.compile(r"^Version \d+$"))
+            for alias in shown.aliases:
+                visible(f"@ {alias}", exact=False)
+
+        aliases = ", ".join(f"`{a}` on version {v}" for a, v in shown.aliases.items())
+        pages = [
+            ("01-runs-table", f"the runs of experiment `{shown.experiment}`, newest first, with "
+             "their model, learning rate and test/validation metrics",
+             f"{experiment}/runs?compareRunsMode=TABLE", table_ready, VIEWPORT["height"]),
+            ("02-run", f"one run (`{run_name}`): its metrics, tags, dataset, source commit and "
+             "registered model version", f"{experiment}/runs/{run_id}", run_ready,
+             VIEWPORT["height"]),
+            ("03-curves", "per-epoch curves of every run (train/loss, val/ndcg_at_10, "
+             "val/hr_at_10, ...), one colour per run; the other metric sections folded",
+             f"{experiment}/runs?compareRunsMode=CHART", charts_ready, 1250),
+        ]  # fmt: skip
+        if shown.model is not None:
+            what = (f"registered model `{shown.model}`: its versions with the Peppercorn "
+                    f"version tags, and aliases ({aliases or 'none set'})")  # fmt: skip
+            pages.append(("04-registry", what, f"{base}/#/models/{shown.model}", model_ready,
+                          VIEWPORT["height"]))  # fmt: skip
+        try:
+            for name, what, url, ready, height in pages:
                 began = time.perf_counter()
+                page.set_viewport_size({"width": VIEWPORT["width"], "height": height})
                 page.goto(url, wait_until="domcontentloaded")
                 try:
                     ready()
@@ -269,110 +261,41 @@ def capture(shown: Shown, base: str, folder: Path) -> tuple[list[dict], str]:
                 page.wait_for_timeout(500)  # let the last fade-in animation end
                 path = folder / f"{name}.png"
                 page.screenshot(path=str(path))
-                seconds = time.perf_counter() - began
-                shots.append(
-                    {
-                        "file": path.name,
-                        "what": what,
-                        "url": url.removeprefix(base),
-                        "seconds": round(seconds, 1),
-                        "bytes": path.stat().st_size,
-                    }
-                )
-                print(f"  {path.name}: {seconds:.1f} s, {path.stat().st_size // 1024} KB")
-
-            def table_ready() -> None:
-                page.get_by_text(run_name, exact=True).first.wait_for()
-                page.get_by_text("test/hr_at_10", exact=True).first.wait_for()
-
-            shot("01-runs-table", f"the runs of experiment `{shown.experiment}`, newest first, "
-                 "with their model, learning rate and test/validation metrics",
-                 f"{experiment}/runs?compareRunsMode=TABLE", table_ready)  # fmt: skip
-
-            def run_ready() -> None:
-                page.get_by_role("heading", name=run_name).first.wait_for()
-                page.get_by_text("test/ndcg_at_10", exact=True).first.wait_for()
-                page.get_by_text("Parameters (").first.wait_for()
-
-            shot(
-                "02-run",
-                f"one run (`{run_name}`): its metrics, tags, dataset, source commit "
-                "and registered model version",
-                f"{experiment}/runs/{run_id}",
-                run_ready,
-            )
-
-            def chart_drawn(metric: str) -> None:
-                card = page.locator(f'h4[title="{metric}"]').first.locator(_CARD)
-                card.locator(".scatterlayer path.js-line").first.wait_for()
-
-            def charts_ready() -> None:
-                # Charts are drawn only once scrolled to: fold the sections above train/ and
-                # val/, bring train/ to the top (the taller viewport holds both rows).
-                page.locator(_SECTION).filter(has_text="val").first.wait_for()
-                page.evaluate(_COLLAPSE_ALL_BUT, ["train", "val"])
-                page.evaluate(_SCROLL_TO_TOP, "train")
-                chart_drawn("train/loss")
-                chart_drawn("val/ndcg_at_10")
-
-            page.set_viewport_size({"width": VIEWPORT["width"], "height": 1250})
-            shot("03-curves", "per-epoch curves of every run (train/loss, val/ndcg_at_10, "
-                 "val/hr_at_10, ...), one colour per run; the other metric sections collapsed",
-                 f"{experiment}/runs?compareRunsMode=CHART", charts_ready)  # fmt: skip
-
-            page.set_viewport_size(VIEWPORT)
-            if shown.model is not None:
-
-                def model_ready() -> None:
-                    page.get_by_text(re.compile(r"^Version \d+$")).first.wait_for()
-                    for alias in shown.aliases:
-                        page.get_by_text(f"@ {alias}").first.wait_for()
-
-                named = ", ".join(f"`{a}` on version {v}" for a, v in shown.aliases.items())
-                shot("04-registry", f"registered model `{shown.model}`: its versions with the "
-                     f"Peppercorn version tags, and aliases ({named or 'none set'})",
-                     f"{base}/#/models/{shown.model}", model_ready)  # fmt: skip
+                seconds, size = time.perf_counter() - began, path.stat().st_size
+                shots.append({"file": path.name, "what": what, "url": url.removeprefix(base),
+                              "seconds": round(seconds, 1), "bytes": size})  # fmt: skip
+                print(f"  {path.name}: {seconds:.1f} s, {size // 1024} KB", flush=True)
         finally:
-            version = browser.version
             browser.close()
     return shots, version
 
 
 def _markdown(shown: Shown, shots: list[dict], started_s: float, chromium: str) -> str:
-    import mlflow
-    import playwright
+    from importlib.metadata import version
 
-    store = (
-        "a fresh store in a temporary folder (three gmf runs on a synthetic dataset of "
-        "120 users x 100 items, 8 epochs each; `--fresh`, or the config's store had no "
-        "runs)"
-        if shown.fresh
-        else f"the config's store `{shown.target.uri}` (read only)"
-    )
+    import mlflow
+
+    store = f"the config's store `{shown.target.uri}` (read only)"
+    if shown.fresh:
+        store = ("a fresh store in a temporary folder: three gmf runs, 8 epochs each, on a "
+                 "synthetic dataset of 120 users x 100 items (`--fresh`, or the config's store "
+                 "had no runs)")  # fmt: skip
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     lines = [
-        "# The tracking UI in headless Chromium (`make bench-tracking-ui`)",
-        "",
+        "# The tracking UI in headless Chromium (`make bench-tracking-ui`)\n",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; MLflow {mlflow.__version__} "
         f"(`mlflow ui --workers 1`), Chromium {chromium} driven by Playwright "
-        f"{playwright.__version__}, viewport {VIEWPORT['width']}x{VIEWPORT['height']}.",
-        "",
+        f"{version('playwright')}, viewport {VIEWPORT['width']} px wide.\n",
         f"Store: {store}. Experiment `{shown.experiment}`, {len(shown.run_ids)} runs shown. "
-        f"The UI answered its health check {started_s:.1f} s after `mlflow ui` started.",
-        "",
+        f"The UI answered its health check {started_s:.1f} s after `mlflow ui` started. Each "
+        "page was captured once its content was on screen (the run's name, a metric column, "
+        "drawn chart lines, the aliases), not after a fixed wait.\n",
         "| screenshot | what it shows | page | seconds to content |",
         "|---|---|---|---|",
     ]
-    for s in shots:
-        lines.append(f"| [{s['file']}](tracking_ui/{s['file']}) | {s['what']} | "
-                     f"`{s['url']}` | {s['seconds']} |")  # fmt: skip
-    lines += [
-        "",
-        "Each page was captured once its content was on screen (the run's name, a "
-        "metric column, drawn chart lines, the aliases), not after a fixed wait.",
-        "",
-    ]
-    return "\n".join(lines)
+    lines += [f"| [{s['file']}](tracking_ui/{s['file']}) | {s['what']} | `{s['url']}` | "
+              f"{s['seconds']} |" for s in shots]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,15 +316,14 @@ def main(argv: list[str] | None = None) -> int:
             shown = fresh_store(Path(tmp))
         print(f"store {shown.target.uri}, experiment {shown.experiment} "
               f"({len(shown.run_ids)} runs)", flush=True)  # fmt: skip
-        log = Path(tmp) / "mlflow-ui.log"
-        proc, base, started_s = start_ui(shown.target, log)
+        ui = start_ui(shown.target, Path(tmp) / "mlflow-ui.log")
         try:
-            print(f"mlflow ui at {base} after {started_s:.1f} s", flush=True)
-            shots, chromium = capture(shown, base, args.out / "tracking_ui")
+            print(f"mlflow ui at {ui.url} after {ui.seconds:.1f} s", flush=True)
+            shots, chromium = capture(shown, ui.url, args.out / "tracking_ui")
         finally:
-            stop_ui(proc)
+            ui.stop()
     report = args.out / "tracking_ui.md"
-    report.write_text(_markdown(shown, shots, started_s, chromium))
+    report.write_text(_markdown(shown, shots, ui.seconds, chromium))
     print(f"wrote {report} and {len(shots)} screenshots", flush=True)
     return 0
 

@@ -17,14 +17,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from peppercorn.config import ConfigError, load_config
 from peppercorn.tracking.store import TrackingTarget
 
-__all__ = ["TrackingUIError", "main", "mlflow_executable", "ui_command", "ui_environment"]
+__all__ = [
+    "RunningUI",
+    "TrackingUIError",
+    "main",
+    "mlflow_executable",
+    "start_ui",
+    "ui_command",
+    "ui_environment",
+]
 
 DEFAULT_CONFIG = "configs/default.yaml"
 # MLflow's job runner is off unless the caller's environment asks for it.
@@ -73,6 +86,68 @@ def ui_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     for name, value in _UI_ENV_DEFAULTS.items():
         env.setdefault(name, value)
     return env
+
+
+@dataclass
+class RunningUI:
+    """An `mlflow ui` started by `start_ui`: its process (leader of its own process group),
+    base URL and the seconds it took to answer."""
+
+    process: subprocess.Popen
+    url: str
+    seconds: float
+
+    def stop(self, grace_s: float = 15) -> None:
+        """Stop the UI and the server process it started (its whole process group):
+        SIGTERM, then SIGKILL for whatever is left after `grace_s`."""
+        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                self.process.poll()  # reap the leader, else the group looks alive
+                try:
+                    os.killpg(self.process.pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.2)
+        self.process.poll()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def start_ui(target: TrackingTarget, log: Path, timeout_s: float = 180) -> RunningUI:
+    """`mlflow ui` on `target` on a free local port, in its own process group (output to
+    `log`), returned once `/health` answers; `RuntimeError` with the log when it exits or
+    does not answer within `timeout_s`."""
+    url = f"http://127.0.0.1:{free_port()}"
+    command = ui_command(target, "127.0.0.1", int(url.rsplit(":", 1)[1]))
+    began = time.perf_counter()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(command, env=ui_environment(), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    running = RunningUI(proc, url, 0.0)
+    while time.perf_counter() - began < timeout_s:
+        if proc.poll() is not None:
+            running.stop()
+            raise RuntimeError(f"mlflow ui exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    running.seconds = time.perf_counter() - began
+                    return running
+        except OSError:
+            pass
+        time.sleep(0.25)
+    running.stop()
+    raise RuntimeError(f"mlflow ui did not answer in {timeout_s:.0f} s:\n{log.read_text()}")
 
 
 def _port_taken(host: str, port: int) -> bool:
