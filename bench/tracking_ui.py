@@ -7,8 +7,8 @@ nothing is written to it), else (or with `--fresh`) a store of its own in a temp
 three gmf runs on a small synthetic dataset with learning rates 0.003, 0.01 and 0.03, their
 exports registered, aliases `stable` and `canary` on two of them. It starts `mlflow ui` on
 that store (`peppercorn.tracking.ui.ui_command`, a free port), drives Debian's Chromium with
-Playwright and saves `tracking_ui/*.png` and `tracking_ui.md` under `--out`; the UI is
-stopped at the end whatever happens.
+Playwright and saves `tracking_ui/*.png` and `tracking_ui.md` under `--out`
+(`tracking_ui_fresh*` for a store of its own); the UI is stopped at the end whatever happens.
 
 Each page is captured once its content is on screen (a run's name, a metric's column header,
 a chart's drawn lines, an alias), never after a fixed sleep. MLflow 3 opens on its GenAI
@@ -140,9 +140,12 @@ def pick_store(config: str) -> Shown | None:
     own = [i for i in newest if found[i] == target.experiment]
     experiment_id = own[0] if own else max(newest, key=lambda i: newest[i][0])
     runs = newest[experiment_id][1]
+    # The model these runs registered (the one with most aliases), else any registered one.
     models = list(client.search_registered_models())
-    model = max(models, key=lambda m: (len(m.aliases or {}), m.last_updated_timestamp or 0),
-                default=None)  # fmt: skip
+    ours = {mv.name for mv in client.search_model_versions(max_results=10_000)
+            if mv.run_id in {r.info.run_id for r in runs}}  # fmt: skip
+    model = max(models, key=lambda m: (m.name in ours, len(m.aliases or {}),
+                                       m.last_updated_timestamp or 0), default=None)  # fmt: skip
     return Shown(
         target, experiment_id, found[experiment_id], [r.info.run_id for r in runs],
         [r.info.run_name or r.info.run_id for r in runs], model.name if model else None,
@@ -270,7 +273,7 @@ def capture(shown: Shown, base: str, folder: Path) -> tuple[list[dict], str]:
     return shots, version
 
 
-def _markdown(shown: Shown, shots: list[dict], started_s: float, chromium: str) -> str:
+def _markdown(shown: Shown, shots: list[dict], started_s: float, chromium: str, stem: str) -> str:
     from importlib.metadata import version
 
     import mlflow
@@ -286,20 +289,23 @@ def _markdown(shown: Shown, shots: list[dict], started_s: float, chromium: str) 
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}; MLflow {mlflow.__version__} "
         f"(`mlflow ui --workers 1`), Chromium {chromium} driven by Playwright "
         f"{version('playwright')}, viewport {VIEWPORT['width']} px wide.\n",
-        f"Store: {store}. Experiment `{shown.experiment}`, {len(shown.run_ids)} runs shown. "
+        f"Store: {store}. Experiment `{shown.experiment}`, {len(shown.run_ids)} finished runs. "
         f"The UI answered its health check {started_s:.1f} s after `mlflow ui` started. Each "
         "page was captured once its content was on screen (the run's name, a metric column, "
         "drawn chart lines, the aliases), not after a fixed wait.\n",
         "| screenshot | what it shows | page | seconds to content |",
         "|---|---|---|---|",
     ]
-    lines += [f"| [{s['file']}](tracking_ui/{s['file']}) | {s['what']} | `{s['url']}` | "
+    lines += [f"| [{s['file']}]({stem}/{s['file']}) | {s['what']} | `{s['url']}` | "
               f"{s['seconds']} |" for s in shots]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.tracking_ui", description=__doc__)
+    """Pick or make a store, start its UI, take the screenshots, stop the UI; 2 without
+    Chromium."""
+    parser = argparse.ArgumentParser(prog="python -m bench.tracking_ui",
+                                     description=__doc__.splitlines()[0])  # fmt: skip
     parser.add_argument("--config", default="configs/default.yaml",
                         help="show this config's tracking store when it has runs")  # fmt: skip
     parser.add_argument("--fresh", action="store_true",
@@ -319,11 +325,12 @@ def main(argv: list[str] | None = None) -> int:
         ui = start_ui(shown.target, Path(tmp) / "mlflow-ui.log")
         try:
             print(f"mlflow ui at {ui.url} after {ui.seconds:.1f} s", flush=True)
-            shots, chromium = capture(shown, ui.url, args.out / "tracking_ui")
+            stem = "tracking_ui_fresh" if shown.fresh else "tracking_ui"
+            shots, chromium = capture(shown, ui.url, args.out / stem)
         finally:
             ui.stop()
-    report = args.out / "tracking_ui.md"
-    report.write_text(_markdown(shown, shots, ui.seconds, chromium))
+    report = args.out / f"{stem}.md"
+    report.write_text(_markdown(shown, shots, ui.seconds, chromium, stem))
     print(f"wrote {report} and {len(shots)} screenshots", flush=True)
     return 0
 
