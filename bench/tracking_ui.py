@@ -278,7 +278,10 @@ def _markdown(shown: Shown, shots: list[dict], started_s: float, chromium: str, 
 
     import mlflow
 
-    store = f"the config's store `{shown.target.uri}` (read only)"
+    where = shown.target.sqlite_file
+    if where is not None and where.is_relative_to(Path.cwd()):  # no machine's own path
+        where = where.relative_to(Path.cwd())
+    store = f"the config's store `{where or shown.target.uri}` (read only)"
     if shown.fresh:
         store = ("a fresh store in a temporary folder: three gmf runs, 8 epochs each, on a "
                  "synthetic dataset of 120 users x 100 items (`--fresh`, or the config's store "
