@@ -17,6 +17,17 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 os.environ["PEPPERCORN_TRACKING"] = "off"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_store_in_the_working_tree():
+    """No test may leave an MLflow store in the checkout: MLflow's default store (a client
+    given no tracking URI) is `mlflow.db` in the working directory."""
+    stray = [ROOT / "mlflow.db", ROOT / "mlruns"]
+    before = {path for path in stray if path.exists()}
+    yield
+    made = [str(path) for path in stray if path.exists() and path not in before]
+    assert not made, f"a test made an MLflow store in the checkout: {made}"
+
+
 @pytest.fixture(scope="session")
 def spark():
     """A small local SparkSession shared by every test: local[2], few partitions, UI off."""

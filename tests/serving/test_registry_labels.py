@@ -33,8 +33,11 @@ def _template(factory: pytest.TempPathFactory) -> Path:
         from mlflow import MlflowClient
 
         db = factory.mktemp("registry-template") / "mlflow.db"
-        MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
-        MlflowClient(registry_uri=f"sqlite:///{db}").search_registered_models()
+        # Both URIs: a client given no tracking URI would make MLflow's default store, a
+        # mlflow.db in the working directory.
+        client = MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
+        client.search_experiments()  # the tracking tables
+        client.search_registered_models()  # the registry's
         _TEMPLATE.append(db)
     return _TEMPLATE[0]
 
