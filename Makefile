@@ -13,6 +13,9 @@ PORT ?=
 DT ?=
 MODEL ?=
 PYTEST_ARGS ?=
+# make test's pytest worker processes (pytest-xdist; each runs whole test modules, with its own
+# local SparkSession); TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 PLATFORM_ARGS ?=
 
 .PHONY: setup etl generate train serve batch daily stream tracking-ui test-nightly bench bench-engine \
@@ -109,7 +112,8 @@ bench-platform: setup
 
 # tests/parity (the engine against real TensorFlow) needs the parity extra: make test-parity.
 test: setup
-	$(PY) -m pytest -m "not nightly" --ignore=tests/parity $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not nightly" --ignore=tests/parity -n $(TEST_WORKERS) --dist loadfile \
+	    $(PYTEST_ARGS)
 
 # The gates too long for every CI run: the MovieLens 100K quality yardstick (about 4 minutes)
 # and distributed training's ML-100K hit rate against one process (about 2.5 minutes).
@@ -118,7 +122,8 @@ test-nightly: setup
 
 # The suite without the tests marked slow (end to end, MovieLens quality, Spark clusters).
 test-fast: setup
-	$(PY) -m pytest -m "not slow and not nightly" --ignore=tests/parity $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not nightly" --ignore=tests/parity -n $(TEST_WORKERS) \
+	    --dist loadfile $(PYTEST_ARGS)
 
 # TF-1 programs run on the engine and on TensorFlow 2.21 (compat.v1), compared number for
 # number (tests/parity, under 90 s); installs the parity extra (tensorflow-cpu) once.
