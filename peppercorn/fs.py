@@ -140,24 +140,59 @@ def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     return fs, (parts.path or "/") if scheme in ("hdfs", "viewfs") else path
 
 
+class _Transfers:
+    """Reads and writes in progress, so that interpreter exit lets them end first: pyarrow
+    finalizing S3 under an upload still running in another thread (a daemon thread
+    publishing a version, say) aborts the process ("terminate called without an active
+    exception")."""
+
+    def __init__(self) -> None:
+        self._count, self._closing = 0, False
+        self._changed = threading.Condition()
+
+    def __enter__(self) -> None:
+        with self._changed:
+            if self._closing:
+                raise StorageError("the interpreter is exiting: no new transfer is started")
+            self._count += 1
+
+    def __exit__(self, *_) -> None:
+        with self._changed:
+            self._count -= 1
+            self._changed.notify_all()
+
+    def close(self, timeout_s: float) -> None:
+        """Refuse new transfers and wait up to `timeout_s` for those running to end."""
+        with self._changed:
+            self._closing = True
+            self._changed.wait_for(lambda: self._count == 0, timeout=timeout_s)
+
+
+_transfers = _Transfers()
+_EXIT_WAIT_S = 30.0  # how long interpreter exit waits for transfers still running
+
+
 def read_bytes(fs: pafs.FileSystem, path: str) -> bytes:
     """The whole file at `path` (FileNotFoundError when absent)."""
-    with fs.open_input_stream(path) as stream:
+    with _transfers, fs.open_input_stream(path) as stream:
         return stream.read()
 
 
 def write_bytes(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     """Write `data` to `path`, creating parent directories where the filesystem has them."""
     parent = path.rsplit("/", 1)[0]
-    if parent and parent != path and not is_object_store(fs):
-        fs.create_dir(parent, recursive=True)
-    with fs.open_output_stream(path) as stream:
-        stream.write(data)
+    with _transfers:
+        if parent and parent != path and not is_object_store(fs):
+            fs.create_dir(parent, recursive=True)
+        with fs.open_output_stream(path) as stream:
+            stream.write(data)
 
 
 def _drop_filesystems() -> None:
     # atexit runs hooks last-registered first: this one, registered after `pyarrow.fs` was
-    # imported, runs before pyarrow's `ensure_s3_finalized`.
+    # imported, runs before pyarrow's `ensure_s3_finalized`. Daemon threads still run here,
+    # so a transfer in progress can end before S3 goes away.
+    _transfers.close(_EXIT_WAIT_S)
     with _cache_lock:
         _cache.clear()
 
