@@ -180,6 +180,9 @@ def serving_version(ctx: RunContext) -> tuple[int | None, str]:
     target = TrackingTarget.from_config(ctx.cfg)
     if not target.enabled or not target.exists():
         return latest, "latest (tracking is off or has no registry yet)"
+    down = target.unreachable()  # a quick check: the client's own retries take far longer
+    if down is not None:
+        return latest, f"latest (the registry could not be read: {down})"
     try:
         found = alias_targets(target.client(), model, ctx.repository.uri).get(alias)
     except Exception as exc:  # an unreachable registry must not stop the daily run
