@@ -24,7 +24,6 @@ __all__ = [
     "canonical_repository",
     "register_version",
     "set_alias",
-    "version_checksum",
 ]
 
 VERSION_TAG = "peppercorn.version"
@@ -44,11 +43,6 @@ def canonical_repository(uri: str) -> str:
     if is_local(uri):
         return Path(uri.removeprefix("file://").removeprefix("file:")).resolve().as_uri()
     return "s3://" + uri.removeprefix("s3a://") if uri.startswith("s3a://") else uri
-
-
-def version_checksum(version: Any) -> str:
-    """The exported version's checksum (`ExportedVersion.checksum`)."""
-    return version.checksum()
 
 
 def register_version(client, run_id: str, version: Any, checksum: str) -> str:

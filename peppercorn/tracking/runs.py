@@ -178,8 +178,8 @@ class RunTracker:
     # ---- what a run records ----------------------------------------------------------
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Tags (strings) on the run."""
-        from_tags = [(str(k), str(v)) for k, v in tags.items() if v is not None]
-        self._call("set tags", self._log, {}, {}, dict(from_tags))
+        strings = {str(k): str(v) for k, v in tags.items() if v is not None}
+        self._call("set tags", self._log, {}, {}, strings)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Parameters, nested mappings flattened to dotted keys."""
@@ -206,7 +206,7 @@ class RunTracker:
         counts = dict(dataset.manifest.get("counts", {}))
         sizes = {"n_users": dataset.n_users, "n_items": dataset.n_items, **counts}
         self.log_params({"data": {"checksum": dataset.checksum, "root": str(dataset.root),
-                                  **{k: v for k, v in sizes.items()}}})  # fmt: skip
+                                  **sizes}})  # fmt: skip
         self._call("log the dataset", self._log_input, dataset, sizes)
 
     def log_epoch(self, phase: str, record: Mapping[str, Any]) -> None:
@@ -234,9 +234,9 @@ class RunTracker:
     def log_export(self, version: Any) -> None:
         """The exported version (`ExportedVersion`): tags with its URI and checksum, and a
         version of the same name in the model registry pointing back to this run."""
-        from peppercorn.tracking.registry import register_version, version_checksum
+        from peppercorn.tracking.registry import register_version
 
-        checksum = version_checksum(version)
+        checksum = version.checksum()
         self.set_tags({"peppercorn.version": version.version, "peppercorn.model": version.name,
                        "peppercorn.version_uri": version.uri,
                        "peppercorn.version_checksum": checksum})  # fmt: skip
